@@ -1,0 +1,26 @@
+#!/bin/sh
+# Start the peerdex system in the foreground: the log server (when built) and
+# the index server on $PORT with logging on.  Ctrl-C stops everything this
+# script started, by PID.
+set -u
+BIN=${BIN:-bin}
+PORT=${PORT:-8888}
+LOG_PORT=${LOG_PORT:-$((PORT + 1))}
+pids=""
+
+stop() {
+    trap - INT TERM EXIT
+    for pid in $pids; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in $pids; do wait "$pid" 2>/dev/null; done
+    exit 0
+}
+trap stop INT TERM EXIT
+
+if [ -x "$BIN/log_server" ]; then
+    "$BIN/log_server" -f "${LOG_FILE:-operations.log}" -p "$LOG_PORT" &
+    pids="$pids $!"
+    export LOG_RPC_IP=127.0.0.1 LOG_RPC_PORT="$LOG_PORT"
+fi
+"$BIN/server" -p "$PORT" &
+pids="$pids $!"
+wait

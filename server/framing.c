@@ -1,0 +1,74 @@
+/* framing.c - deadline-bound request reading and whole-reply sending. */
+#include "framing.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* Milliseconds on the monotonic clock. */
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum read_status framing_read_request(int fd, char *buf, size_t cap,
+                                      int timeout_ms, struct request *req)
+{
+    long long deadline = now_ms() + timeout_ms;
+    size_t len = 0;
+
+    request_parse(buf, 0, req);
+    for (;;) {
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return READ_TIMEOUT;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int ready = poll(&pfd, 1, (int)left);
+        if (ready < 0 && errno != EINTR)
+            return READ_ERROR;
+        if (ready <= 0)
+            continue;
+
+        ssize_t n = recv(fd, buf + len, cap - len, 0);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return READ_ERROR;
+        }
+        if (n == 0)
+            return READ_EOF;
+        len += (size_t)n;
+
+        switch (request_parse(buf, len, req)) {
+        case PARSE_OK:
+            return READ_OK;
+        case PARSE_UNKNOWN_OP:
+            return READ_UNKNOWN_OP;
+        case PARSE_TOO_LONG:
+        case PARSE_BAD_FIELD:
+            return READ_BAD_REQUEST;
+        case PARSE_INCOMPLETE:
+            if (len == cap)     /* cannot happen with cap >= REQUEST_MAX */
+                return READ_BAD_REQUEST;
+            break;
+        }
+    }
+}
+
+int framing_send(int fd, const struct reply *r)
+{
+    size_t off = 0;
+    while (off < r->len) {
+        ssize_t n = send(fd, r->data + off, r->len - off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;          /* EAGAIN here is the send timeout */
+        }
+        off += (size_t)n;
+    }
+    return 0;
+}

@@ -1,0 +1,40 @@
+/*
+ * framing.h - moving whole requests and replies over a connected socket.
+ *
+ * framing_read_request() receives bytes until request_parse() (pure, in
+ * request.c) accepts or refuses them, so a request is read in as few recv()
+ * calls as the peer allows, never byte by byte, and never past its limits.
+ * The whole request must arrive within one deadline: a client that stalls
+ * or trickles is dropped when it passes, whatever it has sent.
+ * framing_send() writes a reply built in memory with a single send() in
+ * the common case.
+ */
+#ifndef PEERDEX_FRAMING_H
+#define PEERDEX_FRAMING_H
+
+#include <stddef.h>
+
+#include "reply.h"
+#include "request.h"
+
+enum read_status {
+    READ_OK,            /* a whole, valid request is in `req` */
+    READ_UNKNOWN_OP,    /* not an operation we know: close, answer nothing */
+    READ_BAD_REQUEST,   /* too long or refused field: answer "other error" */
+    READ_EOF,           /* peer closed before the request was whole */
+    READ_TIMEOUT,       /* deadline passed before the request was whole */
+    READ_ERROR          /* the socket failed */
+};
+
+/*
+ * Read one request from fd into buf (at least REQUEST_MAX bytes), giving up
+ * timeout_ms after the call.  req->op is set whenever the operation name
+ * arrived, so the caller can answer its "other error" code.
+ */
+enum read_status framing_read_request(int fd, char *buf, size_t cap,
+                                      int timeout_ms, struct request *req);
+
+/* Send the whole reply; 0 on success, -1 if the peer is gone or stalls. */
+int framing_send(int fd, const struct reply *r);
+
+#endif

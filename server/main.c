@@ -1,0 +1,316 @@
+/*
+ * main.c - the index server: options, listening socket, accept loop, one
+ * detached thread per connection, and a clean shutdown on SIGINT/SIGTERM.
+ *
+ * Threads: the main thread accepts and watches a signalfd; each accepted
+ * connection gets its own small-stack detached thread that serves its one
+ * operation (handlers.c) and exits; oplog.c runs one logging thread.
+ *
+ * Locks: `server.lock` guards `server.active`, `server.conns` and the list
+ * links of every struct conn; `server.idle` is signalled when the last
+ * connection ends.  The registry has its own lock (registry.h); the two are
+ * never held together.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "handlers.h"
+#include "net.h"
+#include "oplog.h"
+#include "registry.h"
+
+#ifndef CONN_STACK_SIZE
+#define CONN_STACK_SIZE (64 * 1024)     /* sanitizer builds ask for more */
+#endif
+
+#define DEFAULT_MAX_CONNS 1024
+#define DEFAULT_TIMEOUT_MS 10000
+#define SHUTDOWN_GRACE_MS 2000          /* for in-flight requests to finish */
+#define OPLOG_DRAIN_MS 5000             /* for queued log entries to leave */
+
+/* One connection being served, linked in server.conns. */
+struct conn {
+    int fd;
+    struct conn *prev, *next;   /* guarded by server.lock */
+    char ip[64];
+};
+
+static struct {
+    struct handler_config handler;
+    unsigned max_conns;
+    pthread_attr_t thread_attr;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    unsigned active;            /* guarded by lock */
+    struct conn *conns;         /* guarded by lock */
+} server = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .idle = PTHREAD_COND_INITIALIZER,
+};
+
+/* Print the usage line to f. */
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: server -p PORT [-c MAX_CONNECTIONS] [-t TIMEOUT_SECONDS]\n"
+               "  -p PORT  TCP port to listen on (1-65535; 0 picks a free one)\n"
+               "  -c N     connections served at once (default %d)\n"
+               "  -t SECS  time a client has to send its request (default %d)\n"
+               "  -h       this help\n",
+            DEFAULT_MAX_CONNS, DEFAULT_TIMEOUT_MS / 1000);
+}
+
+/* Parse a whole decimal number in [lo, hi], or fail. */
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Unlink a finished connection, close it, and wake shutdown if last. */
+static void conn_finish(struct conn *c)
+{
+    pthread_mutex_lock(&server.lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        server.conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    close(c->fd);               /* under the lock: shutdown() never sees a reused fd */
+    if (--server.active == 0)
+        pthread_cond_broadcast(&server.idle);
+    pthread_mutex_unlock(&server.lock);
+    free(c);
+}
+
+/* Connection thread: serve one operation, then clean up. */
+static void *conn_thread(void *arg)
+{
+    struct conn *c = arg;
+    handle_connection(&server.handler, c->fd, c->ip);
+    conn_finish(c);
+    return NULL;
+}
+
+/* Take an accepted socket: refuse it past the cap, else give it a thread. */
+static void conn_start(int fd)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->fd = fd;
+    if (net_set_timeouts(fd, server.handler.timeout_ms) < 0 ||
+        net_peer_ip(fd, c->ip, sizeof c->ip) < 0) {
+        close(fd);              /* the peer is already gone */
+        free(c);
+        return;
+    }
+
+    pthread_mutex_lock(&server.lock);
+    if (server.active >= server.max_conns) {
+        pthread_mutex_unlock(&server.lock);
+        close(fd);              /* over the cap: refuse by closing */
+        free(c);
+        return;
+    }
+    server.active++;
+    c->next = server.conns;
+    if (server.conns)
+        server.conns->prev = c;
+    server.conns = c;
+    pthread_mutex_unlock(&server.lock);
+
+    pthread_t tid;
+    if (pthread_create(&tid, &server.thread_attr, conn_thread, c) != 0)
+        conn_finish(c);         /* no thread to be had: close it */
+}
+
+/*
+ * Accept one pending connection.  When out of descriptors, close the spare
+ * one kept for this, accept and drop the connection so its client hears a
+ * close instead of waiting, and take the spare back; this keeps the loop
+ * from spinning on a connection it cannot accept.
+ */
+static void accept_one(int lfd, int *spare)
+{
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) {
+        conn_start(fd);
+        return;
+    }
+    if (errno == EMFILE || errno == ENFILE) {
+        if (*spare >= 0) {
+            close(*spare);
+            fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0)
+                close(fd);
+            *spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+        if (fd < 0)
+            poll(NULL, 0, 10);  /* nothing freed yet: do not spin */
+    } else if (errno == ENOBUFS || errno == ENOMEM) {
+        poll(NULL, 0, 10);
+    }
+}
+
+/* Wait until no connection is active or ms pass; lock held. */
+static void wait_idle(int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    while (server.active > 0 &&
+           pthread_cond_timedwait(&server.idle, &server.lock, &until) == 0)
+        ;
+}
+
+/*
+ * Shut down: let in-flight requests finish for a grace period, then cut the
+ * sockets still open so their threads end at once.  Returns true when every
+ * connection thread has ended.
+ */
+static bool drain_connections(void)
+{
+    pthread_mutex_lock(&server.lock);
+    wait_idle(SHUTDOWN_GRACE_MS);
+    for (struct conn *c = server.conns; c != NULL; c = c->next)
+        shutdown(c->fd, SHUT_RDWR);
+    wait_idle(SHUTDOWN_GRACE_MS);
+    bool idle = server.active == 0;
+    pthread_mutex_unlock(&server.lock);
+    return idle;
+}
+
+int main(int argc, char **argv)
+{
+    long port = -1, max_conns = DEFAULT_MAX_CONNS;
+    double timeout_s = DEFAULT_TIMEOUT_MS / 1000.0;
+    int opt;
+    char *end;
+
+    while ((opt = getopt(argc, argv, "p:c:t:h")) != -1) {
+        switch (opt) {
+        case 'p':
+            if (parse_long(optarg, 0, 65535, &port) < 0) {
+                fprintf(stderr, "server: bad port '%s'\n", optarg);
+                usage(stderr);
+                return 2;
+            }
+            break;
+        case 'c':
+            if (parse_long(optarg, 1, 1000000, &max_conns) < 0) {
+                fprintf(stderr, "server: bad connection cap '%s'\n", optarg);
+                usage(stderr);
+                return 2;
+            }
+            break;
+        case 't':
+            timeout_s = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' || !(timeout_s >= 0.001) ||
+                timeout_s > 3600) {
+                fprintf(stderr, "server: bad timeout '%s'\n", optarg);
+                usage(stderr);
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (port < 0 || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    /* Blocked here, so in every thread; the main loop reads them. */
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    int sfd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
+
+    server.handler.timeout_ms = (int)(timeout_s * 1000);
+    server.max_conns = (unsigned)max_conns;
+    server.handler.registry = registry_new();
+    pthread_attr_init(&server.thread_attr);
+    pthread_attr_setdetachstate(&server.thread_attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&server.thread_attr,
+                              CONN_STACK_SIZE > PTHREAD_STACK_MIN
+                                  ? CONN_STACK_SIZE : PTHREAD_STACK_MIN);
+    if (sfd < 0 || server.handler.registry == NULL) {
+        perror("server: start-up");
+        return 1;
+    }
+
+    unsigned bound;
+    int lfd = net_listen((unsigned)port, SOMAXCONN, &bound);
+    if (lfd < 0) {
+        fprintf(stderr, "server: cannot listen on port %ld: %s\n", port,
+                strerror(errno));
+        return 1;
+    }
+    if (oplog_start() < 0)
+        return 1;
+    char host[64];
+    net_host_ip(host, sizeof host);
+    printf("s> init server %s:%u\n", host, bound);
+
+    int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct pollfd pfd[2] = {
+        {.fd = lfd, .events = POLLIN},
+        {.fd = sfd, .events = POLLIN},
+    };
+    for (;;) {
+        if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+            perror("server: poll");
+            break;
+        }
+        if (pfd[1].revents & POLLIN)
+            break;
+        if (pfd[0].revents & POLLIN)
+            accept_one(lfd, &spare);
+    }
+
+    close(lfd);
+    bool idle = drain_connections();
+    oplog_stop(OPLOG_DRAIN_MS);
+    if (idle)
+        registry_free(server.handler.registry);  /* else threads still use it */
+    if (spare >= 0)
+        close(spare);
+    close(sfd);
+    pthread_attr_destroy(&server.thread_attr);
+    return 0;
+}

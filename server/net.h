@@ -1,0 +1,30 @@
+/*
+ * net.h - the few socket helpers the server needs, in the spirit of a small
+ * anet: listen, accept with an address as text, per-socket timeouts, and
+ * the host's own address for the start-up banner.
+ */
+#ifndef PEERDEX_NET_H
+#define PEERDEX_NET_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+
+/*
+ * Listen on all IPv4 interfaces at port (0: any free port).  Returns the
+ * socket (close-on-exec) and stores the bound port, or -1 with errno set.
+ */
+int net_listen(unsigned port, int backlog, unsigned *bound_port);
+
+/* Set receive and send timeouts on a connected socket. */
+int net_set_timeouts(int fd, int timeout_ms);
+
+/* Write the peer's IP address of a connected socket as text. */
+int net_peer_ip(int fd, char *ip, size_t len);
+
+/*
+ * Write a real IPv4 address of this host (the first interface that is up
+ * and not loopback; 127.0.0.1 when there is none) as text.
+ */
+void net_host_ip(char *ip, size_t len);
+
+#endif

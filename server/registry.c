@@ -1,0 +1,296 @@
+/* registry.c - users and their files in uthash tables; see registry.h. */
+#include "registry.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Make uthash report allocation failure instead of calling exit(). */
+#define HASH_NONFATAL_OOM 1
+#include <uthash.h>
+
+struct file {
+    UT_hash_handle hh;          /* in user->files, keyed by path */
+    char *description;
+    char path[];
+};
+
+struct user {
+    UT_hash_handle hh;          /* in registry->users, keyed by name */
+    UT_hash_handle hh_conn;     /* in registry->connected while connected */
+    struct file *files;
+    bool connected;
+    unsigned port;
+    char ip[INET6_ADDRSTRLEN];
+    char name[];
+};
+
+struct registry {
+    pthread_mutex_t lock;       /* guards everything below and all it reaches */
+    struct user *users;
+    struct user *connected;
+    size_t nfiles;
+};
+
+/* Set by the uthash macros when an insertion cannot allocate. */
+#undef uthash_nonfatal_oom
+#define uthash_nonfatal_oom(obj) (add_failed = true)
+
+struct registry *registry_new(void)
+{
+    struct registry *reg = calloc(1, sizeof *reg);
+    if (reg != NULL && pthread_mutex_init(&reg->lock, NULL) != 0) {
+        free(reg);
+        return NULL;
+    }
+    return reg;
+}
+
+/* Free a file record. */
+static void file_free(struct file *f)
+{
+    free(f->description);
+    free(f);
+}
+
+/* Free a user and all its files; the caller has unlinked it already. */
+static void user_free(struct user *u)
+{
+    struct file *f, *tmp;
+    HASH_ITER(hh, u->files, f, tmp) {
+        HASH_DEL(u->files, f);
+        file_free(f);
+    }
+    free(u);
+}
+
+void registry_free(struct registry *reg)
+{
+    if (reg == NULL)
+        return;
+    struct user *u, *tmp;
+    HASH_CLEAR(hh_conn, reg->connected);
+    HASH_ITER(hh, reg->users, u, tmp) {
+        HASH_DEL(reg->users, u);
+        user_free(u);
+    }
+    pthread_mutex_destroy(&reg->lock);
+    free(reg);
+}
+
+/* Look a user up by name; lock held. */
+static struct user *find_user(struct registry *reg, const char *name)
+{
+    struct user *u;
+    HASH_FIND_STR(reg->users, name, u);
+    return u;
+}
+
+/* Find the acting user and check it is connected; lock held. */
+static enum reg_status find_connected(struct registry *reg, const char *name,
+                                      struct user **out)
+{
+    *out = find_user(reg, name);
+    if (*out == NULL)
+        return REG_NO_USER;
+    return (*out)->connected ? REG_OK : REG_NOT_CONNECTED;
+}
+
+enum reg_status registry_register(struct registry *reg, const char *user)
+{
+    size_t n = strlen(user) + 1;
+    struct user *u = calloc(1, sizeof *u + n);
+    if (u == NULL)
+        return REG_NO_MEMORY;
+    memcpy(u->name, user, n);
+
+    enum reg_status st = REG_OK;
+    bool add_failed = false;
+    pthread_mutex_lock(&reg->lock);
+    if (find_user(reg, user) != NULL) {
+        st = REG_USER_EXISTS;
+    } else {
+        HASH_ADD_STR(reg->users, name, u);
+        if (add_failed)
+            st = REG_NO_MEMORY;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    if (st != REG_OK)
+        free(u);
+    return st;
+}
+
+enum reg_status registry_unregister(struct registry *reg, const char *user)
+{
+    pthread_mutex_lock(&reg->lock);
+    struct user *u = find_user(reg, user);
+    if (u != NULL) {
+        HASH_DEL(reg->users, u);
+        if (u->connected)
+            HASH_DELETE(hh_conn, reg->connected, u);
+        reg->nfiles -= HASH_COUNT(u->files);
+    }
+    pthread_mutex_unlock(&reg->lock);
+    if (u == NULL)
+        return REG_NO_USER;
+    user_free(u);               /* unlinked: free it outside the lock */
+    return REG_OK;
+}
+
+enum reg_status registry_connect(struct registry *reg, const char *user,
+                                 const char *ip, unsigned port)
+{
+    if (strlen(ip) >= INET6_ADDRSTRLEN)
+        return REG_NO_MEMORY;
+    enum reg_status st = REG_OK;
+    bool add_failed = false;
+    pthread_mutex_lock(&reg->lock);
+    struct user *u = find_user(reg, user);
+    if (u == NULL) {
+        st = REG_NO_USER;
+    } else if (u->connected) {
+        st = REG_CONNECTED;
+    } else {
+        size_t namelen = strlen(u->name);
+        HASH_ADD_KEYPTR(hh_conn, reg->connected, u->name, namelen, u);
+        if (add_failed) {
+            st = REG_NO_MEMORY;
+        } else {
+            u->connected = true;
+            u->port = port;
+            strcpy(u->ip, ip);
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return st;
+}
+
+enum reg_status registry_disconnect(struct registry *reg, const char *user)
+{
+    pthread_mutex_lock(&reg->lock);
+    struct user *u = find_user(reg, user);
+    enum reg_status st = u == NULL ? REG_NO_USER
+                       : !u->connected ? REG_NOT_CONNECTED : REG_OK;
+    if (st == REG_OK) {
+        HASH_DELETE(hh_conn, reg->connected, u);
+        u->connected = false;
+        u->port = 0;
+        u->ip[0] = '\0';
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return st;
+}
+
+enum reg_status registry_publish(struct registry *reg, const char *user,
+                                 const char *path, const char *description)
+{
+    /* Allocate before locking so the critical section stays short. */
+    size_t n = strlen(path) + 1;
+    struct file *f = malloc(sizeof *f + n);
+    char *desc = strdup(description);
+    if (f == NULL || desc == NULL) {
+        free(f);
+        free(desc);
+        return REG_NO_MEMORY;
+    }
+    memset(&f->hh, 0, sizeof f->hh);
+    memcpy(f->path, path, n);
+    f->description = desc;
+
+    struct user *u;
+    struct file *old;
+    bool add_failed = false;
+    pthread_mutex_lock(&reg->lock);
+    enum reg_status st = find_connected(reg, user, &u);
+    if (st == REG_OK) {
+        HASH_FIND_STR(u->files, path, old);
+        if (old != NULL) {
+            st = REG_PUBLISHED;
+        } else {
+            HASH_ADD_STR(u->files, path, f);
+            if (add_failed)
+                st = REG_NO_MEMORY;
+            else
+                reg->nfiles++;
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    if (st != REG_OK)
+        file_free(f);
+    return st;
+}
+
+enum reg_status registry_delete(struct registry *reg, const char *user,
+                                const char *path)
+{
+    struct user *u;
+    struct file *f = NULL;
+    pthread_mutex_lock(&reg->lock);
+    enum reg_status st = find_connected(reg, user, &u);
+    if (st == REG_OK) {
+        HASH_FIND_STR(u->files, path, f);
+        if (f == NULL) {
+            st = REG_NOT_PUBLISHED;
+        } else {
+            HASH_DEL(u->files, f);
+            reg->nfiles--;
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    if (f != NULL)
+        file_free(f);
+    return st;
+}
+
+enum reg_status registry_list_users(struct registry *reg, const char *user,
+                                    struct reply *out)
+{
+    struct user *u;
+    pthread_mutex_lock(&reg->lock);
+    enum reg_status st = find_connected(reg, user, &u);
+    if (st == REG_OK) {
+        reply_add_uint(out, HASH_CNT(hh_conn, reg->connected));
+        for (u = reg->connected; u != NULL; u = u->hh_conn.next) {
+            reply_add_field(out, u->name);
+            reply_add_field(out, u->ip);
+            reply_add_uint(out, u->port);
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return st;
+}
+
+enum reg_status registry_list_content(struct registry *reg, const char *user,
+                                      const char *target, struct reply *out)
+{
+    struct user *u, *t;
+    pthread_mutex_lock(&reg->lock);
+    enum reg_status st = find_connected(reg, user, &u);
+    if (st == REG_OK && (t = find_user(reg, target)) == NULL)
+        st = REG_NO_TARGET;
+    if (st == REG_OK) {
+        reply_add_uint(out, HASH_COUNT(t->files));
+        for (struct file *f = t->files; f != NULL; f = f->hh.next)
+            reply_add_field(out, f->path);
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return st;
+}
+
+size_t registry_user_count(struct registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    size_t n = HASH_COUNT(reg->users);
+    pthread_mutex_unlock(&reg->lock);
+    return n;
+}
+
+size_t registry_file_count(struct registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    size_t n = reg->nfiles;
+    pthread_mutex_unlock(&reg->lock);
+    return n;
+}

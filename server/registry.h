@@ -1,0 +1,66 @@
+/*
+ * registry.h - the index: users, whether and where they are connected, and
+ * the files each one has published.
+ *
+ * No I/O.  Users live in a hash table by name, connected users also in a
+ * second table, and each user's files in a hash table by path, so every
+ * operation costs O(1) plus the size of what it returns; there is no fixed
+ * limit on users or files.
+ *
+ * Lock discipline: one mutex per registry (`struct registry.lock`) guards
+ * every table, every user and every file.  Each function below takes it on
+ * entry and releases it before returning; none calls out (no I/O, no
+ * callbacks) while holding it, and no other lock is ever taken under it.
+ * List functions copy what they return into the caller's reply while
+ * locked, so the caller sends it after the lock is gone.
+ */
+#ifndef PEERDEX_REGISTRY_H
+#define PEERDEX_REGISTRY_H
+
+#include <stddef.h>
+
+#include "reply.h"
+
+enum reg_status {
+    REG_OK,
+    REG_NO_USER,            /* the (acting) user does not exist */
+    REG_USER_EXISTS,        /* REGISTER: the name is in use */
+    REG_CONNECTED,          /* CONNECT: already connected */
+    REG_NOT_CONNECTED,      /* the acting user is not connected */
+    REG_PUBLISHED,          /* PUBLISH: this user already published it */
+    REG_NOT_PUBLISHED,      /* DELETE: this user has not published it */
+    REG_NO_TARGET,          /* LIST_CONTENT: target user does not exist */
+    REG_NO_MEMORY           /* allocation failed; nothing changed */
+};
+
+struct registry;
+
+struct registry *registry_new(void);
+void registry_free(struct registry *reg);
+
+enum reg_status registry_register(struct registry *reg, const char *user);
+enum reg_status registry_unregister(struct registry *reg, const char *user);
+enum reg_status registry_connect(struct registry *reg, const char *user,
+                                 const char *ip, unsigned port);
+enum reg_status registry_disconnect(struct registry *reg, const char *user);
+enum reg_status registry_publish(struct registry *reg, const char *user,
+                                 const char *path, const char *description);
+enum reg_status registry_delete(struct registry *reg, const char *user,
+                                const char *path);
+
+/*
+ * On REG_OK, append to `out` the count of connected users as decimal text,
+ * then name, IP and port of each, as NUL-terminated fields.
+ */
+enum reg_status registry_list_users(struct registry *reg, const char *user,
+                                    struct reply *out);
+
+/* On REG_OK, append the count of target's files, then each path. */
+enum reg_status registry_list_content(struct registry *reg, const char *user,
+                                      const char *target, struct reply *out);
+
+/* Counts, for tests and statistics. */
+size_t registry_user_count(struct registry *reg);
+size_t registry_file_count(struct registry *reg);
+
+#endif

@@ -1,0 +1,145 @@
+/* request.c - request table and pure parser; see request.h. */
+#include "request.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+/* The kinds of field after the operation name and date-time. */
+enum field_kind { F_USER, F_PATH, F_DESCRIPTION, F_PORT, F_TARGET };
+
+struct op_spec {
+    const char *name;
+    unsigned char other_error;
+    int nargs;                      /* fields after the date-time */
+    enum field_kind args[3];
+};
+
+static const struct op_spec ops[OP_COUNT] = {
+    [OP_REGISTER]     = {"REGISTER",     2, 1, {F_USER}},
+    [OP_UNREGISTER]   = {"UNREGISTER",   2, 1, {F_USER}},
+    [OP_CONNECT]      = {"CONNECT",      3, 2, {F_USER, F_PORT}},
+    [OP_DISCONNECT]   = {"DISCONNECT",   3, 1, {F_USER}},
+    [OP_PUBLISH]      = {"PUBLISH",      4, 3, {F_USER, F_PATH, F_DESCRIPTION}},
+    [OP_DELETE]       = {"DELETE",       4, 2, {F_USER, F_PATH}},
+    [OP_LIST_USERS]   = {"LIST_USERS",   3, 1, {F_USER}},
+    [OP_LIST_CONTENT] = {"LIST_CONTENT", 4, 2, {F_USER, F_TARGET}},
+};
+
+const char *op_name(enum op op)
+{
+    return op >= 0 && op < OP_COUNT ? ops[op].name : NULL;
+}
+
+unsigned char op_other_error(enum op op)
+{
+    return op >= 0 && op < OP_COUNT ? ops[op].other_error : 2;
+}
+
+/*
+ * Match the (possibly unterminated) first field against the operation names.
+ * Returns the operation when complete, OP_COUNT while the bytes so far are a
+ * prefix of some name, OP_UNKNOWN when they can never be one.
+ */
+static enum op match_op(const char *s, size_t n, bool complete)
+{
+    bool prefix = false;
+    for (int i = 0; i < OP_COUNT; i++) {
+        size_t len = strlen(ops[i].name);
+        if (complete ? (n == len && memcmp(s, ops[i].name, n) == 0)
+                     : (n < len && memcmp(s, ops[i].name, n) == 0)) {
+            if (complete)
+                return (enum op)i;
+            prefix = true;
+        }
+    }
+    return prefix && !complete ? OP_COUNT : OP_UNKNOWN;
+}
+
+/* True when s contains a space, tab, newline or other ASCII control byte. */
+static bool has_blank_or_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || *s == 0x7f)
+            return true;
+    return false;
+}
+
+/* Parse a port: decimal digits only, value 1..65535. */
+static bool parse_port(const char *s, unsigned *port)
+{
+    unsigned long v = 0;
+    if (*s == '\0' || strlen(s) > 5)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (unsigned long)(*s - '0');
+    }
+    if (v < 1 || v > 65535)
+        return false;
+    *port = (unsigned)v;
+    return true;
+}
+
+/*
+ * Check one argument and store it in the request.  User names and paths are
+ * single words (they appear space-separated in listings and in the log);
+ * a path is absolute; a description may be anything, even empty.
+ */
+static bool take_arg(struct request *req, enum field_kind kind, const char *s)
+{
+    switch (kind) {
+    case F_USER:
+        req->user = s;
+        return *s != '\0' && !has_blank_or_control(s);
+    case F_TARGET:
+        req->target = s;
+        return *s != '\0' && !has_blank_or_control(s);
+    case F_PATH:
+        req->path = s;
+        return s[0] == '/' && !has_blank_or_control(s);
+    case F_DESCRIPTION:
+        req->description = s;
+        return true;
+    case F_PORT:
+        return parse_port(s, &req->port);
+    }
+    return false;
+}
+
+enum parse_status request_parse(const char *buf, size_t len,
+                                struct request *req)
+{
+    memset(req, 0, sizeof *req);
+    req->op = OP_UNKNOWN;
+
+    /* The operation name. */
+    const char *nul = memchr(buf, '\0', len);
+    size_t n = nul ? (size_t)(nul - buf) : len;
+    enum op op = match_op(buf, n, nul != NULL);
+    if (op == OP_UNKNOWN)
+        return PARSE_UNKNOWN_OP;
+    if (op == OP_COUNT)
+        return PARSE_INCOMPLETE;
+    req->op = op;
+
+    /* The date-time, then the operation's own fields. */
+    const struct op_spec *spec = &ops[op];
+    size_t pos = n + 1;
+    bool valid = true;
+    for (int i = -1; i < spec->nargs; i++) {
+        nul = memchr(buf + pos, '\0', len - pos);
+        n = nul ? (size_t)(nul - (buf + pos)) : len - pos;
+        if (n > FIELD_MAX)
+            return PARSE_TOO_LONG;
+        if (nul == NULL)
+            return PARSE_INCOMPLETE;
+        const char *field = buf + pos;
+        if (i < 0)
+            req->datetime = field;
+        else if (!take_arg(req, spec->args[i], field))
+            valid = false;      /* keep going: a later field may be too long */
+        pos += n + 1;
+    }
+    return valid ? PARSE_OK : PARSE_BAD_FIELD;
+}

@@ -1,0 +1,67 @@
+/*
+ * request.h - the index server's requests and their pure parser.
+ *
+ * request_parse() looks at the bytes received so far and says whether they
+ * hold a whole, valid request, need more bytes, or can never become one.  It
+ * does no I/O and keeps no state, so the reader can call it after every
+ * recv() and the fuzzer and unit tests can call it on any buffer.
+ */
+#ifndef PEERDEX_REQUEST_H
+#define PEERDEX_REQUEST_H
+
+#include <stddef.h>
+
+/* Longest user name, file path, description or date-time, without its NUL. */
+#define FIELD_MAX 256
+
+/* Largest request: operation name plus four fields at their limit. */
+#define REQUEST_MAX (16 + 4 * (FIELD_MAX + 1))
+
+enum op {
+    OP_REGISTER,
+    OP_UNREGISTER,
+    OP_CONNECT,
+    OP_DISCONNECT,
+    OP_PUBLISH,
+    OP_DELETE,
+    OP_LIST_USERS,
+    OP_LIST_CONTENT,
+    OP_COUNT,
+    OP_UNKNOWN = -1
+};
+
+enum parse_status {
+    PARSE_OK,           /* a whole, valid request */
+    PARSE_INCOMPLETE,   /* valid so far; more bytes are needed */
+    PARSE_UNKNOWN_OP,   /* the first field is no operation we know */
+    PARSE_TOO_LONG,     /* a field is over FIELD_MAX bytes */
+    PARSE_BAD_FIELD     /* a field has a value the operation refuses */
+};
+
+/*
+ * A parsed request.  The strings point into the caller's buffer (each is
+ * NUL-terminated there) and live as long as it does.  Fields the operation
+ * does not have are NULL.  `op` is set as soon as the operation name is
+ * known, even when the status is not PARSE_OK, so that the caller can answer
+ * that operation's "other error" code.
+ */
+struct request {
+    enum op op;
+    const char *datetime;
+    const char *user;       /* the user acting (the requester for lists) */
+    const char *path;       /* PUBLISH, DELETE */
+    const char *description;/* PUBLISH */
+    const char *target;     /* LIST_CONTENT */
+    unsigned port;          /* CONNECT, 1..65535 */
+};
+
+enum parse_status request_parse(const char *buf, size_t len,
+                                struct request *req);
+
+/* The wire name of an operation ("REGISTER"...), or NULL. */
+const char *op_name(enum op op);
+
+/* The result code an operation answers for "other error" (2, 3 or 4). */
+unsigned char op_other_error(enum op op);
+
+#endif

@@ -1,0 +1,34 @@
+"""Shared pytest fixtures: the harness on sys.path and a fresh server."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+
+import harness  # noqa: E402
+
+
+@pytest.fixture
+def server():
+    """A fresh index server on a free port, stopped by PID afterwards."""
+    srv = harness.Server("-t", "2")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def make_server():
+    """Start servers with chosen flags/env; all are stopped afterwards."""
+    started = []
+
+    def start(*args, **kw):
+        srv = harness.Server(*args, **kw)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
