@@ -26,6 +26,8 @@ SERVER_OBJS := $(SERVER_SRCS:%.c=$(BUILD)/%.o)
 LIB_OBJS    := $(filter-out $(BUILD)/server/main.o,$(SERVER_OBJS))
 PROGRAMS    := $(BIN)/server
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+# What `make test` runs, in order; fragments may append their suites.
+TEST_TARGETS := test-unit test-integration
 
 .PHONY: all deps run client test test-unit test-integration clean help
 all: programs
@@ -70,7 +72,7 @@ client:
 test:
 	@sh scripts/deps.sh test
 	@$(MAKE) --no-print-directory programs $(UNIT_TESTS)
-	@$(MAKE) --no-print-directory test-unit test-integration
+	@$(MAKE) --no-print-directory $(TEST_TARGETS)
 
 test-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; CK_DEFAULT_TIMEOUT=20 $$t; done
