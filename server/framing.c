@@ -22,21 +22,18 @@ enum read_status framing_read_request(int fd, char *buf, size_t cap,
 
     request_parse(buf, 0, req);
     for (;;) {
-        long long left = deadline - now_ms();
-        if (left <= 0)
-            return READ_TIMEOUT;
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int ready = poll(&pfd, 1, (int)left);
-        if (ready < 0 && errno != EINTR)
-            return READ_ERROR;
-        if (ready <= 0)
-            continue;
-
-        ssize_t n = recv(fd, buf + len, cap - len, 0);
+        /* Try first: the request has usually arrived already. */
+        ssize_t n = recv(fd, buf + len, cap - len, MSG_DONTWAIT);
         if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return READ_ERROR;
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                return READ_ERROR;
+            long long left = deadline - now_ms();
+            if (left <= 0)
+                return READ_TIMEOUT;
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+                return READ_ERROR;
+            continue;
         }
         if (n == 0)
             return READ_EOF;

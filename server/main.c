@@ -119,7 +119,7 @@ static void conn_start(int fd)
         return;
     }
     c->fd = fd;
-    if (net_set_timeouts(fd, server.handler.timeout_ms) < 0 ||
+    if (net_set_send_timeout(fd, server.handler.timeout_ms) < 0 ||
         net_peer_ip(fd, c->ip, sizeof c->ip) < 0) {
         close(fd);              /* the peer is already gone */
         free(c);

@@ -36,16 +36,13 @@ int net_listen(unsigned port, int backlog, unsigned *bound_port)
     return fd;
 }
 
-int net_set_timeouts(int fd, int timeout_ms)
+int net_set_send_timeout(int fd, int timeout_ms)
 {
     struct timeval tv = {
         .tv_sec = timeout_ms / 1000,
         .tv_usec = (timeout_ms % 1000) * 1000,
     };
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
-        return -1;
-    return 0;
+    return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 int net_peer_ip(int fd, char *ip, size_t len)

@@ -15,8 +15,11 @@
  */
 int net_listen(unsigned port, int backlog, unsigned *bound_port);
 
-/* Set receive and send timeouts on a connected socket. */
-int net_set_timeouts(int fd, int timeout_ms);
+/*
+ * Bound how long a send() may block on a connected socket.  (Reads need no
+ * socket timeout: framing.c polls against a deadline.)
+ */
+int net_set_send_timeout(int fd, int timeout_ms);
 
 /* Write the peer's IP address of a connected socket as text. */
 int net_peer_ip(int fd, char *ip, size_t len);
