@@ -46,7 +46,7 @@ static enum op match_op(const char *s, size_t n, bool complete)
     for (int i = 0; i < OP_COUNT; i++) {
         size_t len = strlen(ops[i].name);
         if (complete ? (n == len && memcmp(s, ops[i].name, n) == 0)
-                     : (n < len && memcmp(s, ops[i].name, n) == 0)) {
+                     : (n <= len && memcmp(s, ops[i].name, n) == 0)) {
             if (complete)
                 return (enum op)i;
             prefix = true;
