@@ -1,0 +1,187 @@
+"""Bad input: a clear answer (or a close), nothing stored, everyone else served.
+
+Every test takes a snapshot of the registry through the protocol before the
+bad request and checks it is exactly the same afterwards.
+"""
+import socket
+import time
+
+import pytest
+
+import harness
+
+DT = harness.DATETIME
+
+
+@pytest.fixture
+def populated(server):
+    """A server with alice (connected, one file) and bob (registered only)."""
+    assert harness.code(server.port, "REGISTER", "alice") == 0
+    assert harness.code(server.port, "CONNECT", "alice", "40001") == 0
+    assert harness.code(server.port, "PUBLISH", "alice", "/a/one.txt", "one") == 0
+    assert harness.code(server.port, "REGISTER", "bob") == 0
+    return server
+
+
+def snapshot(server):
+    """What the protocol can see of the registry."""
+    return (harness.request(server.port, "LIST_USERS", "alice"),
+            harness.request(server.port, "LIST_CONTENT", "alice", "alice"),
+            harness.request(server.port, "LIST_CONTENT", "alice", "bob"))
+
+
+def refused(server, data, expect, shut_wr=True):
+    """Send raw bytes; check the reply and that the registry did not change."""
+    before = snapshot(server)
+    assert harness.exchange(server.port, data, shut_wr=shut_wr) == expect
+    assert snapshot(server) == before
+
+
+LONG = "n" * 257
+
+
+@pytest.mark.parametrize("fields, expect", [
+    (("REGISTER", DT, LONG), b"\x02"),
+    (("UNREGISTER", DT, LONG), b"\x02"),
+    (("CONNECT", DT, LONG, "40000"), b"\x03"),
+    (("DISCONNECT", DT, LONG), b"\x03"),
+    (("PUBLISH", DT, "alice", "/" + "p" * 256, "d"), b"\x04"),
+    (("PUBLISH", DT, "alice", "/p", "d" * 257), b"\x04"),
+    (("PUBLISH", DT * 15 + "12", "alice", "/p", "d"), b"\x04"),
+    (("DELETE", DT, "alice", "/" + "p" * 256), b"\x04"),
+    (("LIST_USERS", DT, LONG), b"\x03"),
+    (("LIST_CONTENT", DT, "alice", LONG), b"\x04"),
+])
+def test_field_over_256_bytes(populated, fields, expect):
+    refused(populated, harness.encode(*fields), expect)
+
+
+def test_257_byte_name_is_never_truncated(populated):
+    name = "u" * 257
+    refused(populated, harness.encode("REGISTER", DT, name), b"\x02")
+    # Neither the name nor its 256-byte prefix was stored.
+    assert harness.code(populated.port, "UNREGISTER", name[:256]) == 1
+    assert harness.code(populated.port, "REGISTER", name[:256]) == 0
+    assert harness.code(populated.port, "REGISTER", name[:256]) == 1
+
+
+def test_256_byte_fields_are_accepted(populated):
+    name, path = "u" * 256, "/" + "p" * 255
+    assert harness.code(populated.port, "REGISTER", name) == 0
+    assert harness.code(populated.port, "CONNECT", name, "40002") == 0
+    assert harness.code(populated.port, "PUBLISH", name, path, "d" * 256,
+                        datetime="t" * 256) == 0
+    assert harness.request(populated.port, "LIST_CONTENT", name, name) == (0, ["1", path])
+
+
+def test_one_megabyte_field(populated):
+    """Answered as soon as the field passes 256 bytes; the rest is never read,
+    so the close may reset the connection before the client reads the byte."""
+    before = snapshot(populated)
+    reply = b""
+    with socket.create_connection(populated.addr, timeout=10) as s:
+        try:
+            s.sendall(harness.encode("REGISTER", DT, "m" * (1 << 20)))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            reply = s.recv(16)
+        except ConnectionResetError:
+            pass
+    assert reply in (b"\x02", b"")
+    assert snapshot(populated) == before
+
+
+@pytest.mark.parametrize("fields, expect", [
+    (("REGISTER",), b"\x02"),
+    (("REGISTER", DT), b"\x02"),
+    (("UNREGISTER", DT), b"\x02"),
+    (("CONNECT", DT, "bob"), b"\x03"),
+    (("DISCONNECT", DT), b"\x03"),
+    (("PUBLISH", DT, "alice", "/a/two.txt"), b"\x04"),
+    (("DELETE", DT, "alice"), b"\x04"),
+    (("LIST_USERS", DT), b"\x03"),
+    (("LIST_CONTENT", DT, "alice"), b"\x04"),
+])
+def test_missing_fields(populated, fields, expect):
+    refused(populated, harness.encode(*fields), expect)
+
+
+def test_last_field_without_nul(populated):
+    refused(populated, harness.encode("REGISTER", DT) + b"carol", b"\x02")
+    assert harness.code(populated.port, "UNREGISTER", "carol") == 1
+
+
+@pytest.mark.parametrize("port", ["abc", "0", "70000", "65536", "-1", "", "4000x", "1e3", " 80"])
+def test_bad_ports(populated, port):
+    refused(populated, harness.encode("CONNECT", DT, "bob", port), b"\x03")
+    assert harness.code(populated.port, "LIST_USERS", "bob") == 2      # still not connected
+
+
+@pytest.mark.parametrize("port", ["1", "65535"])
+def test_edge_ports_are_accepted(populated, port):
+    assert harness.code(populated.port, "CONNECT", "bob", port) == 0
+    users = harness.request(populated.port, "LIST_USERS", "bob")[1]
+    assert ["bob", "127.0.0.1", port] == users[users.index("bob"):users.index("bob") + 3]
+
+
+@pytest.mark.parametrize("user", ["", "two words", "tab\there", "new\nline", "bell\x07"])
+def test_bad_user_names(populated, user):
+    refused(populated, harness.encode("REGISTER", DT, user), b"\x02")
+
+
+@pytest.mark.parametrize("path", ["relative/path.txt", "/with space.txt", ""])
+def test_bad_paths(populated, path):
+    refused(populated, harness.encode("PUBLISH", DT, "alice", path, "d"), b"\x04")
+
+
+@pytest.mark.parametrize("data", [
+    harness.encode("HELLO", DT, "alice"),
+    harness.encode("register", DT, "carol"),
+    harness.encode("REGISTERX", DT, "carol"),
+    harness.encode("GET_FILE", "/etc/passwd"),
+    b"\xff\xfe\x00garbage\x00\x00",
+    bytes(range(256)) * 4,
+    b"\x00\x00\x00\x00",
+])
+def test_unknown_operation_is_closed_without_reply(populated, data):
+    refused(populated, data, b"")
+
+
+def test_garbage_does_not_stop_others(populated):
+    for _ in range(20):
+        harness.exchange(populated.port, b"\x13\x37" * 500)
+    assert harness.code(populated.port, "REGISTER", "carol") == 0
+
+
+def test_stall_mid_field_is_answered_after_the_deadline(populated):
+    before = snapshot(populated)
+    with socket.create_connection(populated.addr, timeout=10) as s:
+        s.sendall(harness.encode("REGISTER", DT) + b"car")
+        start = time.monotonic()
+        assert s.recv(16) == b"\x02"
+        waited = time.monotonic() - start
+        assert s.recv(16) == b""
+    assert 1.0 < waited < 8.0        # server runs with -t 2
+    assert snapshot(populated) == before
+    assert harness.code(populated.port, "UNREGISTER", "car") == 1
+
+
+def test_client_vanishes_mid_request(populated):
+    before = snapshot(populated)
+    for cut in (3, 9, 15, 30):
+        data = harness.encode("PUBLISH", DT, "alice", "/a/two.txt", "two")[:cut]
+        with socket.create_connection(populated.addr) as s:
+            s.sendall(data)
+    assert snapshot(populated) == before
+
+
+def test_extra_bytes_after_a_request_are_ignored(populated):
+    data = harness.encode("REGISTER", DT, "carol") + b"trailing junk\x00"
+    assert harness.exchange(populated.port, data) == b"\x00"
+    assert harness.code(populated.port, "REGISTER", "carol") == 1
+
+
+def test_any_datetime_is_accepted(populated):
+    for dt in ("", "not a date", "31/12/9999 23:59:59"):
+        assert harness.code(populated.port, "LIST_USERS", "alice", datetime=dt) == 0

@@ -1,0 +1,82 @@
+"""The server as a process: flags, usage, signals, in-flight requests at exit."""
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import harness
+
+SERVER = os.path.join(harness.BIN, "server")
+
+
+def run(*args):
+    return subprocess.run([SERVER, *args], capture_output=True, text=True, timeout=10)
+
+
+def test_help_prints_usage_and_exits_0():
+    r = run("-h")
+    assert r.returncode == 0
+    assert "usage: server -p PORT" in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    [], ["-x"], ["-p", "abc"], ["-p", "70000"], ["-p", "-1"], ["-p"],
+    ["-p", "0", "-c", "0"], ["-p", "0", "-c", "many"], ["-p", "0", "-t", "0"],
+    ["-p", "0", "-t", "soon"], ["-p", "0", "extra"],
+])
+def test_bad_flags_exit_2_with_usage(args):
+    r = run(*args)
+    assert r.returncode == 2
+    assert "usage:" in r.stderr
+
+
+def test_port_in_use_is_a_clear_error(server):
+    r = run("-p", str(server.port))
+    assert r.returncode != 0
+    assert "cannot listen" in r.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_exit_0(sig):
+    srv = harness.Server()
+    try:
+        assert harness.code(srv.port, "REGISTER", "alice") == 0
+    finally:
+        assert srv.stop(sig) == 0
+
+
+def test_in_flight_request_is_answered_after_sigterm():
+    srv = harness.Server()
+    try:
+        with socket.create_connection(srv.addr, timeout=10) as s:
+            s.sendall(b"REGISTER\x00" + harness.DATETIME.encode() + b"\x00al")
+            time.sleep(0.2)
+            os.kill(srv.pid, signal.SIGTERM)
+            time.sleep(0.3)
+            s.sendall(b"ice\x00")
+            assert s.recv(16) == b"\x00"
+        srv.proc.wait(10)
+        assert srv.proc.returncode == 0
+        # No new connection is accepted once the signal arrived.
+        with pytest.raises(OSError):
+            socket.create_connection(srv.addr, timeout=2).close()
+    finally:
+        srv.stop()
+
+
+def test_stalled_client_does_not_hold_up_shutdown():
+    srv = harness.Server()
+    try:
+        with socket.create_connection(srv.addr, timeout=10) as s:
+            s.sendall(b"REGISTER\x00")
+            time.sleep(0.2)
+            start = time.monotonic()
+            os.kill(srv.pid, signal.SIGTERM)
+            srv.proc.wait(10)
+            assert time.monotonic() - start < 6
+            assert srv.proc.returncode == 0
+    finally:
+        srv.stop()
