@@ -1,0 +1,260 @@
+/* test_request.c - the pure request parser: every operation, every prefix,
+ * the 256-byte limit, field rules, ports, and the operation table. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "request.h"
+
+/* Build "f1\0f2\0..." from a NULL-terminated list; returns the length. */
+static size_t build(char *buf, const char *const *fields)
+{
+    size_t len = 0;
+    for (; *fields; fields++) {
+        size_t n = strlen(*fields);
+        memcpy(buf + len, *fields, n + 1);
+        len += n + 1;
+    }
+    return len;
+}
+
+#define REQ(buf, ...) build(buf, (const char *const[]){__VA_ARGS__, NULL})
+#define DT "17/12/2014 13:20:35"
+
+static enum parse_status parse(const char *buf, size_t len, struct request *r)
+{
+    return request_parse(buf, len, r);
+}
+
+START_TEST(every_operation_parses)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    size_t n;
+
+    n = REQ(b, "REGISTER", DT, "alice");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_int_eq(r.op, OP_REGISTER);
+    ck_assert_str_eq(r.datetime, DT);
+    ck_assert_str_eq(r.user, "alice");
+    ck_assert_ptr_null(r.path);
+
+    n = REQ(b, "UNREGISTER", DT, "bob");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_int_eq(r.op, OP_UNREGISTER);
+    ck_assert_str_eq(r.user, "bob");
+
+    n = REQ(b, "CONNECT", DT, "alice", "40001");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_int_eq(r.op, OP_CONNECT);
+    ck_assert_uint_eq(r.port, 40001);
+
+    n = REQ(b, "DISCONNECT", DT, "alice");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_int_eq(r.op, OP_DISCONNECT);
+
+    n = REQ(b, "PUBLISH", DT, "alice", "/a/b.txt", "a description");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_int_eq(r.op, OP_PUBLISH);
+    ck_assert_str_eq(r.path, "/a/b.txt");
+    ck_assert_str_eq(r.description, "a description");
+
+    n = REQ(b, "DELETE", DT, "alice", "/a/b.txt");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_int_eq(r.op, OP_DELETE);
+    ck_assert_str_eq(r.path, "/a/b.txt");
+
+    n = REQ(b, "LIST_USERS", DT, "alice");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_int_eq(r.op, OP_LIST_USERS);
+
+    n = REQ(b, "LIST_CONTENT", DT, "alice", "bob");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_int_eq(r.op, OP_LIST_CONTENT);
+    ck_assert_str_eq(r.user, "alice");
+    ck_assert_str_eq(r.target, "bob");
+}
+END_TEST
+
+/* Every proper prefix of a valid request needs more bytes, and the op is
+ * known as soon as its name is complete. */
+START_TEST(every_prefix_is_incomplete)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    size_t n = REQ(b, "PUBLISH", DT, "alice", "/a/b.txt", "desc");
+    for (size_t len = 0; len < n; len++) {
+        ck_assert_int_eq(parse(b, len, &r), PARSE_INCOMPLETE);
+        ck_assert_int_eq(r.op, len > strlen("PUBLISH") ? OP_PUBLISH : OP_UNKNOWN);
+    }
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+}
+END_TEST
+
+START_TEST(unknown_operations)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    const char *bad[] = {"HELLO", "register", "REGISTERX", "LIST", "GET_FILE", "", "REG ISTER"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        size_t n = REQ(b, bad[i], DT, "alice");
+        ck_assert_int_eq(parse(b, n, &r), PARSE_UNKNOWN_OP);
+        ck_assert_int_eq(r.op, OP_UNKNOWN);
+    }
+    /* Known to be wrong before the name is even complete. */
+    ck_assert_int_eq(parse("REGX", 4, &r), PARSE_UNKNOWN_OP);
+    ck_assert_int_eq(parse("x", 1, &r), PARSE_UNKNOWN_OP);
+    ck_assert_int_eq(parse("LIST_", 5, &r), PARSE_INCOMPLETE);
+    ck_assert_int_eq(parse("LIST_X", 6, &r), PARSE_UNKNOWN_OP);
+    /* The whole name without its NUL is still a prefix. */
+    ck_assert_int_eq(parse("REGISTER", 8, &r), PARSE_INCOMPLETE);
+}
+END_TEST
+
+START_TEST(field_limit_is_256_bytes)
+{
+    char b[REQUEST_MAX + 64];
+    struct request r;
+    char f256[257], f257[258];
+    memset(f256, 'u', 256); f256[256] = '\0';
+    memset(f257, 'u', 257); f257[257] = '\0';
+    size_t n;
+
+    n = REQ(b, "REGISTER", DT, f256);
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_uint_eq(strlen(r.user), 256);
+
+    n = REQ(b, "REGISTER", DT, f257);
+    ck_assert_int_eq(parse(b, n, &r), PARSE_TOO_LONG);
+    ck_assert_int_eq(r.op, OP_REGISTER);
+    /* Refused as soon as the 257th byte arrives, before any NUL. */
+    ck_assert_int_eq(parse(b, strlen("REGISTER") + 1 + strlen(DT) + 1 + 257, &r), PARSE_TOO_LONG);
+    ck_assert_int_eq(parse(b, strlen("REGISTER") + 1 + strlen(DT) + 1 + 256, &r), PARSE_INCOMPLETE);
+
+    n = REQ(b, "REGISTER", f257, "alice");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_TOO_LONG);
+
+    f256[0] = '/';
+    n = REQ(b, "PUBLISH", f256 + 1, f256 + 1, f256, f256 + 1);   /* 255,255,256,255 */
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    n = REQ(b, "PUBLISH", DT, "alice", "/p", f257);
+    ck_assert_int_eq(parse(b, n, &r), PARSE_TOO_LONG);
+    /* A bad field followed by an over-long one is still "too long". */
+    n = REQ(b, "PUBLISH", DT, "alice", "relative", f257);
+    ck_assert_int_eq(parse(b, n, &r), PARSE_TOO_LONG);
+}
+END_TEST
+
+START_TEST(empty_fields)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    size_t n;
+    n = REQ(b, "REGISTER", DT, "");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_BAD_FIELD);
+    ck_assert_int_eq(r.op, OP_REGISTER);
+    n = REQ(b, "LIST_CONTENT", DT, "alice", "");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_BAD_FIELD);
+    n = REQ(b, "DELETE", DT, "alice", "");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_BAD_FIELD);
+    n = REQ(b, "PUBLISH", DT, "alice", "/p", "");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_str_eq(r.description, "");
+    n = REQ(b, "REGISTER", "", "alice");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_str_eq(r.datetime, "");
+}
+END_TEST
+
+START_TEST(user_names_and_paths)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    const char *bad_users[] = {"a b", "a\tb", "a\nb", "a\x01", "a\x7f", " a"};
+    for (size_t i = 0; i < sizeof bad_users / sizeof *bad_users; i++) {
+        size_t n = REQ(b, "REGISTER", DT, bad_users[i]);
+        ck_assert_int_eq(parse(b, n, &r), PARSE_BAD_FIELD);
+    }
+    size_t n = REQ(b, "REGISTER", DT, "\xc3\xa9l\xc3\xa8ve");   /* UTF-8 is fine */
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+
+    n = REQ(b, "PUBLISH", DT, "alice", "relative.txt", "d");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_BAD_FIELD);
+    n = REQ(b, "PUBLISH", DT, "alice", "/with space", "d");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_BAD_FIELD);
+    n = REQ(b, "DELETE", DT, "alice", "relative.txt");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_BAD_FIELD);
+    n = REQ(b, "PUBLISH", DT, "alice", "/ok", "description with\ttabs and spaces");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+}
+END_TEST
+
+START_TEST(ports)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    struct { const char *text; unsigned value; } good[] = {
+        {"1", 1}, {"65535", 65535}, {"08080", 8080}, {"40001", 40001}};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        size_t n = REQ(b, "CONNECT", DT, "alice", good[i].text);
+        ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+        ck_assert_uint_eq(r.port, good[i].value);
+    }
+    const char *bad[] = {"0", "65536", "70000", "abc", "", "-1", "+1", " 1", "1 ",
+                         "123456", "00000000001", "0x10", "1e3"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        size_t n = REQ(b, "CONNECT", DT, "alice", bad[i]);
+        ck_assert_msg(parse(b, n, &r) == PARSE_BAD_FIELD, "port '%s'", bad[i]);
+        ck_assert_int_eq(r.op, OP_CONNECT);
+    }
+}
+END_TEST
+
+START_TEST(extra_bytes_are_ignored)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    size_t n = REQ(b, "REGISTER", DT, "alice", "extra", "more");
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_str_eq(r.user, "alice");
+}
+END_TEST
+
+START_TEST(operation_table)
+{
+    static const struct { enum op op; const char *name; unsigned char other; } want[] = {
+        {OP_REGISTER, "REGISTER", 2},     {OP_UNREGISTER, "UNREGISTER", 2},
+        {OP_CONNECT, "CONNECT", 3},       {OP_DISCONNECT, "DISCONNECT", 3},
+        {OP_PUBLISH, "PUBLISH", 4},       {OP_DELETE, "DELETE", 4},
+        {OP_LIST_USERS, "LIST_USERS", 3}, {OP_LIST_CONTENT, "LIST_CONTENT", 4},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        ck_assert_str_eq(op_name(want[i].op), want[i].name);
+        ck_assert_uint_eq(op_other_error(want[i].op), want[i].other);
+    }
+    ck_assert_ptr_null(op_name(OP_UNKNOWN));
+    ck_assert_ptr_null(op_name(OP_COUNT));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("request");
+    TCase *tc = tcase_create("parse");
+    tcase_add_test(tc, every_operation_parses);
+    tcase_add_test(tc, every_prefix_is_incomplete);
+    tcase_add_test(tc, unknown_operations);
+    tcase_add_test(tc, field_limit_is_256_bytes);
+    tcase_add_test(tc, empty_fields);
+    tcase_add_test(tc, user_names_and_paths);
+    tcase_add_test(tc, ports);
+    tcase_add_test(tc, extra_bytes_are_ignored);
+    tcase_add_test(tc, operation_table);
+    suite_add_tcase(s, tc);
+
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
