@@ -67,7 +67,7 @@ class Reader:
     def field(self, limit=FIELD_MAX):
         """One NUL-terminated field, at most `limit` bytes."""
         while True:
-            i = self.buf.find(b"\0")
+            i = self.buf.find(b"\0", 0, limit + 1)
             if i >= 0:
                 text = bytes(self.buf[:i]).decode("utf-8", "replace")
                 del self.buf[:i + 1]
@@ -271,11 +271,10 @@ class PeerServer:
             fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return None
-        f = os.fdopen(fd, "rb")
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            f.close()
+            os.close(fd)
             return None
-        return f
+        return os.fdopen(fd, "rb")
 
     def _serve(self, conn):
         """One GET_FILE request: code, size, bytes, close."""

@@ -1,0 +1,160 @@
+"""The time web service, and the date-time the client puts on every operation."""
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+
+import pytest
+
+import harness
+from conftest import run_script
+
+SERVICE = os.path.join(harness.ROOT, "client", "timeservice.py")
+DT_RX = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}$")
+
+
+@pytest.fixture
+def service():
+    """The time service run standalone on a free port."""
+    p = harness.Process([harness.PYTHON, SERVICE, "--host", "127.0.0.1", "--port", "0"])
+    try:
+        p.url = p.wait_line(r"^listening on (http://\S+)$").group(1)
+        yield p
+    finally:
+        p.stop()
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.status, r.headers.get_content_type(), r.read().decode()
+
+
+def test_datetime_format_and_clock(service):
+    status, ctype, body = get(service.url + "/datetime")
+    assert status == 200 and ctype == "text/plain"
+    assert DT_RX.match(body), body
+    when = datetime.strptime(body, "%d/%m/%Y %H:%M:%S")
+    assert abs((when - datetime.now()).total_seconds()) < 2
+
+
+def test_datetime_iso(service):
+    status, ctype, body = get(service.url + "/datetime?format=iso")
+    assert status == 200 and ctype == "text/plain"
+    when = datetime.fromisoformat(body)
+    assert when.utcoffset() is not None
+    assert re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$", body)
+    assert abs((when - datetime.now().astimezone()).total_seconds()) < 2
+
+
+def test_unknown_path_is_404(service):
+    with pytest.raises(urllib.error.HTTPError) as e:
+        get(service.url + "/nothing")
+    assert e.value.code == 404
+
+
+# Fields per request, to know when a recorded request is whole.
+FIELDS = {"REGISTER": 3, "UNREGISTER": 3, "CONNECT": 4, "DISCONNECT": 3, "PUBLISH": 5,
+          "DELETE": 4, "LIST_USERS": 3, "LIST_CONTENT": 4}
+
+
+class RecordingServer:
+    """A stand-in index server that records each request and answers 0."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.requests = []
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while True:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                    fields = data.split(b"\0")
+                    if len(fields) > 1 and len(fields) - 1 >= FIELDS.get(fields[0].decode(), 1):
+                        break
+                fields = [f.decode() for f in data.split(b"\0")[:-1]]
+                self.requests.append(fields)
+                conn.sendall(b"\x000\x00" if fields[0].startswith("LIST") else b"\x00")
+
+
+def test_every_operation_carries_a_well_formed_datetime(tmp_path):
+    rec = RecordingServer()
+    status, out, err = run_script(rec.port, [
+        "REGISTER a", "CONNECT a", "PUBLISH /x/y.txt d e", "DELETE /x/y.txt", "LIST_USERS",
+        "LIST_CONTENT a", "DISCONNECT a", "UNREGISTER a"])
+    rec.sock.close()
+    assert status == 0, err
+    ops = [r[0] for r in rec.requests]
+    assert ops == ["REGISTER", "CONNECT", "LIST_CONTENT", "PUBLISH", "DELETE", "LIST_USERS",
+                   "LIST_CONTENT", "DISCONNECT", "UNREGISTER"]
+    for r in rec.requests:
+        assert DT_RX.match(r[1]), r
+        when = datetime.strptime(r[1], "%d/%m/%Y %H:%M:%S")
+        assert abs((when - datetime.now()).total_seconds()) < 60
+    assert rec.requests[3][2:] == ["a", "/x/y.txt", "d e"]
+
+
+def test_killed_service_is_restarted(server, clients):
+    c = clients(server.port, "-v")
+    c.do("REGISTER t1", "c> REGISTER OK")
+    first = int(re.search(r"time service pid (\d+)", "\n".join(c.err_lines)).group(1))
+    os.kill(first, signal.SIGKILL)
+    c.do("REGISTER t2", "c> REGISTER OK")
+    pids = [int(p) for p in re.findall(r"time service pid (\d+)", "\n".join(c.err_lines))]
+    assert len(pids) == 2 and pids[1] != first
+    assert c.finish() == 0
+
+
+def test_broken_time_url_gives_fail_lines_not_a_crash(server, clients):
+    dead = "http://127.0.0.1:%d/datetime" % harness.free_port()
+    c = clients(server.port, "--time-url", dead)
+    c.do("REGISTER nope", "c> REGISTER FAIL")
+    c.do("CONNECT nope", "c> CONNECT FAIL")
+    c.do("LIST_USERS", "c> LIST_USERS FAIL, USER NOT CONNECTED")
+    assert c.finish() == 0
+    assert any("no date-time" in l for l in c.err_lines)
+    # Nothing was sent: the name is still free.
+    assert harness.code(server.port, "REGISTER", "nope") == 0
+
+
+def test_time_url_of_a_standalone_service(server, service, clients):
+    c = clients(server.port, "--time-url", service.url + "/datetime")
+    c.do("REGISTER remote_time", "c> REGISTER OK")
+    assert c.finish() == 0
+
+
+def test_bad_time_url_is_a_usage_error(server):
+    status, _, err = run_script(server.port, [], "--time-url", "ftp://x")
+    assert status == 2 and "bad time service URL" in err
+
+
+def test_time_client_overhead_function_exists():
+    """The benchmark calls TimeClient.now(); keep it importable."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "peerdex_client", os.path.join(harness.ROOT, "client", "client.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    tc = mod.TimeClient(service=mod.TimeService())
+    try:
+        assert DT_RX.match(tc.now())
+        assert DT_RX.match(tc.now())
+    finally:
+        tc.close()
