@@ -67,9 +67,14 @@ def open_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+# ThreadSanitizer starts a background thread of its own in the server.
+SANITIZER_THREADS = 1 if os.environ.get("TSAN_OPTIONS") else 0
+
+
 def settle(pid, fds, threads, timeout=10):
     """Wait until the process is back to `fds` descriptors and `threads`
     threads (its idle state); True when it got there."""
+    threads += SANITIZER_THREADS
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if open_fds(pid) <= fds and proc_stat(pid)[1] <= threads:
