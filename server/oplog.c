@@ -1,24 +1,403 @@
-/* oplog.c - placeholder until the ONC-RPC log client lands: logging off. */
+/*
+ * oplog.c - the index server's side of the operation log; see oplog.h and
+ * docs/oplog.md.
+ *
+ * Handlers append entries to a bounded in-memory queue and return at once.
+ * One logging thread owns the only RPC client: it sends the queue's head in
+ * batches, in order, and drops entries only once the log server has
+ * acknowledged them as durably written.  When a call fails it closes the
+ * client, waits (50 ms doubling to 1 s), reconnects and sends the same
+ * entries again with the same sequence numbers; the log server writes each
+ * (origin, seq) once.  A full queue refuses new entries (the handler then
+ * answers "other error" without performing the operation), so no operation
+ * is ever performed without its entry, and no entry is dropped silently.
+ */
 #include "oplog.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rpc/pmap_clnt.h>
+#include <rpc/rpc.h>
+
+#include "logrpc.h"
+
+#define QUEUE_MAX_DEFAULT 65536
+#define BATCH_MAX 1024              /* entries per RPC call */
+#define CALL_TIMEOUT_MS 5000
+#define CONNECT_TIMEOUT_MS 1000
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 1000
+
+/* One queued entry; its strings live in data[]. */
+struct entry {
+    struct entry *next;
+    uint64_t seq;
+    char *user, *op, *path, *datetime;
+    char data[];
+};
+
+/*
+ * The queue.  `lock` guards every field of this struct; `wake` is signalled
+ * when an entry arrives for an idle logging thread, or when stopping.  The
+ * entries from head to tail belong to the queue; the logging thread reads
+ * the strings of the entries it is sending without the lock (only it ever
+ * removes or frees entries, and submitters never change queued entries).
+ */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct entry *head, *tail;
+    size_t count;
+    uint64_t next_seq;
+    bool idle;                      /* the logging thread waits for entries */
+    bool stopping;
+    struct timespec drain_until;    /* when stopping: give up after this */
+} q = {.lock = PTHREAD_MUTEX_INITIALIZER, .next_seq = 1};
+
+/* Set once by oplog_start(), read-only afterwards. */
+static bool enabled;
+static size_t queue_max = QUEUE_MAX_DEFAULT;
+static uint64_t origin;             /* this server run, 64 random bits */
+static struct sockaddr_in log_addr; /* port 0: ask rpcbind on each connect */
+static pthread_t thread;
+
+/* The monotonic clock plus ms. */
+static struct timespec after_ms(long ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* Milliseconds from now until t (negative when past). */
+static long ms_until(struct timespec t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long)(t.tv_sec - now.tv_sec) * 1000 + (t.tv_nsec - now.tv_nsec) / 1000000L;
+}
+
+/* A TCP socket connected to the log server within the timeout, or -1.
+ * Our own socket: libtirpc would otherwise scan for a reserved port. */
+static int connect_log(void)
+{
+    struct sockaddr_in a = log_addr;
+    if (a.sin_port == 0) {
+        u_short port = pmap_getport(&a, LOGRPC_PROG, LOGRPC_VERS, IPPROTO_TCP);
+        if (port == 0)
+            return -1;
+        a.sin_port = htons(port);
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (!ok && errno == EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t len = sizeof err;
+        ok = poll(&p, 1, CONNECT_TIMEOUT_MS) == 1 &&
+             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    }
+    int one = 1;
+    if (!ok || fcntl(fd, F_SETFL, 0) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* An RPC client over a fresh connection, or NULL. */
+static CLIENT *new_client(void)
+{
+    int fd = connect_log();
+    if (fd < 0)
+        return NULL;
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    getpeername(fd, (struct sockaddr *)&a, &len);
+    CLIENT *c = clnttcp_create(&a, LOGRPC_PROG, LOGRPC_VERS, &fd, 0, 0);
+    if (c == NULL) {
+        close(fd);
+        return NULL;
+    }
+    clnt_control(c, CLSET_FD_CLOSE, NULL);
+    return c;
+}
+
+/* Send entries[0..n) in one call; true when the log server has them. */
+static bool send_batch(CLIENT *c, struct entry **entries, size_t n, long timeout_ms)
+{
+    log_entry batch[BATCH_MAX];
+    for (size_t i = 0; i < n; i++)
+        batch[i] = (log_entry){.origin = origin, .seq = entries[i]->seq,
+                               .user = entries[i]->user, .operation = entries[i]->op,
+                               .path = entries[i]->path, .datetime = entries[i]->datetime};
+    log_batch arg = {.log_batch_len = (u_int)n, .log_batch_val = batch};
+    log_status status = LOG_IO_ERROR;
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    clnt_control(c, CLSET_TIMEOUT, (char *)&tv);
+    return logrpc_append_1(&arg, &status, c) == RPC_SUCCESS && status == LOG_OK;
+}
+
+/*
+ * Wait for entries; copy up to BATCH_MAX pointers from the head.  Returns
+ * the count, or 0 when it is time to stop (queue empty and stopping, or
+ * the drain deadline passed).
+ */
+static size_t next_batch(struct entry **out)
+{
+    pthread_mutex_lock(&q.lock);
+    while (q.count == 0 && !q.stopping) {
+        q.idle = true;
+        pthread_cond_wait(&q.wake, &q.lock);
+        q.idle = false;
+    }
+    size_t n = 0;
+    if (!(q.stopping && (q.count == 0 || ms_until(q.drain_until) <= 0)))
+        for (struct entry *e = q.head; e && n < BATCH_MAX; e = e->next)
+            out[n++] = e;
+    pthread_mutex_unlock(&q.lock);
+    return n;
+}
+
+/* Drop the first n entries: the log server has them. */
+static void acknowledge(size_t n)
+{
+    struct entry *done = NULL;
+    pthread_mutex_lock(&q.lock);
+    for (size_t i = 0; i < n; i++) {
+        struct entry *e = q.head;
+        q.head = e->next;
+        e->next = done;
+        done = e;
+    }
+    if (q.head == NULL)
+        q.tail = NULL;
+    q.count -= n;
+    pthread_mutex_unlock(&q.lock);
+    while (done) {
+        struct entry *next = done->next;
+        free(done);
+        done = next;
+    }
+}
+
+/* Sleep ms before retrying, unless stopping makes that pointless. */
+static void back_off(long ms)
+{
+    pthread_mutex_lock(&q.lock);
+    struct timespec until = after_ms(ms);
+    if (q.stopping && ms_until(q.drain_until) < ms)
+        until = q.drain_until;
+    while (ms_until(until) > 0 &&
+           pthread_cond_timedwait(&q.wake, &q.lock, &until) != ETIMEDOUT) {
+        /* Woken: a stop may have brought the deadline closer. */
+        if (q.stopping && ms_until(q.drain_until) < ms_until(until))
+            until = q.drain_until;
+    }
+    pthread_mutex_unlock(&q.lock);
+}
+
+/* How long a call may take: bounded by the drain deadline when stopping. */
+static long call_timeout(void)
+{
+    pthread_mutex_lock(&q.lock);
+    long ms = CALL_TIMEOUT_MS;
+    if (q.stopping && ms_until(q.drain_until) < ms)
+        ms = ms_until(q.drain_until);
+    pthread_mutex_unlock(&q.lock);
+    return ms > 10 ? ms : 10;
+}
+
+/* The logging thread: deliver the queue in order, forever retrying. */
+static void *logging_main(void *arg)
+{
+    (void)arg;
+    static struct entry *batch[BATCH_MAX];
+    CLIENT *client = NULL;
+    long backoff = BACKOFF_MIN_MS;
+    bool reported_down = false;
+    size_t n;
+
+    while ((n = next_batch(batch)) > 0) {
+        if (client == NULL)
+            client = new_client();
+        if (client != NULL && send_batch(client, batch, n, call_timeout())) {
+            acknowledge(n);
+            backoff = BACKOFF_MIN_MS;
+            if (reported_down)
+                fprintf(stderr, "server: operation log reachable again\n");
+            reported_down = false;
+            continue;
+        }
+        if (client != NULL) {
+            clnt_destroy(client);
+            client = NULL;
+        }
+        if (!reported_down)
+            fprintf(stderr, "server: operation log unreachable; entries wait in the "
+                            "queue (at most %zu) and are resent\n", queue_max);
+        reported_down = true;
+        back_off(backoff);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    if (client != NULL)
+        clnt_destroy(client);
+    return NULL;
+}
+
+/* Resolve LOG_RPC_IP (a name or an IPv4 address) into log_addr. */
+static int resolve(const char *host, const char *port)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0)
+        return -1;
+    memcpy(&log_addr, res->ai_addr, sizeof log_addr);
+    freeaddrinfo(res);
+    log_addr.sin_port = 0;
+    if (port != NULL && *port != '\0') {
+        char *end;
+        long p = strtol(port, &end, 10);
+        if (*end || p < 1 || p > 65535)
+            return -1;
+        log_addr.sin_port = htons((uint16_t)p);
+    }
+    return 0;
+}
 
 int oplog_start(void)
 {
-    if (getenv("LOG_RPC_IP") != NULL)
-        fprintf(stderr, "server: operation log not built in yet\n");
+    const char *host = getenv("LOG_RPC_IP");
+    const char *port = getenv("LOG_RPC_PORT");
+    const char *max = getenv("LOG_QUEUE_MAX");
+    if (host == NULL || *host == '\0') {
+        fprintf(stderr, "server: LOG_RPC_IP not set: running without an operation log\n");
+        return 0;
+    }
+    if (resolve(host, port) != 0) {
+        fprintf(stderr, "server: bad LOG_RPC_IP/LOG_RPC_PORT '%s' '%s'\n", host,
+                port ? port : "");
+        return -1;
+    }
+    if (max != NULL) {
+        char *end;
+        long v = strtol(max, &end, 10);
+        if (*end || v < 1) {
+            fprintf(stderr, "server: bad LOG_QUEUE_MAX '%s'\n", max);
+            return -1;
+        }
+        queue_max = (size_t)v;
+    }
+    if (getrandom(&origin, sizeof origin, 0) != (ssize_t)sizeof origin)
+        origin = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q.wake, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&thread, NULL, logging_main, NULL) != 0) {
+        fprintf(stderr, "server: cannot start the logging thread\n");
+        return -1;
+    }
+    enabled = true;
+    if (port)
+        fprintf(stderr, "server: operation log at %s port %s\n", host, port);
+    else
+        fprintf(stderr, "server: operation log at %s (port from rpcbind)\n", host);
     return 0;
+}
+
+/* A copy of s (NULL as "") at *at, advancing it. */
+static char *put(char **at, const char *s)
+{
+    char *start = *at;
+    size_t n = strlen(s ? s : "") + 1;
+    memcpy(start, s ? s : "", n);
+    *at += n;
+    return start;
 }
 
 bool oplog_submit(const char *user, const char *op, const char *path,
                   const char *datetime)
 {
-    (void)user, (void)op, (void)path, (void)datetime;
-    return true;
+    if (!enabled)
+        return true;
+    size_t size = strlen(user) + strlen(op) + strlen(path ? path : "") +
+                  strlen(datetime) + 4;
+    struct entry *e = malloc(sizeof *e + size);
+    if (e == NULL)
+        return false;
+    char *at = e->data;
+    e->user = put(&at, user);
+    e->op = put(&at, op);
+    e->path = put(&at, path);
+    e->datetime = put(&at, datetime);
+    e->next = NULL;
+
+    pthread_mutex_lock(&q.lock);
+    bool room = q.count < queue_max && !q.stopping;
+    if (room) {
+        e->seq = q.next_seq++;
+        if (q.tail)
+            q.tail->next = e;
+        else
+            q.head = e;
+        q.tail = e;
+        q.count++;
+        if (q.idle)
+            pthread_cond_signal(&q.wake);
+    }
+    pthread_mutex_unlock(&q.lock);
+    if (!room)
+        free(e);
+    return room;
 }
 
 void oplog_stop(int drain_ms)
 {
-    (void)drain_ms;
+    if (!enabled)
+        return;
+    pthread_mutex_lock(&q.lock);
+    q.stopping = true;
+    q.drain_until = after_ms(drain_ms);
+    pthread_cond_signal(&q.wake);
+    pthread_mutex_unlock(&q.lock);
+    pthread_join(thread, NULL);
+
+    size_t lost = q.count;
+    while (q.head) {
+        struct entry *next = q.head->next;
+        free(q.head);
+        q.head = next;
+    }
+    q.tail = NULL;
+    q.count = 0;
+    if (lost)
+        fprintf(stderr, "server: %zu operation log entries could not be delivered "
+                        "before exit\n", lost);
+    pthread_cond_destroy(&q.wake);
+    enabled = false;
 }
