@@ -30,7 +30,7 @@ $(GEN)/%.o: $(GEN)/%.c $(GEN)/logrpc.h
 
 # Everything that includes the generated header waits for it.
 $(BUILD)/server/oplog.o $(BUILD)/rpc/logstore.o $(BUILD)/rpc/log_server.o: $(GEN)/logrpc.h
-$(UNIT_TESTS): $(GEN)/logrpc.h
+$(UNIT_TESTS): | $(GEN)/logrpc.h
 
 $(BIN)/log_server: $(BUILD)/rpc/log_server.o $(GEN)/logrpc_svc.o $(BUILD)/libpeerdex.a
 	@mkdir -p $(@D)

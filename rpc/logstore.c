@@ -118,6 +118,9 @@ static int rewrite_idx(struct logstore *ls)
     FILE *f = fopen(tmp, "w");
     int rc = -1;
     if (f != NULL) {
+        /* Origin 0 (never a sender's) records the committed end even when
+         * nothing has been written yet. */
+        fprintf(f, "%016x 0 %lld\n", 0, (long long)ls->committed);
         struct origin *o, *t;
         HASH_ITER(hh, ls->origins, o, t)
             fprintf(f, "%016" PRIx64 " %" PRIu64 " %lld\n", o->origin, o->seq,
@@ -175,7 +178,7 @@ static off_t read_idx(struct logstore *ls)
         if (sscanf(line, "%" SCNx64 " %" SCNu64 " %lld%n", &origin, &seq, &off, &used) != 3
             || used != n - 1 || off < 0)
             continue;
-        if (commit_seq(ls, origin, seq) == 0)
+        if (origin == 0 || commit_seq(ls, origin, seq) == 0)
             end = (off_t)off;
     }
     free(line);

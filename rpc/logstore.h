@@ -12,7 +12,8 @@
  * be acknowledged.  Recovery at open: the last complete commit record gives
  * the committed end of the log; anything after it (lines never
  * acknowledged, or a torn last line) is cut off, and its senders will send
- * it again.  A crash at any point therefore leaves a (log, idx) pair from
+ * it again.  Origin 0 is reserved: its record holds the committed end even
+ * before any entry was written.  A crash at any point therefore leaves a (log, idx) pair from
  * which no acknowledged entry is lost and none is written twice.  The idx is
  * rewritten compactly (one record per origin) at every open and reopen.
  *

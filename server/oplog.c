@@ -313,6 +313,8 @@ int oplog_start(void)
     }
     if (getrandom(&origin, sizeof origin, 0) != (ssize_t)sizeof origin)
         origin = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
+    if (origin == 0)
+        origin = 1;                 /* 0 is the log store's own */
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

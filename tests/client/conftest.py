@@ -1,47 +1,7 @@
-"""Fixtures for the client tests: real client processes driven through stdin."""
-import os
-import subprocess
-
+"""Fixtures for the client tests; helpers are in client_lib.py."""
 import pytest
 
-import harness
-
-CLIENT = os.path.join(harness.ROOT, "client", "client.py")
-
-
-class ClientProc(harness.Process):
-    """A real client.py whose stdin is a pipe: send commands, wait for lines."""
-
-    def __init__(self, port, *args, host="127.0.0.1"):
-        super().__init__([harness.PYTHON, CLIENT, "-s", host, "-p", str(port), *args],
-                         stdin=subprocess.PIPE)
-
-    def send(self, line):
-        self.proc.stdin.write((line + "\n").encode())
-        self.proc.stdin.flush()
-
-    def do(self, line, expect, timeout=15):
-        """Send a command and wait for the result line `expect` (a regex,
-        anchored) that appears after what was there before."""
-        start = len(self.lines)
-        self.send(line)
-        return self.wait_line("^" + expect + "$", timeout=timeout, start=start)
-
-    def finish(self, timeout=15):
-        """Close stdin (end of input) and wait for the exit status."""
-        self.proc.stdin.close()
-        self.proc.wait(timeout)
-        for t in self._readers:
-            t.join(2)
-        return self.proc.returncode
-
-
-def run_script(port, lines, *args, timeout=30):
-    """Pipe a whole script into a client; returns (exit status, stdout lines, stderr)."""
-    r = subprocess.run([harness.PYTHON, CLIENT, "-s", "127.0.0.1", "-p", str(port), *args],
-                       input="".join(l + "\n" for l in lines).encode(),
-                       capture_output=True, timeout=timeout)
-    return r.returncode, r.stdout.decode().splitlines(), r.stderr.decode()
+from client_lib import ClientProc
 
 
 @pytest.fixture

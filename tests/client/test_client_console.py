@@ -2,7 +2,7 @@
 import subprocess
 
 import harness
-from conftest import CLIENT, run_script
+from client_lib import CLIENT, run_script
 
 
 def test_every_result_line(server, tmp_path):

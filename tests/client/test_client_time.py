@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 
 import harness
-from conftest import run_script
+from client_lib import run_script
 
 SERVICE = os.path.join(harness.ROOT, "client", "timeservice.py")
 DT_RX = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}$")

@@ -1,0 +1,304 @@
+/* test_logstore.c - the operation log's XDR, its lines, duplicate detection,
+ * and recovery after crashes (torn line, crash between log and idx). */
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <rpc/rpc.h>
+
+#include "logrpc.h"
+#include "logstore.h"
+
+static char dir[64], log_path[96], idx_path[112];
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/peerdex-logstore-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(log_path, sizeof log_path, "%s/ops.log", dir);
+    snprintf(idx_path, sizeof idx_path, "%s/ops.log.idx", dir);
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* The whole content of a file (static buffer). */
+static const char *slurp(const char *path)
+{
+    static char buf[1 << 16];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void append_raw(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "a");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static struct log_record rec(uint64_t origin, uint64_t seq, const char *user,
+                             const char *op, const char *path)
+{
+    return (struct log_record){origin, seq, user, op, path, "17/12/2014 13:20:35"};
+}
+
+static struct logstore *open_store(void)
+{
+    char err[256];
+    struct logstore *ls = logstore_open(log_path, err, sizeof err);
+    ck_assert_msg(ls != NULL, "%s", err);
+    return ls;
+}
+
+START_TEST(xdr_round_trip)
+{
+    log_entry in[2] = {
+        {.origin = 0xfedcba9876543210ULL, .seq = 1, .user = "alice",
+         .operation = "PUBLISH", .path = "/a/b.txt", .datetime = "17/12/2014 13:20:35"},
+        {.origin = 7, .seq = 18446744073709551615ULL, .user = "bob",
+         .operation = "LIST_USERS", .path = "", .datetime = ""},
+    };
+    log_batch batch = {.log_batch_len = 2, .log_batch_val = in};
+    char buf[4096];
+    XDR enc, dec;
+    xdrmem_create(&enc, buf, sizeof buf, XDR_ENCODE);
+    ck_assert(xdr_log_batch(&enc, &batch));
+    u_int used = xdr_getpos(&enc);
+
+    log_batch out = {0};
+    xdrmem_create(&dec, buf, used, XDR_DECODE);
+    ck_assert(xdr_log_batch(&dec, &out));
+    ck_assert_uint_eq(out.log_batch_len, 2);
+    for (int i = 0; i < 2; i++) {
+        log_entry *e = &out.log_batch_val[i];
+        ck_assert(e->origin == in[i].origin && e->seq == in[i].seq);
+        ck_assert_str_eq(e->user, in[i].user);
+        ck_assert_str_eq(e->operation, in[i].operation);
+        ck_assert_str_eq(e->path, in[i].path);
+        ck_assert_str_eq(e->datetime, in[i].datetime);
+    }
+    xdr_free((xdrproc_t)xdr_log_batch, (char *)&out);
+
+    /* A field over the interface's limit does not encode. */
+    char big[300];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    in[0].user = big;
+    xdrmem_create(&enc, buf, sizeof buf, XDR_ENCODE);
+    ck_assert(!xdr_log_batch(&enc, &batch));
+}
+END_TEST
+
+START_TEST(line_format)
+{
+    char line[LOG_LINE_MAX];
+    struct log_record r = rec(1, 1, "alice", "PUBLISH", "/home/alice/a.txt");
+    size_t n = log_format_line(line, sizeof line, &r);
+    ck_assert_str_eq((line[n] = '\0', line), "alice PUBLISH /home/alice/a.txt 17/12/2014 13:20:35\n");
+
+    r = rec(1, 2, "bob", "LIST_USERS", "");
+    n = log_format_line(line, sizeof line, &r);
+    ck_assert_str_eq((line[n] = '\0', line), "bob LIST_USERS 17/12/2014 13:20:35\n");
+    r.path = NULL;
+    n = log_format_line(line, sizeof line, &r);
+    ck_assert_str_eq((line[n] = '\0', line), "bob LIST_USERS 17/12/2014 13:20:35\n");
+
+    /* Control bytes never break a line; an empty date-time keeps the shape. */
+    r = (struct log_record){1, 3, "eve", "REGISTER", NULL, "evil\nbob REGISTER x\r\x7f"};
+    n = log_format_line(line, sizeof line, &r);
+    ck_assert_str_eq((line[n] = '\0', line), "eve REGISTER evil?bob REGISTER x??\n");
+    r.datetime = "";
+    n = log_format_line(line, sizeof line, &r);
+    ck_assert_str_eq((line[n] = '\0', line), "eve REGISTER -\n");
+
+    /* Fields at their limit fit. */
+    char f[257];
+    memset(f, 'u', 256);
+    f[256] = '\0';
+    r = (struct log_record){1, 4, f, "PUBLISH", f, f};
+    n = log_format_line(line, sizeof line, &r);
+    ck_assert_uint_eq(n, 256 * 3 + strlen("PUBLISH") + 4);
+    ck_assert_int_eq(line[n - 1], '\n');
+}
+END_TEST
+
+START_TEST(append_and_duplicates)
+{
+    struct logstore *ls = open_store();
+    struct log_record b1[] = {rec(9, 1, "a", "REGISTER", NULL), rec(9, 2, "a", "CONNECT", NULL)};
+    ck_assert_int_eq(logstore_append(ls, b1, 2, NULL), 0);
+    /* The same batch again, then an overlapping one. */
+    ck_assert_int_eq(logstore_append(ls, b1, 2, NULL), 0);
+    struct log_record b2[] = {rec(9, 2, "a", "CONNECT", NULL), rec(9, 3, "a", "DELETE", "/f"),
+                              rec(4, 1, "z", "REGISTER", NULL), rec(9, 3, "a", "DELETE", "/f")};
+    ck_assert_int_eq(logstore_append(ls, b2, 4, NULL), 0);
+    ck_assert_str_eq(slurp(log_path),
+                     "a REGISTER 17/12/2014 13:20:35\n"
+                     "a CONNECT 17/12/2014 13:20:35\n"
+                     "a DELETE /f 17/12/2014 13:20:35\n"
+                     "z REGISTER 17/12/2014 13:20:35\n");
+    ck_assert_uint_eq(logstore_written(ls), 4);
+    ck_assert_uint_eq(logstore_duplicates(ls), 4);
+    ck_assert(logstore_seen(ls, 9, 3));
+    ck_assert(!logstore_seen(ls, 9, 4));
+    ck_assert(logstore_seen(ls, 4, 1));
+    ck_assert(!logstore_seen(ls, 5, 1));
+    logstore_close(ls);
+
+    /* Across a restart, the same entries are still known. */
+    ls = open_store();
+    ck_assert(logstore_seen(ls, 9, 3) && logstore_seen(ls, 4, 1));
+    ck_assert_int_eq(logstore_append(ls, b2, 4, NULL), 0);
+    ck_assert_uint_eq(logstore_written(ls), 0);
+    struct log_record b3[] = {rec(9, 4, "a", "DISCONNECT", NULL)};
+    ck_assert_int_eq(logstore_append(ls, b3, 1, NULL), 0);
+    ck_assert_uint_eq(logstore_written(ls), 1);
+    logstore_close(ls);
+    ck_assert_uint_eq(strlen(slurp(log_path)), 31 + 30 + 32 + 31 + 33);
+}
+END_TEST
+
+START_TEST(torn_last_line_is_cut)
+{
+    struct logstore *ls = open_store();
+    struct log_record b[] = {rec(1, 1, "a", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, b, 1, NULL), 0);
+    logstore_close(ls);
+    append_raw(log_path, "b REGIS");                  /* a crash mid-write */
+    ls = open_store();
+    ck_assert_str_eq(slurp(log_path), "a REGISTER 17/12/2014 13:20:35\n");
+    struct log_record next[] = {rec(1, 2, "b", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, next, 1, NULL), 0);
+    logstore_close(ls);
+    ck_assert_str_eq(slurp(log_path), "a REGISTER 17/12/2014 13:20:35\n"
+                                      "b REGISTER 17/12/2014 13:20:35\n");
+}
+END_TEST
+
+START_TEST(crash_between_log_and_idx)
+{
+    struct logstore *ls = open_store();
+    struct log_record b[] = {rec(1, 1, "a", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, b, 1, NULL), 0);
+    logstore_close(ls);
+    /* Lines reached the log but their commit record never did: the sender
+     * was not acknowledged and will resend them. */
+    append_raw(log_path, "b REGISTER 17/12/2014 13:20:35\nc REGISTER 17/12/2014 13:20:35\n");
+    ls = open_store();
+    ck_assert_str_eq(slurp(log_path), "a REGISTER 17/12/2014 13:20:35\n");
+    ck_assert(!logstore_seen(ls, 1, 2));
+    struct log_record resend[] = {rec(1, 1, "a", "REGISTER", NULL),
+                                  rec(1, 2, "b", "REGISTER", NULL),
+                                  rec(1, 3, "c", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, resend, 3, NULL), 0);
+    logstore_close(ls);
+    ck_assert_str_eq(slurp(log_path), "a REGISTER 17/12/2014 13:20:35\n"
+                                      "b REGISTER 17/12/2014 13:20:35\n"
+                                      "c REGISTER 17/12/2014 13:20:35\n");
+}
+END_TEST
+
+START_TEST(torn_idx_record_is_ignored)
+{
+    struct logstore *ls = open_store();
+    struct log_record b[] = {rec(0xab, 1, "a", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, b, 1, NULL), 0);
+    logstore_close(ls);
+    append_raw(log_path, "b REGISTER 17/12/2014 13:20:35\n");
+    append_raw(idx_path, "00000000000000ab 2 6");     /* torn: no newline */
+    ls = open_store();
+    ck_assert(logstore_seen(ls, 0xab, 1) && !logstore_seen(ls, 0xab, 2));
+    ck_assert_str_eq(slurp(log_path), "a REGISTER 17/12/2014 13:20:35\n");
+    logstore_close(ls);
+    /* The idx was rewritten compactly: one record per origin. */
+    ck_assert_str_eq(slurp(idx_path), "0000000000000000 0 31\n00000000000000ab 1 31\n");
+}
+END_TEST
+
+START_TEST(rotation_keeps_duplicate_state)
+{
+    struct logstore *ls = open_store();
+    struct log_record b[] = {rec(5, 1, "a", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, b, 1, NULL), 0);
+    char moved[128], err[256];
+    snprintf(moved, sizeof moved, "%s.1", log_path);
+    ck_assert_int_eq(rename(log_path, moved), 0);
+    ck_assert_int_eq(logstore_reopen(ls, err, sizeof err), 0);
+    ck_assert_int_eq(logstore_append(ls, b, 1, NULL), 0);    /* a resend */
+    struct log_record next[] = {rec(5, 2, "a", "CONNECT", NULL)};
+    ck_assert_int_eq(logstore_append(ls, next, 1, NULL), 0);
+    logstore_close(ls);
+    ck_assert_str_eq(slurp(moved), "a REGISTER 17/12/2014 13:20:35\n");
+    ck_assert_str_eq(slurp(log_path), "a CONNECT 17/12/2014 13:20:35\n");
+    /* And after a restart on the new file. */
+    ls = open_store();
+    ck_assert(logstore_seen(ls, 5, 2));
+    logstore_close(ls);
+}
+END_TEST
+
+START_TEST(crash_before_the_first_commit)
+{
+    struct logstore *ls = open_store();     /* a fresh, empty log */
+    logstore_close(ls);
+    append_raw(log_path, "a REGISTER 17/12/2014 13:20:35\n");   /* never committed */
+    ls = open_store();
+    ck_assert_str_eq(slurp(log_path), "");
+    logstore_close(ls);
+}
+END_TEST
+
+START_TEST(log_without_idx_is_kept)
+{
+    append_raw(log_path, "old REGISTER 01/01/2000 00:00:00\nhalf a li");
+    struct logstore *ls = open_store();
+    logstore_close(ls);
+    ck_assert_str_eq(slurp(log_path), "old REGISTER 01/01/2000 00:00:00\n");
+}
+END_TEST
+
+START_TEST(unwritable_path_fails_cleanly)
+{
+    char err[256];
+    ck_assert_ptr_null(logstore_open("/nonexistent-dir/x.log", err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "cannot open"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("logstore");
+    TCase *tc = tcase_create("store");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, xdr_round_trip);
+    tcase_add_test(tc, line_format);
+    tcase_add_test(tc, append_and_duplicates);
+    tcase_add_test(tc, torn_last_line_is_cut);
+    tcase_add_test(tc, crash_between_log_and_idx);
+    tcase_add_test(tc, torn_idx_record_is_ignored);
+    tcase_add_test(tc, rotation_keeps_duplicate_state);
+    tcase_add_test(tc, crash_before_the_first_commit);
+    tcase_add_test(tc, log_without_idx_is_kept);
+    tcase_add_test(tc, unwritable_path_fails_cleanly);
+    suite_add_tcase(s, tc);
+
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
