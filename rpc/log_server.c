@@ -25,7 +25,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <rpc/pmap_clnt.h>
 #include <rpc/rpc.h>
 
 #include "logrpc.h"
@@ -110,6 +109,22 @@ static int listen_on(unsigned port)
         return -1;
     }
     return fd;
+}
+
+/*
+ * Register the transport's port with rpcbind for TCP, first removing any
+ * stale registration a killed instance left.  (rpcb_set with our own
+ * address, rather than svc_register's pmap_set, which leaks in libtirpc.)
+ */
+static bool register_rpcbind(SVCXPRT *xprt)
+{
+    struct netconfig *nc = getnetconfigent("tcp");
+    if (nc == NULL)
+        return false;
+    rpcb_unset(LOGRPC_PROG, LOGRPC_VERS, NULL);
+    bool ok = rpcb_set(LOGRPC_PROG, LOGRPC_VERS, nc, &xprt->xp_ltaddr);
+    freenetconfigent(nc);
+    return ok;
 }
 
 /* Serve RPC requests until SIGINT/SIGTERM; SIGHUP reopens the log. */
@@ -210,32 +225,28 @@ int main(int argc, char **argv)
         return 1;
     }
     unsigned bound = xprt->xp_port;
-    if (with_rpcbind) {
-        pmap_unset(LOGRPC_PROG, LOGRPC_VERS);       /* a stale one from a killed run */
-        if (!svc_register(xprt, LOGRPC_PROG, LOGRPC_VERS, logrpc_prog_1, IPPROTO_TCP)) {
-            fprintf(stderr, "log_server: rpcbind refused the registration\n");
-            with_rpcbind = false;
-            if (port < 0) {
-                svc_destroy(xprt);
-                logstore_close(store);
-                return 1;
-            }
-        }
-    }
-    if (!with_rpcbind && !svc_register(xprt, LOGRPC_PROG, LOGRPC_VERS, logrpc_prog_1, 0)) {
+    if (!svc_register(xprt, LOGRPC_PROG, LOGRPC_VERS, logrpc_prog_1, 0)) {
         fprintf(stderr, "log_server: cannot register the program\n");
         svc_destroy(xprt);
         logstore_close(store);
         return 1;
+    }
+    if (with_rpcbind && !register_rpcbind(xprt)) {
+        fprintf(stderr, "log_server: rpcbind refused the registration\n");
+        with_rpcbind = false;
+        if (port < 0) {
+            svc_destroy(xprt);
+            logstore_close(store);
+            return 1;
+        }
     }
     fprintf(stderr, "log_server: writing %s; listening on port %u%s\n", path, bound,
             with_rpcbind ? ", registered with rpcbind" : " (no rpcbind)");
 
     serve(sigfd, path);
 
-    svc_unregister(LOGRPC_PROG, LOGRPC_VERS);
     if (with_rpcbind)
-        pmap_unset(LOGRPC_PROG, LOGRPC_VERS);
+        rpcb_unset(LOGRPC_PROG, LOGRPC_VERS, NULL);
     svc_destroy(xprt);
     fprintf(stderr, "log_server: %llu lines written, %llu duplicates skipped\n",
             (unsigned long long)logstore_written(store),

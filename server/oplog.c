@@ -14,6 +14,7 @@
  */
 #include "oplog.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -30,7 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <rpc/pmap_clnt.h>
 #include <rpc/rpc.h>
 
 #include "logrpc.h"
@@ -97,17 +97,31 @@ static long ms_until(struct timespec t)
     return (long)(t.tv_sec - now.tv_sec) * 1000 + (t.tv_nsec - now.tv_nsec) / 1000000L;
 }
 
+/* Ask the log host's rpcbind for the log server's TCP address. */
+static int rpcbind_lookup(struct sockaddr_in *a)
+{
+    char host[INET_ADDRSTRLEN];
+    struct sockaddr_in found;
+    struct netbuf nb = {.maxlen = sizeof found, .len = 0, .buf = &found};
+    struct netconfig *nc = getnetconfigent("tcp");
+    bool ok = nc != NULL && inet_ntop(AF_INET, &a->sin_addr, host, sizeof host) != NULL &&
+              rpcb_getaddr(LOGRPC_PROG, LOGRPC_VERS, nc, &nb, host) &&
+              nb.len == sizeof found && found.sin_family == AF_INET;
+    if (nc != NULL)
+        freenetconfigent(nc);
+    if (!ok)
+        return -1;
+    a->sin_port = found.sin_port;
+    return 0;
+}
+
 /* A TCP socket connected to the log server within the timeout, or -1.
  * Our own socket: libtirpc would otherwise scan for a reserved port. */
 static int connect_log(void)
 {
     struct sockaddr_in a = log_addr;
-    if (a.sin_port == 0) {
-        u_short port = pmap_getport(&a, LOGRPC_PROG, LOGRPC_VERS, IPPROTO_TCP);
-        if (port == 0)
-            return -1;
-        a.sin_port = htons(port);
-    }
+    if (a.sin_port == 0 && rpcbind_lookup(&a) != 0)
+        return -1;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
