@@ -40,6 +40,7 @@
 #define DEFAULT_TIMEOUT_MS 10000
 #define SHUTDOWN_GRACE_MS 2000          /* for in-flight requests to finish */
 #define OPLOG_DRAIN_MS 5000             /* for queued log entries to leave */
+#define ACCEPT_BURST 64                 /* connections taken per poll() wake-up */
 
 /* One connection being served, linked in server.conns. */
 struct conn {
@@ -101,17 +102,19 @@ static void conn_finish(struct conn *c)
     free(c);
 }
 
-/* Connection thread: serve one operation, then clean up. */
+/* Connection thread: serve one operation, then clean up.  The socket
+ * option is set here, off the accepting thread's path. */
 static void *conn_thread(void *arg)
 {
     struct conn *c = arg;
-    handle_connection(&server.handler, c->fd, c->ip);
+    if (net_set_send_timeout(c->fd, server.handler.timeout_ms) == 0)
+        handle_connection(&server.handler, c->fd, c->ip);
     conn_finish(c);
     return NULL;
 }
 
 /* Take an accepted socket: refuse it past the cap, else give it a thread. */
-static void conn_start(int fd)
+static void conn_start(int fd, const char *ip)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
@@ -119,12 +122,7 @@ static void conn_start(int fd)
         return;
     }
     c->fd = fd;
-    if (net_set_send_timeout(fd, server.handler.timeout_ms) < 0 ||
-        net_peer_ip(fd, c->ip, sizeof c->ip) < 0) {
-        close(fd);              /* the peer is already gone */
-        free(c);
-        return;
-    }
+    snprintf(c->ip, sizeof c->ip, "%s", ip);
 
     pthread_mutex_lock(&server.lock);
     if (server.active >= server.max_conns) {
@@ -146,18 +144,23 @@ static void conn_start(int fd)
 }
 
 /*
- * Accept one pending connection.  When out of descriptors, close the spare
- * one kept for this, accept and drop the connection so its client hears a
- * close instead of waiting, and take the spare back; this keeps the loop
- * from spinning on a connection it cannot accept.
+ * Accept one pending connection; false when there is none left (the
+ * listening socket is non-blocking) or accepting must pause.  When out of
+ * descriptors, close the spare one kept for this, accept and drop the
+ * connection so its client hears a close instead of waiting, and take the
+ * spare back; this keeps the loop from spinning on a connection it cannot
+ * accept.
  */
-static void accept_one(int lfd, int *spare)
+static bool accept_one(int lfd, int *spare)
 {
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    char ip[INET6_ADDRSTRLEN];
+    int fd = net_accept(lfd, ip, sizeof ip);
     if (fd >= 0) {
-        conn_start(fd);
-        return;
+        conn_start(fd, ip);
+        return true;
     }
+    if (errno == EINTR || errno == ECONNABORTED)
+        return true;
     if (errno == EMFILE || errno == ENFILE) {
         if (*spare >= 0) {
             close(*spare);
@@ -171,6 +174,7 @@ static void accept_one(int lfd, int *spare)
     } else if (errno == ENOBUFS || errno == ENOMEM) {
         poll(NULL, 0, 10);
     }
+    return false;               /* EAGAIN: back to poll() */
 }
 
 /* Wait until no connection is active or ms pass; lock held. */
@@ -299,8 +303,11 @@ int main(int argc, char **argv)
         }
         if (pfd[1].revents & POLLIN)
             break;
-        if (pfd[0].revents & POLLIN)
-            accept_one(lfd, &spare);
+        /* Take what is pending in one go: one poll() per burst, not per
+         * connection, with a bound so signals are still seen under load. */
+        for (int i = 0; (pfd[0].revents & POLLIN) && i < ACCEPT_BURST; i++)
+            if (!accept_one(lfd, &spare))
+                break;
     }
 
     close(lfd);

@@ -13,7 +13,7 @@
 
 int net_listen(unsigned port, int backlog, unsigned *bound_port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -1;
     int on = 1;
@@ -45,16 +45,19 @@ int net_set_send_timeout(int fd, int timeout_ms)
     return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-int net_peer_ip(int fd, char *ip, size_t len)
+int net_accept(int lfd, char *ip, size_t len)
 {
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof ss;
-    if (getpeername(fd, (struct sockaddr *)&ss, &sslen) < 0)
+    int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC);
+    if (fd < 0)
         return -1;
     const void *addr = ss.ss_family == AF_INET6
         ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
         : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
-    return inet_ntop(ss.ss_family, addr, ip, (socklen_t)len) ? 0 : -1;
+    if (inet_ntop(ss.ss_family, addr, ip, (socklen_t)len) == NULL)
+        snprintf(ip, len, "?");
+    return fd;
 }
 
 void net_host_ip(char *ip, size_t len)

@@ -11,7 +11,8 @@
 
 /*
  * Listen on all IPv4 interfaces at port (0: any free port).  Returns the
- * socket (close-on-exec) and stores the bound port, or -1 with errno set.
+ * socket (close-on-exec, non-blocking) and stores the bound port, or -1
+ * with errno set.
  */
 int net_listen(unsigned port, int backlog, unsigned *bound_port);
 
@@ -21,8 +22,11 @@ int net_listen(unsigned port, int backlog, unsigned *bound_port);
  */
 int net_set_send_timeout(int fd, int timeout_ms);
 
-/* Write the peer's IP address of a connected socket as text. */
-int net_peer_ip(int fd, char *ip, size_t len);
+/*
+ * Accept a connection (blocking, close-on-exec) and write the peer's IP
+ * address as text, taken from the accept itself.  -1 with errno as accept4.
+ */
+int net_accept(int lfd, char *ip, size_t len);
 
 /*
  * Write a real IPv4 address of this host (the first interface that is up

@@ -41,6 +41,8 @@
 #define CONNECT_TIMEOUT_MS 1000
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
+#define LINGER_US 2000              /* gather entries this long after a send */
+#define LINGER_BELOW 256            /* ...unless at least this many wait */
 
 /* One queued entry; its strings live in data[]. */
 struct entry {
@@ -218,6 +220,29 @@ static void acknowledge(size_t n)
     }
 }
 
+/*
+ * After a send, let entries gather for a moment before the next one, so that
+ * under load one call (and one pair of fdatasyncs on the log server) carries
+ * many entries, and handlers do not wake this thread for each entry: while
+ * it lingers it is not idle, so submitters do not signal it.
+ */
+static void linger(void)
+{
+    pthread_mutex_lock(&q.lock);
+    if (q.count < LINGER_BELOW && !q.stopping) {
+        struct timespec until = after_ms(0);
+        until.tv_nsec += LINGER_US * 1000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!q.stopping &&
+               pthread_cond_timedwait(&q.wake, &q.lock, &until) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&q.lock);
+}
+
 /* Sleep ms before retrying, unless stopping makes that pointless. */
 static void back_off(long ms)
 {
@@ -264,6 +289,7 @@ static void *logging_main(void *arg)
             if (reported_down)
                 fprintf(stderr, "server: operation log reachable again\n");
             reported_down = false;
+            linger();
             continue;
         }
         if (client != NULL) {

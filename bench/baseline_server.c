@@ -1,0 +1,86 @@
+/*
+ * baseline_server.c - the benchmark's yardstick: the least a thread-per-
+ * connection server of this protocol must do.
+ *
+ *   baseline_server -p PORT      (0: any free port; the port is printed)
+ *
+ * Accepts, starts a detached thread per connection (64 KiB stack, as the
+ * index server), reads one whole request (the operation name tells how many
+ * NUL-terminated fields follow), answers the single byte 0, and closes.  No
+ * parsing beyond that, no state, no output per request.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Fields in a whole request of this operation (name and date-time included). */
+static int fields_of(const char *op)
+{
+    static const struct { const char *name; int fields; } ops[] = {
+        {"REGISTER", 3}, {"UNREGISTER", 3}, {"CONNECT", 4}, {"DISCONNECT", 3},
+        {"PUBLISH", 5}, {"DELETE", 4}, {"LIST_USERS", 3}, {"LIST_CONTENT", 4}};
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+        if (strcmp(op, ops[i].name) == 0)
+            return ops[i].fields;
+    return 1;
+}
+
+/* One connection: read the request, answer one byte, close. */
+static void *serve(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[2048];
+    size_t len = 0;
+    int nuls = 0, want = 1;
+    ssize_t n;
+    while (nuls < want && len < sizeof buf && (n = recv(fd, buf + len, sizeof buf - len, 0)) > 0) {
+        for (size_t i = len; i < len + (size_t)n; i++)
+            if (buf[i] == '\0' && ++nuls == 1)
+                want = fields_of(buf);
+        len += (size_t)n;
+    }
+    send(fd, "", 1, MSG_NOSIGNAL);
+    close(fd);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int port = argc == 3 && strcmp(argv[1], "-p") == 0 ? atoi(argv[2]) : -1;
+    if (port < 0 || port > 65535) {
+        fprintf(stderr, "usage: baseline_server -p PORT\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    socklen_t alen = sizeof a;
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 1024) != 0 ||
+        getsockname(ls, (struct sockaddr *)&a, &alen) != 0) {
+        perror("baseline_server");
+        return 1;
+    }
+    printf("baseline listening on port %u\n", ntohs(a.sin_port));
+    fflush(stdout);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    for (;;) {
+        int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        pthread_t t;
+        if (pthread_create(&t, &attr, serve, (void *)(intptr_t)fd) != 0)
+            close(fd);
+    }
+}

@@ -1,0 +1,396 @@
+"""`make bench`: measure peerdex against yardsticks run on the same machine in
+the same run, and write docs/benchmarks.md.
+
+Every figure is taken several times (--runs, default 3); the report gives the
+median and the min-max.  Throughput figures are ratios to a yardstick measured
+alternately with them, so a noisy shared machine moves both sides alike.
+"""
+import argparse
+import importlib.util
+import os
+import platform
+import re
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import harness  # noqa: E402
+
+DT = harness.DATETIME
+
+
+class Bench:
+    def __init__(self, tools, runs, seconds):
+        self.tools = tools
+        self.runs = runs
+        self.seconds = seconds
+        self.procs = []
+        self.tmp = tempfile.mkdtemp(prefix="peerdex-bench-")
+        self.sections = []
+
+    # -- processes -----------------------------------------------------------
+
+    def spawn(self, argv, pattern, env=None):
+        """Start a program with stdout and stderr going to files (as to a
+        terminal: nothing in this process reads them as they come), wait
+        for a line matching `pattern` in either, and return the process
+        with .match set.  Stopped by PID in stop_all()."""
+        n = len(self.procs)
+        out = open(os.path.join(self.tmp, "p%d.out" % n), "wb")
+        err = open(os.path.join(self.tmp, "p%d.err" % n), "wb")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                             env=dict(os.environ, **(env or {})))
+        out.close()
+        err.close()
+        self.procs.append(p)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            for name in ("p%d.out" % n, "p%d.err" % n):
+                with open(os.path.join(self.tmp, name), errors="replace") as f:
+                    m = re.search(pattern, f.read(), re.M)
+                if m:
+                    p.match = m
+                    p.port = int(m.group(1))
+                    return p
+            if p.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise RuntimeError("%s did not start" % argv[0])
+
+    def stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.procs = []
+
+    def index_server(self, log=True, *args):
+        """bin/server on a free port, logging to its own log server or not."""
+        env = {}
+        if log:
+            lp = self.spawn([os.path.join(harness.BIN, "log_server"), "-f",
+                             os.path.join(self.tmp, "ops-%d.log" % len(self.procs)), "-p", "0"],
+                            r"listening on port (\d+)")
+            env = {"LOG_RPC_IP": "127.0.0.1", "LOG_RPC_PORT": str(lp.port)}
+        return self.spawn([os.path.join(harness.BIN, "server"), "-p", "0", "-c", "4096", *args],
+                          r"^s> init server \S+:(\d+)$", env)
+
+    def baseline(self):
+        return self.spawn([os.path.join(self.tools, "baseline_server"), "-p", "0"],
+                          r"port (\d+)")
+
+    def loadgen(self, port, threads, mode, prefix="lg", seconds=None, extra=()):
+        out = subprocess.run([os.path.join(self.tools, "loadgen"), "-p", str(port), "-t",
+                              str(threads), "-d", str(seconds or self.seconds), "-m", mode,
+                              "-x", prefix, *extra], capture_output=True, text=True, check=True,
+                             timeout=600).stdout
+        line = out.strip().splitlines()[-1]
+        return {k: float(v) if re.match(r"^[\d.]+$", v) else v
+                for k, v in (kv.split("=", 1) for kv in line.split())}
+
+    # -- figures -------------------------------------------------------------
+
+    def throughput(self):
+        """The index server (logging on) against the baseline server."""
+        srv = self.index_server(log=True)
+        base = self.baseline()
+        subprocess.run([os.path.join(self.tools, "loadgen"), "-p", str(srv.port), "-m", "setup",
+                        "-n", "1000"], check=True, capture_output=True)
+        subprocess.run([os.path.join(self.tools, "loadgen"), "-p", str(base.port), "-m", "setup",
+                        "-n", "1"], check=True, capture_output=True)
+        rows = []
+        for mode, label, target in (("register", "write path: REGISTER of new users", 0.9),
+                                    ("list", "read path: LIST_CONTENT of 1,000 files", 0.6),
+                                    ("mixed", "mixed (4 list, 3 register, 2 publish, 1 list users)",
+                                     None)):
+            for threads in (1, 4, 32):
+                ratios, ours, theirs = [], [], []
+                for run in range(self.runs):
+                    b = self.loadgen(base.port, threads, mode, "b%d%d" % (threads, run))
+                    o = self.loadgen(srv.port, threads, mode, "%s%d_%d" % (mode[0], threads, run))
+                    assert o["errors"] == 0, o
+                    ratios.append(o["ops_s"] / b["ops_s"])
+                    ours.append(o)
+                    theirs.append(b)
+                rows.append((label, threads, ratios, ours, theirs, target))
+        self.stop_all()
+        lines = ["| workload | client threads | index ops/s (p50 / p99 us) | baseline ops/s | "
+                 "ratio, median (min-max) | target |", "| --- | --- | --- | --- | --- | --- |"]
+        for label, threads, ratios, ours, theirs, target in rows:
+            lines.append("| %s | %d | %s (%s / %s) | %s | **%s** | %s |" % (
+                label, threads, med(o["ops_s"] for o in ours), med(o["p50_us"] for o in ours),
+                med(o["p99_us"] for o in ours), med(b["ops_s"] for b in theirs),
+                ratio_text(ratios), ">= %.1fx" % target if target else "-"))
+        self.sections.append(("Throughput against a minimal server", [
+            "The index server with the operation log on (log server on the same machine, "
+            "`fdatasync` per batch) against `bench/baseline_server` (accept, thread, read one "
+            "request, answer one byte, close), each loaded by `bench/loadgen` with the same "
+            "requests, alternately, %d runs of %g s each." % (self.runs, self.seconds), ""] + lines))
+        self.throughput_rows = rows
+
+    def logging(self):
+        on = self.index_server(log=True)
+        off = self.index_server(log=False)
+        ratios, a, b = [], [], []
+        for run in range(self.runs):
+            x = self.loadgen(off.port, 4, "register", "off%d" % run)
+            y = self.loadgen(on.port, 4, "register", "on%d" % run)
+            ratios.append(y["ops_s"] / x["ops_s"])
+            a.append(y)
+            b.append(x)
+        self.stop_all()
+        self.sections.append(("Operation log on against off", [
+            "REGISTER of new users, 4 client threads; the same server binary with and without "
+            "`LOG_RPC_IP`.", "",
+            "| logging | ops/s | p50 us | p99 us |", "| --- | --- | --- | --- |",
+            "| off | %s | %s | %s |" % (med(r["ops_s"] for r in b), med(r["p50_us"] for r in b),
+                                       med(r["p99_us"] for r in b)),
+            "| on | %s | %s | %s |" % (med(r["ops_s"] for r in a), med(r["p50_us"] for r in a),
+                                      med(r["p99_us"] for r in a)),
+            "", "Ratio on/off: **%s** (target >= 0.9x)." % ratio_text(ratios)]))
+
+    def time_service(self):
+        """The client's per-operation cost of asking its time service."""
+        spec = importlib.util.spec_from_file_location("peerdex_client",
+                                                      os.path.join(ROOT, "client", "client.py"))
+        client = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(client)
+        srv = self.index_server(log=False)
+        tc = client.TimeClient(service=client.TimeService())
+        n = 2000
+        try:
+            tc.now()
+            calls, ops = [], []
+            for i in range(n):
+                t0 = time.perf_counter()
+                tc.now()
+                calls.append(time.perf_counter() - t0)
+            for i in range(n):
+                t0 = time.perf_counter()
+                with socket.create_connection(("127.0.0.1", srv.port)) as s:
+                    s.sendall(harness.encode("REGISTER", DT, "ts%d" % i))
+                    while s.recv(64):
+                        pass
+                ops.append(time.perf_counter() - t0)
+        finally:
+            tc.close()
+            self.stop_all()
+        c50, c99 = pct(calls, 50), pct(calls, 99)
+        o50, o99 = pct(ops, 50), pct(ops, 99)
+        self.sections.append(("Time service overhead per operation", [
+            "`TimeClient.now()` (client/client.py: one kept-alive HTTP/1.1 connection to the "
+            "client's own Flask service) called %d times in a row, against the same client "
+            "process doing %d raw REGISTER round trips to the index server." % (n, n), "",
+            "| call | p50 us | p99 us |", "| --- | --- | --- |",
+            "| time service `GET /datetime` | %.0f | %.0f |" % (c50, c99),
+            "| index REGISTER round trip (yardstick) | %.0f | %.0f |" % (o50, o99),
+            "", "The time call costs **%.2fx** (p50) / %.2fx (p99) of an index round trip." % (
+                c50 / o50, c99 / o99)]))
+
+    def scale(self):
+        """100,000 users and 1,000,000 files: memory and speed against a small registry."""
+        srv = self.index_server(False)
+        loadgen = os.path.join(self.tools, "loadgen")
+        subprocess.run([loadgen, "-p", str(srv.port), "-m", "setup", "-n", "1000"], check=True,
+                       capture_output=True)
+        small = {m: [self.loadgen(srv.port, 4, m, "s%d" % r)["ops_s"] for r in range(self.runs)]
+                 for m in ("register", "list")}
+        rss_small = rss_kb(srv.pid)
+        t0 = time.monotonic()
+        subprocess.run([loadgen, "-p", str(srv.port), "-t", "8", "-m", "fill", "-n", "100000",
+                        "-x", "fill"], check=True, capture_output=True, timeout=900)
+        fill_s = time.monotonic() - t0
+        big = {m: [self.loadgen(srv.port, 4, m, "g%d" % r)["ops_s"] for r in range(self.runs)]
+               for m in ("register", "list")}
+        rss_big = rss_kb(srv.pid)
+        self.stop_all()
+
+        # 1,000 stalled connections on a fresh server.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+        srv = self.index_server(False, "-t", "30")
+        time.sleep(0.2)
+        idle = rss_kb(srv.pid)
+        socks = []
+        for i in range(1000):
+            s = socket.create_connection(("127.0.0.1", srv.port))
+            s.sendall(b"REGISTER\x00" + DT.encode())
+            socks.append(s)
+        time.sleep(1.0)
+        stalled = rss_kb(srv.pid)
+        threads = thread_count(srv.pid)
+        for s in socks:
+            s.close()
+        self.stop_all()
+        reg_ratio = [b / s for b, s in zip(big["register"], small["register"])]
+        list_ratio = [b / s for b, s in zip(big["list"], small["list"])]
+        self.sections.append(("Scale", [
+            "One server (log off) filled through the protocol by `loadgen -m fill` (8 threads: "
+            "REGISTER, CONNECT and 10 PUBLISH per user) to 100,000 users and 1,000,000 files "
+            "in %.0f s; REGISTER and LIST_CONTENT (of a user with 1,000 files) at 4 client "
+            "threads measured before and after the fill." % fill_s, "",
+            "| figure | small registry | 100,000 users, 1,000,000 files | ratio big/small |",
+            "| --- | --- | --- | --- |",
+            "| server RSS | %d MB | %d MB | - |" % (rss_small // 1024, rss_big // 1024),
+            "| REGISTER ops/s | %s | %s | **%s** |" % (med(small["register"]), med(big["register"]),
+                                                       ratio_text(reg_ratio)),
+            "| LIST_CONTENT ops/s | %s | %s | **%s** |" % (med(small["list"]), med(big["list"]),
+                                                          ratio_text(list_ratio)),
+            "", "Target: no operation slower than its small-registry figure by more than 2x "
+            "(ratio >= 0.5x).", "",
+            "1,000 connections that each sent half a request and stall: server RSS %d MB idle, "
+            "%d MB with them (%.1f KB per stalled connection, %d threads)." % (
+                idle // 1024, stalled // 1024, (stalled - idle) / 1000.0, threads)]))
+
+    def transfer(self):
+        """GET_FILE of 1 GiB between two real clients against plain C sender/reader."""
+        path = os.path.join(self.tmp, "big.bin")
+        size = 1 << 30
+        with open(path, "wb") as f:
+            chunk = os.urandom(1 << 20)
+            for _ in range(size >> 20):
+                f.write(chunk)
+        out = os.path.join(self.tmp, "out.bin")
+        plain, ours = [], []
+        srv = self.index_server(False)
+        owner = client_proc(srv.port)
+        owner.do("REGISTER owner", "c> REGISTER OK")
+        owner.do("CONNECT owner", "c> CONNECT OK")
+        owner.do("PUBLISH %s big" % path, "c> PUBLISH OK")
+        dl = client_proc(srv.port)
+        dl.do("REGISTER dl", "c> REGISTER OK")
+        dl.do("CONNECT dl", "c> CONNECT OK")
+        try:
+            for run in range(self.runs):
+                sender = harness.Process([os.path.join(self.tools, "plain_xfer"), "send", "0",
+                                          path])
+                port = sender.wait_line(r"port (\d+)").group(1)
+                t0 = time.perf_counter()
+                subprocess.run([os.path.join(self.tools, "plain_xfer"), "recv", port, out],
+                               check=True)
+                plain.append(size / (time.perf_counter() - t0) / 1e9)
+                sender.stop()
+                os.unlink(out)
+                t0 = time.perf_counter()
+                dl.do("GET_FILE owner %s %s" % (path, out), "c> GET_FILE OK", timeout=120)
+                ours.append(size / (time.perf_counter() - t0) / 1e9)
+                assert os.path.getsize(out) == size
+                os.unlink(out)
+        finally:
+            for c in (owner, dl):
+                c.stop()
+            self.stop_all()
+            os.unlink(path)
+        ratios = [o / p for o, p in zip(ours, plain)]
+        self.sections.append(("Peer transfer", [
+            "GET_FILE of a 1 GiB file (random bytes) between two real clients on loopback: from "
+            "the command typed into the downloading client to its `c> GET_FILE OK` (so "
+            "including its LIST_USERS lookup and the rename into place), against "
+            "`bench/plain_xfer` (sendfile to a socket, a reader writing 1 MiB chunks to a file).",
+            "", "| transfer | GB/s, median (min-max) |", "| --- | --- |",
+            "| plain C sender -> plain C reader | %s |" % spread(plain, "%.2f"),
+            "| peerdex GET_FILE, client to client | %s |" % spread(ours, "%.2f"),
+            "", "Ratio: **%s** (target >= 0.7x)." % ratio_text(ratios)]))
+
+    # -- report ----------------------------------------------------------------
+
+    def report(self, path, started, argv):
+        cpu = "unknown"
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpu = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
+        except (OSError, AttributeError):
+            pass
+        lines = ["# Benchmarks", "",
+                 "Written by `make bench` (`bench/bench.py`); rerun it to refresh. Each figure "
+                 "is the median of %d runs with the min-max beside it; ratios compare against a "
+                 "yardstick measured in the same run on the same machine." % self.runs, "",
+                 "- machine: %d cores (%s), %s %s, %d GiB RAM" % (
+                     os.cpu_count(), cpu, platform.system(), platform.release(),
+                     os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 30),
+                 "- run: %s, %.0f s in all" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                                time.monotonic() - started),
+                 "- command: `make bench` (= `%s`)" % " ".join(argv), ""]
+        for title, body in self.sections:
+            lines += ["## " + title, ""] + body + [""]
+        lines += open(os.path.join(HERE, "notes.md")).read().splitlines()
+        with open(path, "w") as f:
+            f.write("\n".join(lines).rstrip() + "\n")
+
+
+def client_proc(port):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "client"))
+    from client_lib import ClientProc
+    return ClientProc(port)
+
+
+def med(values, fmt="%.0f"):
+    return fmt % statistics.median(list(values))
+
+
+def spread(values, fmt="%.2f"):
+    values = list(values)
+    return "%s (%s-%s)" % (fmt % statistics.median(values), fmt % min(values), fmt % max(values))
+
+
+def ratio_text(ratios):
+    return "%.2fx (%.2f-%.2f)" % (statistics.median(ratios), min(ratios), max(ratios))
+
+
+def pct(samples, p):
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(len(s) * p / 100))] * 1e6
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def thread_count(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"Threads:\s+(\d+)", f.read()).group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tools", required=True, help="directory of loadgen, baseline_server...")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--only", help="comma-separated: throughput,logging,time,scale,transfer")
+    args = ap.parse_args()
+    started = time.monotonic()
+    b = Bench(args.tools, args.runs, args.seconds)
+    steps = {"throughput": b.throughput, "logging": b.logging, "time": b.time_service,
+             "scale": b.scale, "transfer": b.transfer}
+    chosen = args.only.split(",") if args.only else list(steps)
+    try:
+        for name in chosen:
+            t0 = time.monotonic()
+            print("bench: %s..." % name, flush=True)
+            steps[name]()
+            print("bench: %s done in %.0f s" % (name, time.monotonic() - t0), flush=True)
+    finally:
+        b.stop_all()
+        subprocess.run(["rm", "-rf", b.tmp])
+    b.report(args.out, started, sys.argv)
+    print("bench: wrote %s" % args.out)
+    for title, body in b.sections:
+        print("\n## " + title)
+        print("\n".join(l for l in body if l.startswith("|") or "**" in l))
+
+
+if __name__ == "__main__":
+    main()
