@@ -55,17 +55,26 @@ enum read_status framing_read_request(int fd, char *buf, size_t cap,
     }
 }
 
-int framing_send(int fd, const struct reply *r)
+int framing_send(int fd, const struct reply *r, int timeout_ms)
 {
+    long long deadline = now_ms() + timeout_ms;
     size_t off = 0;
     while (off < r->len) {
-        ssize_t n = send(fd, r->data + off, r->len - off, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;          /* EAGAIN here is the send timeout */
+        /* Non-blocking: the reply usually fits the socket buffer at once,
+         * and a reader that stalls is waited for only until the deadline. */
+        ssize_t n = send(fd, r->data + off, r->len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0) {
+            off += (size_t)n;
+            continue;
         }
-        off += (size_t)n;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        long long left = deadline - now_ms();
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        if (left <= 0 || (poll(&pfd, 1, (int)left) < 0 && errno != EINTR))
+            return -1;
     }
     return 0;
 }

@@ -7,7 +7,8 @@
  * The whole request must arrive within one deadline: a client that stalls
  * or trickles is dropped when it passes, whatever it has sent.
  * framing_send() writes a reply built in memory with a single send() in
- * the common case.
+ * the common case, and never waits past its deadline for a peer that does
+ * not read.
  */
 #ifndef PEERDEX_FRAMING_H
 #define PEERDEX_FRAMING_H
@@ -34,7 +35,10 @@ enum read_status {
 enum read_status framing_read_request(int fd, char *buf, size_t cap,
                                       int timeout_ms, struct request *req);
 
-/* Send the whole reply; 0 on success, -1 if the peer is gone or stalls. */
-int framing_send(int fd, const struct reply *r);
+/*
+ * Send the whole reply within timeout_ms; 0 on success, -1 if the peer is
+ * gone or does not read it in time.
+ */
+int framing_send(int fd, const struct reply *r, int timeout_ms);
 
 #endif

@@ -94,6 +94,6 @@ void handle_connection(const struct handler_config *cfg, int fd,
         }
     }
     if (rs != READ_ERROR)
-        framing_send(fd, &out);
+        framing_send(fd, &out, cfg->timeout_ms);
     reply_free(&out);
 }

@@ -102,13 +102,11 @@ static void conn_finish(struct conn *c)
     free(c);
 }
 
-/* Connection thread: serve one operation, then clean up.  The socket
- * option is set here, off the accepting thread's path. */
+/* Connection thread: serve one operation, then clean up. */
 static void *conn_thread(void *arg)
 {
     struct conn *c = arg;
-    if (net_set_send_timeout(c->fd, server.handler.timeout_ms) == 0)
-        handle_connection(&server.handler, c->fd, c->ip);
+    handle_connection(&server.handler, c->fd, c->ip);
     conn_finish(c);
     return NULL;
 }

@@ -36,15 +36,6 @@ int net_listen(unsigned port, int backlog, unsigned *bound_port)
     return fd;
 }
 
-int net_set_send_timeout(int fd, int timeout_ms)
-{
-    struct timeval tv = {
-        .tv_sec = timeout_ms / 1000,
-        .tv_usec = (timeout_ms % 1000) * 1000,
-    };
-    return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
 int net_accept(int lfd, char *ip, size_t len)
 {
     struct sockaddr_storage ss;

@@ -1,6 +1,6 @@
 /*
  * net.h - the few socket helpers the server needs, in the spirit of a small
- * anet: listen, accept with an address as text, per-socket timeouts, and
+ * anet: listen, accept with the peer's address as text, and
  * the host's own address for the start-up banner.
  */
 #ifndef PEERDEX_NET_H
@@ -15,12 +15,6 @@
  * with errno set.
  */
 int net_listen(unsigned port, int backlog, unsigned *bound_port);
-
-/*
- * Bound how long a send() may block on a connected socket.  (Reads need no
- * socket timeout: framing.c polls against a deadline.)
- */
-int net_set_send_timeout(int fd, int timeout_ms);
 
 /*
  * Accept a connection (blocking, close-on-exec) and write the peer's IP

@@ -151,7 +151,7 @@ START_TEST(large_reply_arrives_whole)
     size_t total = 0;
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, drain, &total), 0);
-    ck_assert_int_eq(framing_send(sv[0], &rep), 0);
+    ck_assert_int_eq(framing_send(sv[0], &rep, 2000), 0);
     shutdown(sv[0], SHUT_WR);
     pthread_join(t, NULL);
     ck_assert_uint_eq(total, rep.len);
@@ -167,7 +167,24 @@ START_TEST(send_to_closed_peer_fails_without_sigpipe)
     reply_add_field(&rep, "hello");
     close(sv[1]);
     sv[1] = -1;
-    ck_assert_int_eq(framing_send(sv[0], &rep), -1);
+    ck_assert_int_eq(framing_send(sv[0], &rep, 2000), -1);
+    reply_free(&rep);
+}
+END_TEST
+
+START_TEST(send_to_a_peer_that_never_reads_times_out)
+{
+    struct reply rep;
+    reply_init(&rep);
+    char field[65536];
+    memset(field, 'x', sizeof field - 1);
+    field[sizeof field - 1] = '\0';
+    for (int i = 0; i < 64; i++)            /* 4 MB: far more than the buffers */
+        reply_add_field(&rep, field);
+    double start = now_s();
+    ck_assert_int_eq(framing_send(sv[0], &rep, 300), -1);
+    double took = now_s() - start;
+    ck_assert(took >= 0.29 && took < 3.0);
     reply_free(&rep);
 }
 END_TEST
@@ -210,6 +227,7 @@ int main(void)
     tcase_add_test(tc, bad_field_is_a_bad_request);
     tcase_add_test(tc, large_reply_arrives_whole);
     tcase_add_test(tc, send_to_closed_peer_fails_without_sigpipe);
+    tcase_add_test(tc, send_to_a_peer_that_never_reads_times_out);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("reply");
     tcase_add_test(tr, reply_grows_and_keeps_content);
