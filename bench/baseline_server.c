@@ -36,7 +36,8 @@ static int fields_of(const char *op)
 /* One connection: read the request, answer one byte, close. */
 static void *serve(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
+    int fd = *(int *)arg;
+    free(arg);
     char buf[2048];
     size_t len = 0;
     int nuls = 0, want = 1;
@@ -54,8 +55,9 @@ static void *serve(void *arg)
 
 int main(int argc, char **argv)
 {
-    int port = argc == 3 && strcmp(argv[1], "-p") == 0 ? atoi(argv[2]) : -1;
-    if (port < 0 || port > 65535) {
+    char *end = NULL;
+    long port = argc == 3 && strcmp(argv[1], "-p") == 0 ? strtol(argv[2], &end, 10) : -1;
+    if (port < 0 || port > 65535 || (end && *end)) {
         fprintf(stderr, "usage: baseline_server -p PORT\n");
         return 2;
     }
@@ -80,7 +82,15 @@ int main(int argc, char **argv)
         if (fd < 0)
             continue;
         pthread_t t;
-        if (pthread_create(&t, &attr, serve, (void *)(intptr_t)fd) != 0)
+        int *arg = malloc(sizeof *arg);
+        if (arg == NULL) {
             close(fd);
+            continue;
+        }
+        *arg = fd;
+        if (pthread_create(&t, &attr, serve, arg) != 0) {
+            close(fd);
+            free(arg);
+        }
     }
 }

@@ -197,6 +197,18 @@ static int setup(void)
     return errors ? 1 : 0;
 }
 
+/* A number from the command line within [lo, hi], or the usage message. */
+static double number(const char *s, double lo, double hi)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "loadgen: bad number '%s'\n", s);
+        exit(2);
+    }
+    return v;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: loadgen -p PORT [-h HOST] [-t THREADS] [-d SECONDS] "
@@ -211,13 +223,13 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "p:h:t:d:m:x:n:o:")) != -1) {
         switch (opt) {
-        case 'p': port = strtol(optarg, NULL, 10); break;
+        case 'p': port = (long)number(optarg, 1, 65535); break;
         case 'h': host = optarg; break;
-        case 't': nthreads = atoi(optarg); break;
-        case 'd': seconds = atof(optarg); break;
+        case 't': nthreads = (int)number(optarg, 1, 1024); break;
+        case 'd': seconds = number(optarg, 0.001, 3600); break;
         case 'm': mode = optarg; break;
         case 'x': prefix = optarg; break;
-        case 'n': count = atol(optarg); break;
+        case 'n': count = (long)number(optarg, 0, 1e9); break;
         case 'o': owner = optarg; break;
         default: usage();
         }

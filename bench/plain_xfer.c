@@ -62,10 +62,14 @@ static int recv_file(int port, const char *path)
 
 int main(int argc, char **argv)
 {
+    char *end = NULL;
+    long port = argc == 4 ? strtol(argv[2], &end, 10) : -1;
+    if (port < 0 || port > 65535 || (end && *end))
+        argc = 0;
     if (argc == 4 && strcmp(argv[1], "send") == 0)
-        return send_file(atoi(argv[2]), argv[3]);
+        return send_file((int)port, argv[3]);
     if (argc == 4 && strcmp(argv[1], "recv") == 0)
-        return recv_file(atoi(argv[2]), argv[3]);
+        return recv_file((int)port, argv[3]);
     fprintf(stderr, "usage: plain_xfer send PORT FILE | plain_xfer recv PORT OUT\n");
     return 2;
 }

@@ -1,6 +1,7 @@
 /* logstore.c - the operation log file with exactly-once commits; see logstore.h. */
 #include "logstore.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -39,9 +40,9 @@ static size_t put_field(char *out, const char *s, size_t max)
         out[0] = '-';
         return 1;
     }
-    for (; s[n] && n < max; n++) {
+    for (; n < max && s[n]; n++) {
         unsigned char c = (unsigned char)s[n];
-        out[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+        out[n] = (char)((c < 0x20 || c == 0x7f) ? '?' : c);
     }
     return n;
 }
@@ -155,6 +156,28 @@ static int rewrite_idx(struct logstore *ls)
     return rc;
 }
 
+/* One number of a record: digits in `base`, then a space or the end. */
+static bool parse_number(const char **s, int base, char end, uint64_t *v)
+{
+    char *stop;
+    if (!isxdigit((unsigned char)**s))
+        return false;
+    errno = 0;
+    unsigned long long x = strtoull(*s, &stop, base);
+    if (errno != 0 || *stop != end)
+        return false;
+    *v = x;
+    *s = stop + (end != '\0');
+    return true;
+}
+
+/* A commit record: "<origin hex> <seq> <end offset>", nothing else. */
+static bool parse_record(const char *line, uint64_t *origin, uint64_t *seq, uint64_t *off)
+{
+    return parse_number(&line, 16, ' ', origin) && parse_number(&line, 10, ' ', seq) &&
+           parse_number(&line, 10, '\0', off);
+}
+
 /*
  * Read the commit records: every origin's last seq, and the end offset of
  * the last complete record (-1 when there is none).  A torn last line (no
@@ -170,13 +193,11 @@ static off_t read_idx(struct logstore *ls)
     size_t cap = 0;
     ssize_t n;
     while ((n = getline(&line, &cap, f)) > 0) {
-        uint64_t origin, seq;
-        long long off;
-        int used = 0;
+        uint64_t origin, seq, off;
         if (line[n - 1] != '\n')
             break;
-        if (sscanf(line, "%" SCNx64 " %" SCNu64 " %lld%n", &origin, &seq, &off, &used) != 3
-            || used != n - 1 || off < 0)
+        line[n - 1] = '\0';
+        if (!parse_record(line, &origin, &seq, &off) || off > (uint64_t)INT64_MAX)
             continue;
         if (origin == 0 || commit_seq(ls, origin, seq) == 0)
             end = (off_t)off;
@@ -343,10 +364,13 @@ void logstore_close(struct logstore *ls)
     if (ls == NULL)
         return;
     struct origin *o, *t;
+    /* uthash keeps the next element in t, so deleting o here is safe. */
+    // NOLINTBEGIN(clang-analyzer-unix.Malloc)
     HASH_ITER(hh, ls->origins, o, t) {
         HASH_DEL(ls->origins, o);
         free(o);
     }
+    // NOLINTEND(clang-analyzer-unix.Malloc)
     if (ls->log_fd >= 0)
         close(ls->log_fd);
     if (ls->idx_fd >= 0)

@@ -38,7 +38,7 @@ int net_listen(unsigned port, int backlog, unsigned *bound_port)
 
 int net_accept(int lfd, char *ip, size_t len)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t sslen = sizeof ss;
     int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC);
     if (fd < 0)
