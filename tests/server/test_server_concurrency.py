@@ -9,6 +9,7 @@ DT = harness.DATETIME
 
 
 def test_32_threads_race_to_register_one_name(server):
+    """Exactly one of 32 simultaneous REGISTERs of one name wins, five times over."""
     for round_ in range(5):
         name = "contested%d" % round_
         with ThreadPoolExecutor(32) as pool:
@@ -40,6 +41,7 @@ def _worker(port, i):
 
 
 def test_64_threads_mixed_operations_leave_a_consistent_state(server):
+    """After 64 users' concurrent lives, the registry holds exactly what each left."""
     with ThreadPoolExecutor(64) as pool:
         wins = list(pool.map(lambda i: _worker(server.port, i), range(64)))
     flat = sorted(n for w in wins for n in w)
@@ -71,6 +73,7 @@ def _stall(port, n):
 
 
 def test_50_stalled_connections_do_not_delay_others(make_server):
+    """Each well-behaved request is answered within 1 s while 50 clients stall."""
     srv = make_server("-t", "5")
     socks = _stall(srv.port, 50)
     try:
@@ -84,6 +87,7 @@ def test_50_stalled_connections_do_not_delay_others(make_server):
 
 
 def test_stalled_connections_are_dropped_at_the_deadline(server):
+    """Stalled clients get the other-error code at the deadline, then a close."""
     socks = _stall(server.port, 10)
     try:
         time.sleep(0.2)
@@ -97,18 +101,25 @@ def test_stalled_connections_are_dropped_at_the_deadline(server):
             s.close()
 
 
+def _unanswered(addr, user):
+    """Send a REGISTER; True when the server closes without a reply byte.
+    Over the cap the kernel accepts and the server closes at once, so the
+    send or the read may also meet a reset: that is unanswered too."""
+    with socket.create_connection(addr, timeout=5) as s:
+        try:
+            s.sendall(harness.encode("REGISTER", DT, user))
+            return s.recv(16) == b""
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+
+
 def test_connection_cap_refuses_then_recovers(make_server):
+    """With -c 4 busy, a fifth is closed unanswered; service resumes after the deadline."""
     srv = make_server("-c", "4", "-t", "2")
     socks = _stall(srv.port, 4)
     try:
         time.sleep(0.3)
-        # The fifth is accepted by the kernel and closed by the server, unanswered.
-        with socket.create_connection(srv.addr, timeout=5) as s:
-            try:
-                s.sendall(harness.encode("REGISTER", DT, "fifth"))
-                assert s.recv(16) == b""
-            except ConnectionResetError:
-                pass
+        assert _unanswered(srv.addr, "fifth")
         # The stalled four time out; the server serves again.
         for s in socks:
             s.settimeout(8)
@@ -119,6 +130,65 @@ def test_connection_cap_refuses_then_recovers(make_server):
             time.sleep(0.05)
         assert harness.code(srv.port, "REGISTER", "later") == 1
         assert harness.code(srv.port, "UNREGISTER", "fifth") == 1
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _well_formed_users(fields):
+    """True when a LIST_USERS body is a count followed by that many triples."""
+    return fields and fields[0].isdigit() and len(fields) == 1 + 3 * int(fields[0])
+
+
+def test_list_users_stays_well_formed_during_churn(server):
+    """Readers never see a torn listing while 8 users connect and disconnect."""
+    assert harness.code(server.port, "REGISTER", "reader") == 0
+    assert harness.code(server.port, "CONNECT", "reader", "40000") == 0
+
+    def churn(i):
+        """Connect and disconnect one user over and over."""
+        user = "churn%d" % i
+        assert harness.code(server.port, "REGISTER", user) == 0
+        for _ in range(25):
+            assert harness.code(server.port, "CONNECT", user, str(42000 + i)) == 0
+            assert harness.code(server.port, "DISCONNECT", user) == 0
+
+    def read(_):
+        """List users over and over; every reply must be complete."""
+        for _ in range(25):
+            code, fields = harness.request(server.port, "LIST_USERS", "reader")
+            assert code == 0 and _well_formed_users(fields), fields
+            assert 1 <= int(fields[0]) <= 9
+
+    with ThreadPoolExecutor(16) as pool:
+        jobs = [pool.submit(churn, i) for i in range(8)] + [pool.submit(read, i) for i in range(8)]
+        for job in jobs:
+            job.result()
+    assert harness.request(server.port, "LIST_USERS", "reader") == (
+        0, ["1", "reader", "127.0.0.1", "40000"])
+
+
+def test_connection_cap_frees_slots_when_clients_close(make_server):
+    """Slots come back when stalled clients hang up, long before the deadline."""
+    srv = make_server("-c", "4", "-t", "60")
+    socks = _stall(srv.port, 4)
+    try:
+        time.sleep(0.3)
+        assert _unanswered(srv.addr, "fifth")
+    finally:
+        for s in socks:
+            s.close()
+    deadline = time.monotonic() + 5
+    while harness.code(srv.port, "REGISTER", "later") is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert harness.code(srv.port, "REGISTER", "later") == 1
+    assert harness.code(srv.port, "UNREGISTER", "fifth") == 1
+    # All four slots are usable at once again.
+    socks = _stall(srv.port, 3)
+    try:
+        time.sleep(0.3)
+        assert harness.code(srv.port, "REGISTER", "fourth") == 0
     finally:
         for s in socks:
             s.close()

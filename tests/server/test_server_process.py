@@ -13,10 +13,12 @@ SERVER = os.path.join(harness.BIN, "server")
 
 
 def run(*args):
+    """Run the server binary to completion with these arguments."""
     return subprocess.run([SERVER, *args], capture_output=True, text=True, timeout=10)
 
 
 def test_help_prints_usage_and_exits_0():
+    """-h prints the usage and succeeds."""
     r = run("-h")
     assert r.returncode == 0
     assert "usage: server -p PORT" in r.stdout + r.stderr
@@ -28,12 +30,14 @@ def test_help_prints_usage_and_exits_0():
     ["-p", "0", "-t", "soon"], ["-p", "0", "extra"],
 ])
 def test_bad_flags_exit_2_with_usage(args):
+    """Bad command lines exit 2 with a usage line on stderr."""
     r = run(*args)
     assert r.returncode == 2
     assert "usage:" in r.stderr
 
 
 def test_port_in_use_is_a_clear_error(server):
+    """A port already taken is reported, not ignored."""
     r = run("-p", str(server.port))
     assert r.returncode != 0
     assert "cannot listen" in r.stderr
@@ -41,6 +45,7 @@ def test_port_in_use_is_a_clear_error(server):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signals_exit_0(sig):
+    """SIGTERM and SIGINT both end the server with status 0."""
     srv = harness.Server()
     try:
         assert harness.code(srv.port, "REGISTER", "alice") == 0
@@ -48,13 +53,15 @@ def test_signals_exit_0(sig):
         assert srv.stop(sig) == 0
 
 
-def test_in_flight_request_is_answered_after_sigterm():
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_in_flight_request_is_answered_after_the_signal(sig):
+    """A request begun before the signal and completed after it is served."""
     srv = harness.Server()
     try:
         with socket.create_connection(srv.addr, timeout=10) as s:
             s.sendall(b"REGISTER\x00" + harness.DATETIME.encode() + b"\x00al")
             time.sleep(0.2)
-            os.kill(srv.pid, signal.SIGTERM)
+            os.kill(srv.pid, sig)
             time.sleep(0.3)
             s.sendall(b"ice\x00")
             assert s.recv(16) == b"\x00"
@@ -68,6 +75,7 @@ def test_in_flight_request_is_answered_after_sigterm():
 
 
 def test_stalled_client_does_not_hold_up_shutdown():
+    """A stalled client cannot keep the server alive after SIGTERM."""
     srv = harness.Server()
     try:
         with socket.create_connection(srv.addr, timeout=10) as s:
