@@ -17,19 +17,6 @@ VALGRIND = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirec
             "--track-fds=no"]
 
 
-def wait_err(proc, pattern, timeout=60):
-    import re
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in list(proc.err_lines):
-            m = rx.search(line)
-            if m:
-                return m
-        time.sleep(0.1)
-    raise SystemExit("timed out waiting for %r: %r" % (pattern, proc.err_lines[-20:]))
-
-
 def workload(port):
     """Everything a day in the lab sends to the server."""
     code = harness.code
@@ -66,7 +53,7 @@ def main():
     os.makedirs(tmp, exist_ok=True)
     log = harness.Process(VALGRIND + [os.path.join(harness.BIN, "log_server"),
                                       "-f", tmp + "/ops.log", "-p", "0"])
-    log_port = int(wait_err(log, r"listening on port (\d+)").group(1))
+    log_port = int(log.wait_line(r"listening on port (\d+)", timeout=60, stderr=True).group(1))
     srv = harness.Process(VALGRIND + [os.path.join(harness.BIN, "server"), "-p", "0", "-t", "2"],
                           env={"LOG_RPC_IP": "127.0.0.1", "LOG_RPC_PORT": str(log_port)})
     failed = False

@@ -53,13 +53,15 @@ class Process:
                 self._cond.notify_all()
         stream.close()
 
-    def wait_line(self, pattern, timeout=10, start=0):
-        """Wait for a stdout line (from index `start`) matching the regex."""
+    def wait_line(self, pattern, timeout=10, start=0, stderr=False):
+        """Wait for a stdout line (stderr with stderr=True), from index
+        `start`, matching the regex; return the match."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
+        lines = self.err_lines if stderr else self.lines
         with self._cond:
             while True:
-                for line in self.lines[start:]:
+                for line in lines[start:]:
                     m = rx.search(line)
                     if m:
                         return m

@@ -1,6 +1,5 @@
 """Helpers for the operation-log tests: the real log server and its file."""
 import os
-import re
 import socket
 import time
 
@@ -9,17 +8,7 @@ import harness
 
 def wait_err(proc, pattern, timeout=10, start=0):
     """Wait for a stderr line of proc matching the regex."""
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    with proc._cond:
-        while True:
-            for line in proc.err_lines[start:]:
-                m = rx.search(line)
-                if m:
-                    return m
-            if time.monotonic() > deadline or proc.proc.poll() is not None:
-                raise AssertionError("no stderr line %r; stderr=%r" % (pattern, proc.err_lines))
-            proc._cond.wait(0.1)
+    return proc.wait_line(pattern, timeout=timeout, start=start, stderr=True)
 
 
 class LogServer(harness.Process):

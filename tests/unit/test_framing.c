@@ -11,6 +11,7 @@
 
 #include "framing.h"
 #include "reply.h"
+#include "unit.h"
 
 static const char REGISTER_REQ[] = "REGISTER\0" "17/12/2014 13:20:35\0alice";
 #define REGISTER_LEN sizeof REGISTER_REQ        /* includes the final NUL */
@@ -233,9 +234,5 @@ int main(void)
     tcase_add_test(tr, reply_grows_and_keeps_content);
     suite_add_tcase(s, tr);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

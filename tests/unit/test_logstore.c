@@ -12,6 +12,7 @@
 
 #include "logrpc.h"
 #include "logstore.h"
+#include "unit.h"
 
 static char dir[64], log_path[96], idx_path[112];
 
@@ -296,9 +297,5 @@ int main(void)
     tcase_add_test(tc, unwritable_path_fails_cleanly);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -8,6 +8,7 @@
 
 #include "registry.h"
 #include "reply.h"
+#include "unit.h"
 
 static struct registry *reg;
 
@@ -265,9 +266,5 @@ int main(void)
     tcase_add_test(tc, free_full_registry);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "request.h"
+#include "unit.h"
 
 /* Build "f1\0f2\0..." from a NULL-terminated list; returns the length. */
 static size_t build(char *buf, const char *const *fields)
@@ -252,9 +253,5 @@ int main(void)
     tcase_add_test(tc, operation_table);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }
