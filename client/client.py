@@ -10,6 +10,7 @@ published files to other peers (GET_FILE).  See docs/client.md.
 """
 import argparse
 import http.client
+import importlib.util
 import os
 import re
 import socket
@@ -86,6 +87,16 @@ class Reader:
 
 # --- the time web service -----------------------------------------------------
 
+def python_with_flask():
+    """An interpreter that has Flask: this one, or Debian's (the `python3`
+    first on PATH may be another interpreter without python3-flask)."""
+    if importlib.util.find_spec("flask") is not None:
+        return sys.executable
+    if os.path.exists("/usr/bin/python3"):
+        return "/usr/bin/python3"
+    return sys.executable
+
+
 class TimeService:
     """Our own time service, a child process on 127.0.0.1 and a free port."""
 
@@ -97,7 +108,7 @@ class TimeService:
     def start(self):
         """Start the child and learn its address from its first line."""
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "timeservice.py"),
+            [python_with_flask(), os.path.join(HERE, "timeservice.py"),
              "--host", "127.0.0.1", "--port", "0", "--parent-pipe"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         line = self.proc.stdout.readline().decode().strip()
