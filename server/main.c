@@ -285,11 +285,12 @@ int main(int argc, char **argv)
     }
     if (oplog_start() < 0)
         return 1;
+    /* Kept for running out of descriptors (accept_one); opened before the
+     * banner, so the server is in its steady state once it says it is up. */
+    int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     char host[64];
     net_host_ip(host, sizeof host);
     printf("s> init server %s:%u\n", host, bound);
-
-    int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     struct pollfd pfd[2] = {
         {.fd = lfd, .events = POLLIN},
         {.fd = sfd, .events = POLLIN},
