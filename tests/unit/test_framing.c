@@ -1,8 +1,9 @@
 /* test_framing.c - reading requests under a deadline and sending whole
- * replies, over a real socketpair; and the reply buffer itself. */
+ * replies, over a real socketpair. */
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -190,26 +191,132 @@ START_TEST(send_to_a_peer_that_never_reads_times_out)
 }
 END_TEST
 
-START_TEST(reply_grows_and_keeps_content)
+START_TEST(eof_before_anything)
 {
-    struct reply r;
-    reply_init(&r);
-    reply_add_byte(&r, 3);
-    reply_add_uint(&r, 0);
-    reply_add_uint(&r, 18446744073709551615ULL);
-    ck_assert_uint_eq(r.len, 1 + 2 + 21);
-    ck_assert_int_eq(memcmp(r.data, "\x03" "0\0" "18446744073709551615\0", r.len), 0);
-    for (int i = 0; i < 1000; i++)
-        reply_add_field(&r, "0123456789");
-    ck_assert(!r.failed);
-    ck_assert_uint_eq(r.len, 24 + 1000 * 11);
-    ck_assert_int_eq(memcmp(r.data, "\x03" "0\0", 3), 0);
-    ck_assert_str_eq(r.data + r.len - 11, "0123456789");
-    reply_reset(&r);
-    ck_assert_uint_eq(r.len, 0);
-    reply_add_field(&r, "again");
-    ck_assert_str_eq(r.data, "again");
-    reply_free(&r);
+    char buf[REQUEST_MAX];
+    struct request r;
+    close(sv[1]);
+    sv[1] = -1;
+    ck_assert_int_eq(framing_read_request(sv[0], buf, sizeof buf, 1000, &r), READ_EOF);
+    ck_assert_int_eq(r.op, OP_UNKNOWN);
+}
+END_TEST
+
+START_TEST(stall_in_operation_name_times_out)
+{
+    char buf[REQUEST_MAX];
+    struct request r;
+    ck_assert_int_eq(write(sv[1], "LIST_", 5), 5);
+    double start = now_s();
+    ck_assert_int_eq(framing_read_request(sv[0], buf, sizeof buf, 200, &r), READ_TIMEOUT);
+    ck_assert(now_s() - start >= 0.19);
+    ck_assert_int_eq(r.op, OP_UNKNOWN);
+}
+END_TEST
+
+/* What a writer thread sends: `len` bytes of `data`, `step` bytes at a
+ * time, pausing `pause_us` between pieces. */
+struct piecewise { const char *data; size_t len, step; useconds_t pause_us; };
+
+/* Thread body: send a request in pieces to sv[1]; stops if the peer goes. */
+static void *write_pieces(void *arg)
+{
+    const struct piecewise *p = arg;
+    for (size_t off = 0; off < p->len; off += p->step) {
+        size_t n = p->len - off < p->step ? p->len - off : p->step;
+        if (send(sv[1], p->data + off, n, MSG_NOSIGNAL) != (ssize_t)n)
+            break;
+        usleep(p->pause_us);
+    }
+    return NULL;
+}
+
+/* The deadline covers the whole request: bytes that keep coming, but too
+ * slowly, do not extend it. */
+START_TEST(trickle_slower_than_deadline_times_out)
+{
+    char buf[REQUEST_MAX];
+    struct request r;
+    struct piecewise p = {REGISTER_REQ, 20, 2, 60000};  /* 20 bytes over 0.6 s */
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, write_pieces, &p), 0);
+    double start = now_s();
+    enum read_status st = framing_read_request(sv[0], buf, sizeof buf, 300, &r);
+    double took = now_s() - start;
+    pthread_join(t, NULL);
+    ck_assert_int_eq(st, READ_TIMEOUT);
+    ck_assert(took >= 0.29 && took < 0.75);
+    ck_assert_int_eq(r.op, OP_REGISTER);
+}
+END_TEST
+
+/* Every operation, split into 3-byte pieces by another thread. */
+START_TEST(every_operation_in_pieces)
+{
+    static const struct { const char *req; size_t len; enum op op; } reqs[] = {
+#define R(lit, op) {(lit), sizeof(lit), (op)}
+        R("REGISTER\0dt\0alice", OP_REGISTER),
+        R("UNREGISTER\0dt\0alice", OP_UNREGISTER),
+        R("CONNECT\0dt\0alice\0" "40001", OP_CONNECT),
+        R("DISCONNECT\0dt\0alice", OP_DISCONNECT),
+        R("PUBLISH\0dt\0alice\0/a/b.txt\0some text", OP_PUBLISH),
+        R("DELETE\0dt\0alice\0/a/b.txt", OP_DELETE),
+        R("LIST_USERS\0dt\0alice", OP_LIST_USERS),
+        R("LIST_CONTENT\0dt\0alice\0bob", OP_LIST_CONTENT),
+#undef R
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
+        char buf[REQUEST_MAX];
+        struct request r;
+        struct piecewise p = {reqs[i].req, reqs[i].len, 3, 200};
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, write_pieces, &p), 0);
+        enum read_status st = framing_read_request(sv[0], buf, sizeof buf, 3000, &r);
+        pthread_join(t, NULL);
+        ck_assert_int_eq(st, READ_OK);
+        ck_assert_int_eq(r.op, reqs[i].op);
+        ck_assert_str_eq(r.user, "alice");
+    }
+}
+END_TEST
+
+START_TEST(bytes_after_request_are_ignored)
+{
+    char buf[REQUEST_MAX];
+    struct request r;
+    static const char two[] = "DISCONNECT\0dt\0bob\0garbage\0REGISTER\0dt\0x";
+    ck_assert_int_eq(write(sv[1], two, sizeof two), (ssize_t)sizeof two);
+    ck_assert_int_eq(framing_read_request(sv[0], buf, sizeof buf, 1000, &r), READ_OK);
+    ck_assert_int_eq(r.op, OP_DISCONNECT);
+    ck_assert_str_eq(r.user, "bob");
+}
+END_TEST
+
+START_TEST(not_a_socket_is_an_error)
+{
+    char buf[REQUEST_MAX];
+    struct request r;
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(write(p[1], REGISTER_REQ, REGISTER_LEN), (ssize_t)REGISTER_LEN);
+    ck_assert_int_eq(framing_read_request(p[0], buf, sizeof buf, 1000, &r), READ_ERROR);
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
+START_TEST(small_reply_arrives_exact)
+{
+    struct reply rep;
+    reply_init(&rep);
+    reply_add_byte(&rep, 0);
+    reply_add_uint(&rep, 1);
+    reply_add_field(&rep, "/a");
+    ck_assert_int_eq(framing_send(sv[0], &rep, 1000), 0);
+    char got[16];
+    ck_assert_int_eq(read(sv[1], got, sizeof got), 6);
+    ck_assert_int_eq(memcmp(got, "\0" "1\0/a\0", 6), 0);
+    reply_free(&rep);
 }
 END_TEST
 
@@ -229,10 +336,14 @@ int main(void)
     tcase_add_test(tc, large_reply_arrives_whole);
     tcase_add_test(tc, send_to_closed_peer_fails_without_sigpipe);
     tcase_add_test(tc, send_to_a_peer_that_never_reads_times_out);
+    tcase_add_test(tc, eof_before_anything);
+    tcase_add_test(tc, stall_in_operation_name_times_out);
+    tcase_add_test(tc, trickle_slower_than_deadline_times_out);
+    tcase_add_test(tc, every_operation_in_pieces);
+    tcase_add_test(tc, bytes_after_request_are_ignored);
+    tcase_add_test(tc, not_a_socket_is_an_error);
+    tcase_add_test(tc, small_reply_arrives_exact);
     suite_add_tcase(s, tc);
-    TCase *tr = tcase_create("reply");
-    tcase_add_test(tr, reply_grows_and_keeps_content);
-    suite_add_tcase(s, tr);
 
     return run_suite(s);
 }

@@ -248,6 +248,170 @@ START_TEST(free_full_registry)
 }
 END_TEST
 
+/* Split a listing into its NUL-terminated fields; returns how many. */
+static size_t split(const struct reply *r, const char **fields, size_t max)
+{
+    size_t n = 0;
+    for (size_t off = 0; off < r->len && n < max; off += strlen(r->data + off) + 1)
+        fields[n++] = r->data + off;
+    ck_assert_msg(r->len == 0 || r->data[r->len - 1] == '\0', "last field unterminated");
+    return n;
+}
+
+/* Several users and files: order is free, contents exact. */
+START_TEST(listings_are_exact_sets)
+{
+    online("alice", 4000);
+    online("bob", 4001);
+    ck_assert_int_eq(registry_register(reg, "carol"), REG_OK);       /* offline */
+    ck_assert_int_eq(registry_connect(reg, "dave", "1.1.1.1", 9), REG_NO_USER);
+    ck_assert_int_eq(registry_publish(reg, "bob", "/x/1", "one"), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "bob", "/x/2", "two words"), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "bob", "/x/3", ""), REG_OK);
+    ck_assert_int_eq(registry_delete(reg, "bob", "/x/2"), REG_OK);
+
+    struct reply r;
+    const char *f[16];
+    reply_init(&r);
+    ck_assert_int_eq(registry_list_users(reg, "alice", &r), REG_OK);
+    ck_assert_uint_eq(split(&r, f, 16), 7);
+    ck_assert_str_eq(f[0], "2");
+    int a = strcmp(f[1], "alice") == 0 ? 1 : 4, b = a == 1 ? 4 : 1;
+    ck_assert_str_eq(f[a], "alice");
+    ck_assert_str_eq(f[a + 1], "10.0.0.1");
+    ck_assert_str_eq(f[a + 2], "4000");
+    ck_assert_str_eq(f[b], "bob");
+    ck_assert_str_eq(f[b + 2], "4001");
+    ck_assert_uint_eq(r.len, 2 + 6 + 9 + 5 + 4 + 9 + 5);
+
+    reply_reset(&r);
+    ck_assert_int_eq(registry_list_content(reg, "alice", "bob", &r), REG_OK);
+    ck_assert_uint_eq(split(&r, f, 16), 3);
+    ck_assert_str_eq(f[0], "2");
+    ck_assert((strcmp(f[1], "/x/1") == 0 && strcmp(f[2], "/x/3") == 0) ||
+              (strcmp(f[1], "/x/3") == 0 && strcmp(f[2], "/x/1") == 0));
+    ck_assert_uint_eq(r.len, 2 + 5 + 5);
+
+    /* An offline target can be listed; a listing appends to what is there. */
+    reply_reset(&r);
+    reply_add_byte(&r, 0);
+    ck_assert_int_eq(registry_list_content(reg, "bob", "carol", &r), REG_OK);
+    ck_assert_uint_eq(r.len, 3);
+    ck_assert_int_eq(memcmp(r.data, "\0" "0\0", 3), 0);
+    reply_free(&r);
+}
+END_TEST
+
+/* A user unregistered while connected comes back new: not connected, no
+ * files, and gone from LIST_USERS in between. */
+START_TEST(reregistered_user_starts_fresh)
+{
+    online("alice", 4000);
+    online("bob", 4001);
+    ck_assert_int_eq(registry_publish(reg, "alice", "/a", "d"), REG_OK);
+    ck_assert_int_eq(registry_unregister(reg, "alice"), REG_OK);
+    ck_assert_int_eq(registry_disconnect(reg, "alice"), REG_NO_USER);
+    ck_assert_int_eq(registry_publish(reg, "alice", "/a", "d"), REG_NO_USER);
+    ck_assert_int_eq(registry_delete(reg, "alice", "/a"), REG_NO_USER);
+
+    struct reply r;
+    reply_init(&r);
+    ck_assert_int_eq(registry_list_content(reg, "bob", "alice", &r), REG_NO_TARGET);
+    ck_assert_uint_eq(r.len, 0);
+    ck_assert_int_eq(registry_list_users(reg, "alice", &r), REG_NO_USER);
+
+    ck_assert_int_eq(registry_register(reg, "alice"), REG_OK);
+    ck_assert_int_eq(registry_list_users(reg, "alice", &r), REG_NOT_CONNECTED);
+    ck_assert_int_eq(registry_disconnect(reg, "alice"), REG_NOT_CONNECTED);
+    ck_assert_int_eq(registry_connect(reg, "alice", "10.0.0.2", 7), REG_OK);
+    ck_assert_int_eq(registry_delete(reg, "alice", "/a"), REG_NOT_PUBLISHED);
+    ck_assert_int_eq(registry_publish(reg, "alice", "/a", "d"), REG_OK);
+    ck_assert_uint_eq(registry_file_count(reg), 1);
+    reply_free(&r);
+}
+END_TEST
+
+/* Statuses come in the protocol's order: no user before not connected
+ * before the operation's own refusal. */
+START_TEST(status_precedence)
+{
+    ck_assert_int_eq(registry_register(reg, "alice"), REG_OK);
+    struct reply r;
+    reply_init(&r);
+    /* Not connected wins over "no target". */
+    ck_assert_int_eq(registry_list_content(reg, "alice", "ghost", &r), REG_NOT_CONNECTED);
+    /* After disconnect, a published file still answers "not connected". */
+    ck_assert_int_eq(registry_connect(reg, "alice", "1.1.1.1", 1), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "alice", "/f", "d"), REG_OK);
+    ck_assert_int_eq(registry_disconnect(reg, "alice"), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "alice", "/f", "d"), REG_NOT_CONNECTED);
+    ck_assert_int_eq(registry_delete(reg, "alice", "/g"), REG_NOT_CONNECTED);
+    ck_assert_uint_eq(registry_file_count(reg), 1);
+    ck_assert_uint_eq(r.len, 0);
+    reply_free(&r);
+}
+END_TEST
+
+/* Every thread fights over the same 200 names, then each publishes the
+ * same paths under the names it won: exactly one winner per name. */
+enum { SHARED_NAMES = 200, OVERLAP_THREADS = 8 };
+static int won_by[SHARED_NAMES];
+
+static void *contend_main(void *arg)
+{
+    int id = *(const int *)arg;
+    char name[32];
+    for (int i = 0; i < SHARED_NAMES; i++) {
+        int k = (i + id * 25) % SHARED_NAMES;     /* start at different places */
+        snprintf(name, sizeof name, "common%d", k);
+        enum reg_status st = registry_register(reg, name);
+        ck_assert(st == REG_OK || st == REG_USER_EXISTS);
+        if (st != REG_OK)
+            continue;
+        won_by[k] = id + 1;         /* each slot written by its one winner */
+        ck_assert_int_eq(registry_connect(reg, name, "127.0.0.1", (unsigned)k + 1), REG_OK);
+        ck_assert_int_eq(registry_publish(reg, name, "/shared/path", "d"), REG_OK);
+        ck_assert_int_eq(registry_publish(reg, name, "/shared/path", "d"), REG_PUBLISHED);
+    }
+    /* Each thread lists while others may still be changing things. */
+    snprintf(name, sizeof name, "common%d", (id * 25) % SHARED_NAMES);
+    struct reply r;
+    reply_init(&r);
+    enum reg_status st = registry_list_users(reg, name, &r);
+    if (st == REG_OK) {
+        long count = strtol(r.data, NULL, 10);
+        ck_assert(count >= 1 && count <= SHARED_NAMES);
+    } else {
+        ck_assert_int_eq(st, REG_NOT_CONNECTED);    /* its winner not yet connected */
+    }
+    reply_free(&r);
+    return NULL;
+}
+
+START_TEST(concurrent_overlapping_names)
+{
+    pthread_t tid[OVERLAP_THREADS];
+    int ids[OVERLAP_THREADS];
+    memset(won_by, 0, sizeof won_by);
+    for (int t = 0; t < OVERLAP_THREADS; t++) {
+        ids[t] = t;
+        ck_assert_int_eq(pthread_create(&tid[t], NULL, contend_main, &ids[t]), 0);
+    }
+    for (int t = 0; t < OVERLAP_THREADS; t++)
+        pthread_join(tid[t], NULL);
+    for (int k = 0; k < SHARED_NAMES; k++)
+        ck_assert_int_ne(won_by[k], 0);
+    ck_assert_uint_eq(registry_user_count(reg), SHARED_NAMES);
+    ck_assert_uint_eq(registry_file_count(reg), SHARED_NAMES);
+
+    struct reply r;
+    reply_init(&r);
+    ck_assert_int_eq(registry_list_users(reg, "common7", &r), REG_OK);
+    ck_assert_str_eq(r.data, "200");
+    reply_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("registry");
@@ -264,6 +428,10 @@ int main(void)
     tcase_add_test(tc, many_users_and_files);
     tcase_add_test(tc, concurrent_threads_keep_a_consistent_state);
     tcase_add_test(tc, free_full_registry);
+    tcase_add_test(tc, listings_are_exact_sets);
+    tcase_add_test(tc, reregistered_user_starts_fresh);
+    tcase_add_test(tc, status_precedence);
+    tcase_add_test(tc, concurrent_overlapping_names);
     suite_add_tcase(s, tc);
 
     return run_suite(s);

@@ -1,6 +1,7 @@
 /* test_request.c - the pure request parser: every operation, every prefix,
  * the 256-byte limit, field rules, ports, and the operation table. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,6 +239,161 @@ START_TEST(operation_table)
 }
 END_TEST
 
+/* One valid request of each operation, as fields. */
+static const char *const valid[OP_COUNT][6] = {
+    [OP_REGISTER]     = {"REGISTER", DT, "alice", NULL},
+    [OP_UNREGISTER]   = {"UNREGISTER", DT, "alice", NULL},
+    [OP_CONNECT]      = {"CONNECT", DT, "alice", "40001", NULL},
+    [OP_DISCONNECT]   = {"DISCONNECT", DT, "alice", NULL},
+    [OP_PUBLISH]      = {"PUBLISH", DT, "alice", "/a/b.txt", "a description", NULL},
+    [OP_DELETE]       = {"DELETE", DT, "alice", "/a/b.txt", NULL},
+    [OP_LIST_USERS]   = {"LIST_USERS", DT, "alice", NULL},
+    [OP_LIST_CONTENT] = {"LIST_CONTENT", DT, "alice", "bob", NULL},
+};
+
+/* Every proper prefix of every operation's request (including the whole
+ * request without its final NUL) needs more bytes; `op` is known once the
+ * name's NUL has arrived. */
+START_TEST(every_prefix_of_every_operation)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    for (int op = 0; op < OP_COUNT; op++) {
+        size_t n = build(b, valid[op]);
+        size_t name = strlen(valid[op][0]);
+        for (size_t len = 0; len < n; len++) {
+            ck_assert_msg(parse(b, len, &r) == PARSE_INCOMPLETE, "%s len %zu",
+                          valid[op][0], len);
+            ck_assert_int_eq(r.op, len > name ? op : OP_UNKNOWN);
+        }
+        ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+        ck_assert_int_eq(r.op, op);
+    }
+}
+END_TEST
+
+/* Fields an operation does not have are NULL (and port 0). */
+START_TEST(absent_fields_are_null)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    ck_assert_int_eq(parse(b, build(b, valid[OP_REGISTER]), &r), PARSE_OK);
+    ck_assert_ptr_null(r.path);
+    ck_assert_ptr_null(r.description);
+    ck_assert_ptr_null(r.target);
+    ck_assert_uint_eq(r.port, 0);
+    ck_assert_int_eq(parse(b, build(b, valid[OP_LIST_CONTENT]), &r), PARSE_OK);
+    ck_assert_ptr_null(r.path);
+    ck_assert_ptr_null(r.description);
+    ck_assert_ptr_nonnull(r.target);
+    ck_assert_int_eq(parse(b, build(b, valid[OP_CONNECT]), &r), PARSE_OK);
+    ck_assert_ptr_null(r.path);
+    ck_assert_ptr_null(r.target);
+    ck_assert_str_eq(r.datetime, DT);
+}
+END_TEST
+
+/* A name refused as soon as no operation can start with it any more. */
+START_TEST(partial_names_refused_early)
+{
+    struct request r;
+    static const char *const bad[] = {
+        "r", "register", "Register", "REGISTEr", "X", " ", "\x01", "C0",
+        "LIST_U ", "LIST_CONTENT_", "DISCONNECTX", "UNREG_", "PUBLISHE", "\xff"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ck_assert_msg(parse(bad[i], strlen(bad[i]), &r) == PARSE_UNKNOWN_OP, "'%s'", bad[i]);
+        ck_assert_int_eq(r.op, OP_UNKNOWN);
+    }
+    static const char *const ok[] = {"R", "RE", "LIST", "LIST_C", "LIST_USERS", "DIS", "D", "U"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        ck_assert_msg(parse(ok[i], strlen(ok[i]), &r) == PARSE_INCOMPLETE, "'%s'", ok[i]);
+    /* A complete name that is only a prefix of another op is unknown. */
+    ck_assert_int_eq(parse("LIST\0", 5, &r), PARSE_UNKNOWN_OP);
+    ck_assert_int_eq(parse("REG\0dt\0a", 9, &r), PARSE_UNKNOWN_OP);
+}
+END_TEST
+
+/* Each field position of each operation: 256 bytes pass the length check,
+ * 257 are refused, even before their NUL arrives. */
+START_TEST(every_field_over_the_limit)
+{
+    char b[REQUEST_MAX + 64];
+    char f256[FIELD_MAX + 1], f257[FIELD_MAX + 2];
+    memset(f256, '9', FIELD_MAX); f256[FIELD_MAX] = '\0';
+    memset(f257, '9', FIELD_MAX + 1); f257[FIELD_MAX + 1] = '\0';
+    struct request r;
+    for (int op = 0; op < OP_COUNT; op++) {
+        for (int k = 1; valid[op][k]; k++) {
+            const char *fields[6];
+            memcpy(fields, valid[op], sizeof fields);
+            fields[k] = f257;
+            size_t n = build(b, fields);
+            ck_assert_msg(parse(b, n, &r) == PARSE_TOO_LONG, "%s field %d", valid[op][0], k);
+            ck_assert_int_eq(r.op, op);
+            /* Cut right after the 257th byte of that field. */
+            size_t cut = 0;
+            for (int j = 0; j < k; j++)
+                cut += strlen(fields[j]) + 1;
+            ck_assert_int_eq(parse(b, cut + FIELD_MAX + 1, &r), PARSE_TOO_LONG);
+            ck_assert_int_eq(parse(b, cut + FIELD_MAX, &r), PARSE_INCOMPLETE);
+
+            /* 256 bytes: never "too long" (a port or user may still be bad). */
+            fields[k] = f256;
+            n = build(b, fields);
+            ck_assert_int_ne(parse(b, n, &r), PARSE_TOO_LONG);
+        }
+    }
+}
+END_TEST
+
+/* The largest request there is fits REQUEST_MAX and parses. */
+START_TEST(largest_request_fits)
+{
+    char b[REQUEST_MAX];
+    char user[FIELD_MAX + 1], path[FIELD_MAX + 1], text[FIELD_MAX + 1];
+    memset(user, 'u', FIELD_MAX); user[FIELD_MAX] = '\0';
+    memset(path, 'p', FIELD_MAX); path[0] = '/'; path[FIELD_MAX] = '\0';
+    memset(text, ' ', FIELD_MAX); text[FIELD_MAX] = '\0';
+    size_t n = REQ(b, "PUBLISH", text, user, path, text);
+    ck_assert_uint_le(n, REQUEST_MAX);
+    struct request r;
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_uint_eq(strlen(r.path), FIELD_MAX);
+    ck_assert_uint_eq(strlen(r.description), FIELD_MAX);
+    ck_assert_uint_eq(strlen(r.datetime), FIELD_MAX);
+}
+END_TEST
+
+/* A request that stops before its last NUL is incomplete, never OK. */
+START_TEST(missing_final_nul)
+{
+    struct request r;
+    static const char req[] = "LIST_CONTENT\0dt\0alice\0bob";
+    ck_assert_int_eq(parse(req, sizeof req - 1, &r), PARSE_INCOMPLETE);
+    ck_assert_int_eq(r.op, OP_LIST_CONTENT);
+    ck_assert_int_eq(parse(req, sizeof req, &r), PARSE_OK);
+}
+END_TEST
+
+/* Empty fields, for every operation that has them. */
+START_TEST(empty_required_fields)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    for (int op = 0; op < OP_COUNT; op++) {
+        for (int k = 2; valid[op][k]; k++) {
+            const char *fields[6];
+            memcpy(fields, valid[op], sizeof fields);
+            fields[k] = "";
+            enum parse_status want = op == OP_PUBLISH && k == 4 ? PARSE_OK : PARSE_BAD_FIELD;
+            ck_assert_msg(parse(b, build(b, fields), &r) == want, "%s field %d",
+                          valid[op][0], k);
+            ck_assert_int_eq(r.op, op);
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("request");
@@ -251,6 +407,13 @@ int main(void)
     tcase_add_test(tc, ports);
     tcase_add_test(tc, extra_bytes_are_ignored);
     tcase_add_test(tc, operation_table);
+    tcase_add_test(tc, every_prefix_of_every_operation);
+    tcase_add_test(tc, absent_fields_are_null);
+    tcase_add_test(tc, partial_names_refused_early);
+    tcase_add_test(tc, every_field_over_the_limit);
+    tcase_add_test(tc, largest_request_fits);
+    tcase_add_test(tc, missing_final_nul);
+    tcase_add_test(tc, empty_required_fields);
     suite_add_tcase(s, tc);
 
     return run_suite(s);
