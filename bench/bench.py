@@ -305,7 +305,7 @@ class Bench:
 
     # -- report ----------------------------------------------------------------
 
-    def report(self, path, started, argv):
+    def report(self, path, started, argv, load_before):
         cpu = "unknown"
         try:
             with open("/proc/cpuinfo") as f:
@@ -321,6 +321,9 @@ class Bench:
                      os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 30),
                  "- run: %s, %.0f s in all" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                                 time.monotonic() - started),
+                 "- load average (1 min) before / after: %.2f / %.2f (above ~0.5, other work "
+                 "shared the 2 cores and the figures are noisier)" % (load_before,
+                                                                       os.getloadavg()[0]),
                  "- command: `make bench` (= `%s`)" % " ".join(argv), ""]
         for title, body in self.sections:
             lines += ["## " + title, ""] + body + [""]
@@ -372,6 +375,7 @@ def main():
     ap.add_argument("--only", help="comma-separated: throughput,logging,time,scale,transfer")
     args = ap.parse_args()
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     b = Bench(args.tools, args.runs, args.seconds)
     steps = {"throughput": b.throughput, "logging": b.logging, "time": b.time_service,
              "scale": b.scale, "transfer": b.transfer}
@@ -385,7 +389,7 @@ def main():
     finally:
         b.stop_all()
         subprocess.run(["rm", "-rf", b.tmp])
-    b.report(args.out, started, sys.argv)
+    b.report(args.out, started, sys.argv, load_before)
     print("bench: wrote %s" % args.out)
     for title, body in b.sections:
         print("\n## " + title)

@@ -434,8 +434,11 @@ class Client:
         peer.start()
 
     def cmd_disconnect(self, user):
-        self.simple("DISCONNECT", user)
-        self._stop_peer()           # in every case, as the protocol says
+        # Stop the listener (in every case, as the protocol says) before
+        # printing, so whoever reads the result line sees it already closed.
+        code, _ = self.call("DISCONNECT", user)
+        self._stop_peer()
+        self.say(message("DISCONNECT", code))
 
     def _stop_peer(self):
         if self.peer is not None:
