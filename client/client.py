@@ -421,17 +421,19 @@ class Client:
             self.say(message("CONNECT", None))
             return
         code, _ = self.call("CONNECT", user, peer.port)
-        self.say(message("CONNECT", code))
         if code != 0:
             peer.stop()
+            self.say(message("CONNECT", code))
             return
         self._stop_peer()
         self.user, self.peer = user, peer
-        # Serve what the index says we published, from earlier sessions too.
+        # Serve what the index says we published, from earlier sessions too;
+        # all in place before the result line is printed.
         _, paths = self.call("LIST_CONTENT", user, user, read_data=read_content)
         for path in paths or []:
             peer.publish(path)
         peer.start()
+        self.say(message("CONNECT", code))
 
     def cmd_disconnect(self, user):
         # Stop the listener (in every case, as the protocol says) before
@@ -456,15 +458,21 @@ class Client:
         if self._acting_user("PUBLISH") is None:
             return
         path = os.path.abspath(os.path.expanduser(path))
-        if self.simple("PUBLISH", self.user, path, " ".join(description)) == 0:
+        code, _ = self.call("PUBLISH", self.user, path, " ".join(description))
+        if code == 0:
+            # Record what the path resolves to now, before the result line:
+            # whatever happens to the path after "PUBLISH OK" cannot change it.
             self.peer.publish(path)
+        self.say(message("PUBLISH", code))
 
     def cmd_delete(self, path):
         if self._acting_user("DELETE") is None:
             return
         path = os.path.abspath(os.path.expanduser(path))
-        if self.simple("DELETE", self.user, path) == 0:
-            self.peer.unpublish(path)
+        code, _ = self.call("DELETE", self.user, path)
+        if code == 0:
+            self.peer.unpublish(path)       # no longer served once "DELETE OK" shows
+        self.say(message("DELETE", code))
 
     def cmd_list_users(self):
         if self._acting_user("LIST_USERS") is None:
