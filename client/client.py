@@ -188,7 +188,10 @@ class TimeClient:
     def now(self):
         """The current date-time as DD/MM/YYYY HH:MM:SS, or TimeError."""
         if self.url is None and self.service is not None:
-            self.service.start()
+            try:
+                self.service.start()
+            except OSError as e:            # no interpreter, no processes left
+                raise TimeError("cannot start the time service: %s" % e) from None
             self._set_url(self.service.url)
         try:
             return self._ask()
