@@ -266,15 +266,6 @@ int logstore_reopen(struct logstore *ls, char *err, size_t errlen)
     return open_log(ls, -1, err, errlen);
 }
 
-/* The highest seq of `origin` among the first n pending (origin, seq) pairs. */
-static uint64_t pending_seq(const uint64_t (*pend)[2], size_t n, uint64_t origin)
-{
-    for (size_t i = 0; i < n; i++)
-        if (pend[i][0] == origin)
-            return pend[i][1];
-    return 0;
-}
-
 int logstore_append(struct logstore *ls, const struct log_record *recs,
                     size_t n, FILE *echo)
 {
@@ -290,14 +281,15 @@ int logstore_append(struct logstore *ls, const struct log_record *recs,
     for (size_t i = 0; i < n; i++) {
         const struct log_record *r = &recs[i];
         const struct origin *o = find_origin(ls, r->origin);
-        uint64_t last = pending_seq((const uint64_t (*)[2])pend, npend, r->origin);
+        /* This origin's slot among the batch's pending ones (k == npend: none). */
+        size_t k = 0;
+        while (k < npend && pend[k][0] != r->origin)
+            k++;
+        uint64_t last = k < npend ? pend[k][1] : 0;
         if ((o && r->seq <= o->seq) || r->seq <= last) {
             dups++;
             continue;
         }
-        size_t k = 0;
-        while (k < npend && pend[k][0] != r->origin)
-            k++;
         if (k == npend) {
             /* Create the origin now, so committing cannot fail later. */
             if (commit_seq(ls, r->origin, 0) != 0)
