@@ -29,6 +29,7 @@
 
 #include "logrpc.h"
 #include "logstore.h"
+#include "net.h"
 
 /* The dispatcher rpcgen generates (rpcgen -m: no main of its own). */
 void logrpc_prog_1(struct svc_req *rqstp, SVCXPRT *transp);
@@ -78,37 +79,12 @@ static void usage(FILE *f)
 /* True when rpcbind answers on this host (a quick TCP connect to port 111). */
 static bool rpcbind_running(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return false;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(111),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool up = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (!up && errno == EINPROGRESS) {
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        int err = 0;
-        socklen_t len = sizeof err;
-        up = poll(&p, 1, 500) == 1 &&
-             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
-    }
-    close(fd);
-    return up;
-}
-
-/* A listening TCP socket on all interfaces and `port` (0: any). */
-static int listen_on(unsigned port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_ANY)};
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 64) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
+    int fd = net_connect(&a, 500);
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0;
 }
 
 /*
@@ -216,7 +192,8 @@ int main(int argc, char **argv)
         logstore_close(store);
         return 1;
     }
-    int sock = listen_on(port < 0 ? 0 : (unsigned)port);
+    unsigned bound;
+    int sock = net_listen(port < 0 ? 0 : (unsigned)port, 64, &bound);
     SVCXPRT *xprt = sock >= 0 ? svctcp_create(sock, 0, 0) : NULL;
     if (xprt == NULL) {
         fprintf(stderr, "log_server: cannot listen on port %ld: %s\n", port < 0 ? 0 : port,
@@ -224,7 +201,6 @@ int main(int argc, char **argv)
         logstore_close(store);
         return 1;
     }
-    unsigned bound = xprt->xp_port;
     if (!svc_register(xprt, LOGRPC_PROG, LOGRPC_VERS, logrpc_prog_1, 0)) {
         fprintf(stderr, "log_server: cannot register the program\n");
         svc_destroy(xprt);

@@ -4,8 +4,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -48,6 +51,26 @@ int net_accept(int lfd, char *ip, size_t len)
         : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
     if (inet_ntop(ss.ss_family, addr, ip, (socklen_t)len) == NULL)
         snprintf(ip, len, "?");
+    return fd;
+}
+
+int net_connect(const struct sockaddr_in *addr, int timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    bool ok = connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0;
+    if (!ok && errno == EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t len = sizeof err;
+        ok = poll(&p, 1, timeout_ms) == 1 &&
+             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    }
+    if (!ok || fcntl(fd, F_SETFL, 0) != 0) {
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 

@@ -1,7 +1,7 @@
 /*
  * net.h - the few socket helpers the server needs, in the spirit of a small
- * anet: listen, accept with the peer's address as text, and
- * the host's own address for the start-up banner.
+ * anet: listen, accept with the peer's address as text, connect within a
+ * timeout, and the host's own address for the start-up banner.
  */
 #ifndef PEERDEX_NET_H
 #define PEERDEX_NET_H
@@ -21,6 +21,12 @@ int net_listen(unsigned port, int backlog, unsigned *bound_port);
  * address as text, taken from the accept itself.  -1 with errno as accept4.
  */
 int net_accept(int lfd, char *ip, size_t len);
+
+/*
+ * Connect to addr within timeout_ms.  Returns a connected, blocking,
+ * close-on-exec socket, or -1 (refused, unreachable, or too slow).
+ */
+int net_connect(const struct sockaddr_in *addr, int timeout_ms);
 
 /*
  * Write a real IPv4 address of this host (the first interface that is up

@@ -16,11 +16,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +32,7 @@
 #include <rpc/rpc.h>
 
 #include "logrpc.h"
+#include "net.h"
 
 #define QUEUE_MAX_DEFAULT 65536
 #define BATCH_MAX 1024              /* entries per RPC call */
@@ -41,7 +40,7 @@
 #define CONNECT_TIMEOUT_MS 1000
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
-#define LINGER_US 5000              /* gather entries this long after a send */
+#define LINGER_MS 5                 /* gather entries this long after a send */
 #define LINGER_BELOW 256            /* ...unless at least this many wait */
 
 /* One queued entry; its strings live in data[]. */
@@ -117,43 +116,21 @@ static int rpcbind_lookup(struct sockaddr_in *a)
     return 0;
 }
 
-/* A TCP socket connected to the log server within the timeout, or -1.
- * Our own socket: libtirpc would otherwise scan for a reserved port. */
-static int connect_log(void)
+/*
+ * An RPC client over a fresh connection, or NULL.  Our own connected socket:
+ * given RPC_ANYSOCK, libtirpc would scan for a reserved port first.
+ */
+static CLIENT *new_client(void)
 {
     struct sockaddr_in a = log_addr;
     if (a.sin_port == 0 && rpcbind_lookup(&a) != 0)
-        return -1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (!ok && errno == EINPROGRESS) {
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        int err = 0;
-        socklen_t len = sizeof err;
-        ok = poll(&p, 1, CONNECT_TIMEOUT_MS) == 1 &&
-             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
-    }
-    int one = 1;
-    if (!ok || fcntl(fd, F_SETFL, 0) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* An RPC client over a fresh connection, or NULL. */
-static CLIENT *new_client(void)
-{
-    int fd = connect_log();
+        return NULL;
+    int fd = net_connect(&a, CONNECT_TIMEOUT_MS), one = 1;
     if (fd < 0)
         return NULL;
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    getpeername(fd, (struct sockaddr *)&a, &len);
-    CLIENT *c = clnttcp_create(&a, LOGRPC_PROG, LOGRPC_VERS, &fd, 0, 0);
+    CLIENT *c = NULL;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0)
+        c = clnttcp_create(&a, LOGRPC_PROG, LOGRPC_VERS, &fd, 0, 0);
     if (c == NULL) {
         close(fd);
         return NULL;
@@ -230,12 +207,7 @@ static void linger(void)
 {
     pthread_mutex_lock(&q.lock);
     if (q.count < LINGER_BELOW && !q.stopping) {
-        struct timespec until = after_ms(0);
-        until.tv_nsec += LINGER_US * 1000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = after_ms(LINGER_MS);
         while (!q.stopping &&
                pthread_cond_timedwait(&q.wake, &q.lock, &until) != ETIMEDOUT)
             ;
