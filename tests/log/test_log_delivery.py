@@ -200,7 +200,9 @@ def test_restart_does_not_write_twice(logs, logged_server, tmp_path):
 
 
 def test_without_log_rpc_ip_the_server_says_so_once(server):
-    assert any("without an operation log" in l for l in server.err_lines)
+    # stdout and stderr are read by separate threads: wait for the line.
+    server.wait_line("without an operation log", stderr=True)
+    assert sum("without an operation log" in l for l in server.err_lines) == 1
     assert harness.code(server.port, "REGISTER", "nolog") == 0
 
 
