@@ -1,8 +1,7 @@
 /* handlers.c - one operation per connection; see handlers.h. */
 #include "handlers.h"
 
-#include <stdio.h>
-
+#include "console.h"
 #include "framing.h"
 #include "oplog.h"
 #include "reply.h"
@@ -77,7 +76,7 @@ void handle_connection(const struct handler_config *cfg, int fd,
         /* Bad, partial or stalled request: "other error", no state change. */
         reply_add_byte(&out, op_other_error(req.op));
     } else {
-        printf("s> OPERATION %s FROM %s\n", op_name(req.op), req.user);
+        console_printf("s> OPERATION %s FROM %s\n", op_name(req.op), req.user);
         if (!oplog_submit(req.user, op_name(req.op), req.path, req.datetime)) {
             reply_add_byte(&out, op_other_error(req.op));
         } else {

@@ -2,9 +2,11 @@
  * main.c - the index server: options, listening socket, accept loop, one
  * detached thread per connection, and a clean shutdown on SIGINT/SIGTERM.
  *
- * Threads: the main thread accepts and watches a signalfd; each accepted
- * connection gets its own small-stack detached thread that serves its one
- * operation (handlers.c) and exits; oplog.c runs one logging thread.
+ * Threads: the main thread waits on a signalfd for SIGINT/SIGTERM; one
+ * accepting thread blocks in accept4(); each accepted connection gets its
+ * own small-stack detached thread that serves its one operation
+ * (handlers.c) and exits; oplog.c runs one logging thread and console.c
+ * one thread that writes the console lines.
  *
  * Locks: `server.lock` guards `server.active`, `server.conns` and the list
  * links of every struct conn; `server.idle` is signalled when the last
@@ -27,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "console.h"
 #include "handlers.h"
 #include "net.h"
 #include "oplog.h"
@@ -40,7 +43,6 @@
 #define DEFAULT_TIMEOUT_MS 10000
 #define SHUTDOWN_GRACE_MS 2000          /* for in-flight requests to finish */
 #define OPLOG_DRAIN_MS 5000             /* for queued log entries to leave */
-#define ACCEPT_BURST 64                 /* connections taken per poll() wake-up */
 
 /* One connection being served, linked in server.conns. */
 struct conn {
@@ -85,7 +87,12 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-/* Unlink a finished connection, close it, and wake shutdown if last. */
+/*
+ * Unlink a finished connection, count it out (waking shutdown if it was the
+ * last), then close it outside the lock: once unlinked, drain_connections()
+ * can no longer reach its descriptor, so a reuse of the number is harmless,
+ * and the close (a FIN, often the peer's ACK too) delays no one else.
+ */
 static void conn_finish(struct conn *c)
 {
     pthread_mutex_lock(&server.lock);
@@ -95,10 +102,10 @@ static void conn_finish(struct conn *c)
         server.conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    close(c->fd);               /* under the lock: shutdown() never sees a reused fd */
     if (--server.active == 0)
         pthread_cond_broadcast(&server.idle);
     pthread_mutex_unlock(&server.lock);
+    close(c->fd);
     free(c);
 }
 
@@ -141,38 +148,71 @@ static void conn_start(int fd, const char *ip)
         conn_finish(c);         /* no thread to be had: close it */
 }
 
+/* What the accepting thread owns: the listening socket and the spare. */
+struct acceptor {
+    int lfd;
+    int spare;                  /* kept open for running out of descriptors */
+};
+
 /*
- * Accept one pending connection; false when there is none left (the
- * listening socket is non-blocking) or accepting must pause.  When out of
- * descriptors, close the spare one kept for this, accept and drop the
- * connection so its client hears a close instead of waiting, and take the
- * spare back; this keeps the loop from spinning on a connection it cannot
- * accept.
+ * Out of descriptors: accept4() then fails at once, whether or not a
+ * connection waits, so wait in poll() for one to arrive (or for shutdown).
+ * Serve it if a descriptor has come free meanwhile; else close the spare
+ * descriptor kept for this, accept the connection and close it, so its
+ * client hears a close instead of waiting, and take the spare back.  Each
+ * round waits for a new connection (or 10 ms without a spare): no spinning.
  */
-static bool accept_one(int lfd, int *spare)
+static void out_of_descriptors(int lfd, int *spare)
 {
+    if (*spare < 0) {
+        poll(NULL, 0, 10);
+        *spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        return;
+    }
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    if (poll(&p, 1, -1) != 1 || (p.revents & (POLLHUP | POLLERR | POLLNVAL)))
+        return;                 /* interrupted, or shut down */
     char ip[INET6_ADDRSTRLEN];
     int fd = net_accept(lfd, ip, sizeof ip);
     if (fd >= 0) {
         conn_start(fd, ip);
-        return true;
+        return;
     }
-    if (errno == EINTR || errno == ECONNABORTED)
-        return true;
-    if (errno == EMFILE || errno == ENFILE) {
-        if (*spare >= 0) {
-            close(*spare);
-            fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd >= 0)
-                close(fd);
-            *spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        }
-        if (fd < 0)
-            poll(NULL, 0, 10);  /* nothing freed yet: do not spin */
-    } else if (errno == ENOBUFS || errno == ENOMEM) {
-        poll(NULL, 0, 10);
+    if (errno != EMFILE && errno != ENFILE)
+        return;
+    close(*spare);
+    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);    /* one waits: no block */
+    if (fd >= 0)
+        close(fd);
+    *spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/*
+ * The accepting thread: block in accept4() and hand each connection to a
+ * thread of its own, one system call per connection as in the simplest
+ * server.  It ends when main() shuts the listening socket down (accept4()
+ * then fails with EINVAL).
+ */
+static void *accept_main(void *arg)
+{
+    struct acceptor *a = arg;
+    char ip[INET6_ADDRSTRLEN];
+
+    for (;;) {
+        int fd = net_accept(a->lfd, ip, sizeof ip);
+        if (fd >= 0)
+            conn_start(fd, ip);
+        else if (errno == EMFILE || errno == ENFILE)
+            out_of_descriptors(a->lfd, &a->spare);
+        else if (errno == ENOBUFS || errno == ENOMEM)
+            poll(NULL, 0, 10);
+        else if (errno == EINVAL || errno == EBADF)
+            break;              /* shut down: no longer listening */
+        /* EINTR, ECONNABORTED, a peer's error: go on */
     }
-    return false;               /* EAGAIN: back to poll() */
+    if (a->spare >= 0)
+        close(a->spare);
+    return NULL;
 }
 
 /* Wait until no connection is active or ms pass; lock held. */
@@ -253,7 +293,6 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -285,37 +324,33 @@ int main(int argc, char **argv)
     }
     if (oplog_start() < 0)
         return 1;
-    /* Kept for running out of descriptors (accept_one); opened before the
-     * banner, so the server is in its steady state once it says it is up. */
-    int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (console_start() < 0)
+        fprintf(stderr, "server: no console thread; writing lines directly\n");
+    /* The spare descriptor is opened before the banner, so the server is
+     * in its steady state once it says it is up. */
+    struct acceptor acc = {.lfd = lfd, .spare = open("/dev/null", O_RDONLY | O_CLOEXEC)};
+    pthread_t acceptor;
+    if (fcntl(lfd, F_SETFL, 0) != 0 ||
+        pthread_create(&acceptor, NULL, accept_main, &acc) != 0) {
+        perror("server: start-up");
+        return 1;
+    }
     char host[64];
     net_host_ip(host, sizeof host);
-    printf("s> init server %s:%u\n", host, bound);
-    struct pollfd pfd[2] = {
-        {.fd = lfd, .events = POLLIN},
-        {.fd = sfd, .events = POLLIN},
-    };
-    for (;;) {
-        if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-            perror("server: poll");
-            break;
-        }
-        if (pfd[1].revents & POLLIN)
-            break;
-        /* Take what is pending in one go: one poll() per burst, not per
-         * connection, with a bound so signals are still seen under load. */
-        for (int i = 0; (pfd[0].revents & POLLIN) && i < ACCEPT_BURST; i++)
-            if (!accept_one(lfd, &spare))
-                break;
-    }
+    console_printf("s> init server %s:%u\n", host, bound);
 
+    /* This thread only waits for SIGINT or SIGTERM. */
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) < 0 && errno == EINTR)
+        ;
+    shutdown(lfd, SHUT_RDWR);   /* wakes the blocked accept4() */
+    pthread_join(acceptor, NULL);
     close(lfd);
     bool idle = drain_connections();
     oplog_stop(OPLOG_DRAIN_MS);
+    console_stop();
     if (idle)
         registry_free(server.handler.registry);  /* else threads still use it */
-    if (spare >= 0)
-        close(spare);
     close(sfd);
     pthread_attr_destroy(&server.thread_attr);
     return 0;

@@ -1,0 +1,175 @@
+/*
+ * console.c - the server's console lines, written by a thread of their own;
+ * see console.h.
+ *
+ * Handlers append lines to a pending buffer and return; the console thread
+ * swaps the pending buffer for an empty one and writes what it took in one
+ * write() per round, outside the lock.  After a write it lingers a moment
+ * so that under load one write carries many lines, and handlers do not wake
+ * it for each line (it is not idle while it lingers).
+ */
+#include "console.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PENDING_MAX (1 << 20)       /* bytes waiting before handlers wait too */
+#define LINE_STACK 512              /* longer lines are formatted on the heap */
+#define LINGER_US 1000              /* gather lines this long after a write */
+
+/*
+ * `lock` guards every field; `wake` is signalled when a line arrives for
+ * an idle writer, or when stopping; `room` when the writer has taken the
+ * pending bytes, or has ended.  The writer alone uses `out` (the buffer it
+ * is writing).  While `running` is false, lines go straight to stdout.
+ */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake, room;
+    char *pending, *out;
+    size_t len;                     /* bytes in pending */
+    bool running;                   /* the writer takes lines */
+    bool idle;                      /* the writer waits for lines */
+    bool stopping;
+} con = {.lock = PTHREAD_MUTEX_INITIALIZER, .room = PTHREAD_COND_INITIALIZER};
+
+static pthread_t writer;
+
+/* Write all of buf to stdout; a failing stdout loses the rest of buf only. */
+static void write_out(const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(STDOUT_FILENO, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Wait on `wake` up to LINGER_US, or until stopping or half full; lock held. */
+static void linger(void)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += LINGER_US * 1000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!con.stopping && con.len < PENDING_MAX / 2 &&
+           pthread_cond_timedwait(&con.wake, &con.lock, &until) == 0)
+        ;
+}
+
+/* The console thread: write pending lines in order until stopped and empty. */
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&con.lock);
+    for (;;) {
+        while (con.len == 0 && !con.stopping) {
+            con.idle = true;
+            pthread_cond_wait(&con.wake, &con.lock);
+            con.idle = false;
+        }
+        if (con.len == 0)
+            break;                  /* stopping, and everything written */
+        char *buf = con.pending;
+        size_t len = con.len;
+        con.pending = con.out;
+        con.out = buf;
+        con.len = 0;
+        pthread_cond_broadcast(&con.room);
+        pthread_mutex_unlock(&con.lock);
+        write_out(buf, len);
+        pthread_mutex_lock(&con.lock);
+        linger();
+    }
+    con.running = false;            /* from now on lines go straight out */
+    pthread_cond_broadcast(&con.room);
+    pthread_mutex_unlock(&con.lock);
+    return NULL;
+}
+
+int console_start(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&con.wake, &ca);
+    pthread_condattr_destroy(&ca);
+    con.pending = malloc(PENDING_MAX);
+    con.out = malloc(PENDING_MAX);
+    con.running = true;
+    if (con.pending == NULL || con.out == NULL ||
+        pthread_create(&writer, NULL, writer_main, NULL) != 0) {
+        con.running = false;
+        free(con.pending);
+        free(con.out);
+        con.pending = con.out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void console_printf(const char *fmt, ...)
+{
+    char stack[LINE_STACK], *line = stack;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(stack, sizeof stack, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof stack) {    /* a long line: format it whole */
+        line = malloc((size_t)n + 1);
+        if (line == NULL)
+            return;
+        va_start(ap, fmt);
+        vsnprintf(line, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    size_t len = (size_t)n;
+
+    pthread_mutex_lock(&con.lock);
+    while (con.running && con.len > 0 && con.len + len > PENDING_MAX)
+        pthread_cond_wait(&con.room, &con.lock);    /* stdout is that slow */
+    bool queued = con.running && len <= PENDING_MAX;
+    if (queued) {
+        memcpy(con.pending + con.len, line, len);
+        con.len += len;
+        if (con.idle)
+            pthread_cond_signal(&con.wake);
+    }
+    pthread_mutex_unlock(&con.lock);
+    if (!queued)
+        write_out(line, len);       /* no writer (yet, or any more) */
+    if (line != stack)
+        free(line);
+}
+
+void console_stop(void)
+{
+    pthread_mutex_lock(&con.lock);
+    bool running = con.running;
+    con.stopping = true;
+    pthread_cond_signal(&con.wake);
+    pthread_mutex_unlock(&con.lock);
+    if (!running)
+        return;
+    pthread_join(writer, NULL);
+    /* The writer cleared `running` under the lock: no one uses these now. */
+    free(con.pending);
+    free(con.out);
+    con.pending = con.out = NULL;
+}

@@ -1,0 +1,27 @@
+/*
+ * console.h - the server's console: the `s> ...` lines the protocol asks
+ * for, written to stdout by one thread of their own, so that a handler
+ * never waits for stdout (a file on a busy disk, a paused terminal, a pipe
+ * nobody reads) nor holds a lock across that write.
+ *
+ * Lines keep the order in which they were submitted and none is dropped:
+ * when 1 MiB waits unwritten, submitters wait for the writer.  Under load
+ * lines reach stdout within about a millisecond; when idle, at once.
+ */
+#ifndef PEERDEX_CONSOLE_H
+#define PEERDEX_CONSOLE_H
+
+/* Start the writer thread.  Returns 0, or -1 (lines then go out directly). */
+int console_start(void);
+
+/*
+ * Queue one formatted line (the caller includes the newline).  Without a
+ * running writer (not started, or stopped) the line is written at once, as
+ * is a line longer than the whole buffer.
+ */
+void console_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Write every queued line, then end the writer thread. */
+void console_stop(void);
+
+#endif
