@@ -1,17 +1,19 @@
 /*
- * main.c - the index server: options, listening socket, accept loop, one
- * detached thread per connection, and a clean shutdown on SIGINT/SIGTERM.
+ * main.c - the index server: options, listening socket, accepting thread,
+ * one detached thread per connection, and a clean shutdown on SIGINT/SIGTERM.
  *
  * Threads: the main thread waits on a signalfd for SIGINT/SIGTERM; one
- * accepting thread blocks in accept4(); each accepted connection gets its
- * own small-stack detached thread that serves its one operation
- * (handlers.c) and exits; oplog.c runs one logging thread and console.c
- * one thread that writes the console lines.
+ * accepting thread blocks in accept4(); each accepted connection gets a
+ * small-stack detached thread of its own that serves it (handlers.c).  A
+ * thread whose connection is done waits a moment to be handed the next one
+ * before it exits (a thread cache: no clone and exit per connection under
+ * load).  oplog.c runs one logging thread, console.c one console thread.
  *
  * Locks: `server.lock` guards `server.active`, `server.conns` and the list
- * links of every struct conn; `server.idle` is signalled when the last
- * connection ends.  The registry has its own lock (registry.h); the two are
- * never held together.
+ * links of every struct conn, the list of idle threads with the connection
+ * each is handed, `server.n_threads` and `server.stopping`; `server.idle`
+ * is signalled when the last connection or the last thread ends.  The
+ * registry has its own lock (registry.h); the two are never held together.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,6 +45,8 @@
 #define DEFAULT_TIMEOUT_MS 10000
 #define SHUTDOWN_GRACE_MS 2000          /* for in-flight requests to finish */
 #define OPLOG_DRAIN_MS 5000             /* for queued log entries to leave */
+#define IDLE_THREADS_MAX 64             /* finished connection threads kept... */
+#define IDLE_WAIT_MS 1000               /* ...this long, waiting for a connection */
 
 /* One connection being served, linked in server.conns. */
 struct conn {
@@ -51,14 +55,29 @@ struct conn {
     char ip[64];
 };
 
+/*
+ * A connection thread between two connections, waiting (on its own stack)
+ * for conn_start() to hand it the next one.
+ */
+struct idle_thread {
+    pthread_cond_t wake;
+    struct conn *conn;          /* the connection handed over; guarded by server.lock */
+    struct idle_thread *next;   /* in server.idle_threads; guarded by server.lock */
+};
+
 static struct {
     struct handler_config handler;
     unsigned max_conns;
     pthread_attr_t thread_attr;
+    pthread_condattr_t monotonic;   /* for the idle threads' waits */
     pthread_mutex_t lock;
-    pthread_cond_t idle;
-    unsigned active;            /* guarded by lock */
-    struct conn *conns;         /* guarded by lock */
+    pthread_cond_t idle;            /* no connection active, or no thread left */
+    unsigned active;                /* guarded by lock */
+    struct conn *conns;             /* guarded by lock */
+    struct idle_thread *idle_threads;   /* guarded by lock; most recent first */
+    unsigned n_idle;                /* guarded by lock: length of idle_threads */
+    unsigned n_threads;             /* guarded by lock: connection threads alive */
+    bool stopping;                  /* guarded by lock: idle threads must end */
 } server = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .idle = PTHREAD_COND_INITIALIZER,
@@ -109,12 +128,59 @@ static void conn_finish(struct conn *c)
     free(c);
 }
 
-/* Connection thread: serve one operation, then clean up. */
+/*
+ * After a connection: wait up to IDLE_WAIT_MS for conn_start() to hand this
+ * thread the next one, unless IDLE_THREADS_MAX threads wait already or the
+ * server is stopping.  Returns the next connection, or NULL when the thread
+ * should end (it is then counted out).  Reusing a thread saves the clone,
+ * the exit and the stack's unmapping that a new thread per connection costs.
+ */
+static struct conn *next_conn(struct idle_thread *self)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += IDLE_WAIT_MS / 1000;
+    until.tv_nsec += (long)(IDLE_WAIT_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+
+    pthread_mutex_lock(&server.lock);
+    self->conn = NULL;
+    if (!server.stopping && server.n_idle < IDLE_THREADS_MAX) {
+        self->next = server.idle_threads;
+        server.idle_threads = self;
+        server.n_idle++;
+        while (self->conn == NULL && !server.stopping &&
+               pthread_cond_timedwait(&self->wake, &server.lock, &until) != ETIMEDOUT)
+            ;
+        if (self->conn == NULL) {   /* still listed: take this thread out */
+            struct idle_thread **p = &server.idle_threads;
+            while (*p != self)
+                p = &(*p)->next;
+            *p = self->next;
+            server.n_idle--;
+        }
+    }
+    struct conn *next = self->conn;
+    if (next == NULL && --server.n_threads == 0)
+        pthread_cond_broadcast(&server.idle);
+    pthread_mutex_unlock(&server.lock);
+    return next;
+}
+
+/* Connection thread: serve connections, one at a time, while handed some. */
 static void *conn_thread(void *arg)
 {
     struct conn *c = arg;
-    handle_connection(&server.handler, c->fd, c->ip);
-    conn_finish(c);
+    struct idle_thread self;
+    pthread_cond_init(&self.wake, &server.monotonic);
+    do {
+        handle_connection(&server.handler, c->fd, c->ip);
+        conn_finish(c);
+    } while ((c = next_conn(&self)) != NULL);
+    pthread_cond_destroy(&self.wake);
     return NULL;
 }
 
@@ -141,11 +207,27 @@ static void conn_start(int fd, const char *ip)
     if (server.conns)
         server.conns->prev = c;
     server.conns = c;
+    struct idle_thread *t = server.idle_threads;
+    if (t != NULL) {            /* a thread waits: hand it the connection */
+        server.idle_threads = t->next;
+        server.n_idle--;
+        t->conn = c;
+        pthread_cond_signal(&t->wake);
+    } else {
+        server.n_threads++;
+    }
     pthread_mutex_unlock(&server.lock);
+    if (t != NULL)
+        return;
 
     pthread_t tid;
-    if (pthread_create(&tid, &server.thread_attr, conn_thread, c) != 0)
+    if (pthread_create(&tid, &server.thread_attr, conn_thread, c) != 0) {
         conn_finish(c);         /* no thread to be had: close it */
+        pthread_mutex_lock(&server.lock);
+        if (--server.n_threads == 0)
+            pthread_cond_broadcast(&server.idle);
+        pthread_mutex_unlock(&server.lock);
+    }
 }
 
 /* What the accepting thread owns: the listening socket and the spare. */
@@ -215,8 +297,8 @@ static void *accept_main(void *arg)
     return NULL;
 }
 
-/* Wait until no connection is active or ms pass; lock held. */
-static void wait_idle(int ms)
+/* Wait until *count is 0 or ms pass; lock held. */
+static void wait_zero(const unsigned *count, int ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -226,24 +308,29 @@ static void wait_idle(int ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
-    while (server.active > 0 &&
+    while (*count > 0 &&
            pthread_cond_timedwait(&server.idle, &server.lock, &until) == 0)
         ;
 }
 
 /*
- * Shut down: let in-flight requests finish for a grace period, then cut the
- * sockets still open so their threads end at once.  Returns true when every
- * connection thread has ended.
+ * Shut down: end the idle threads, let in-flight requests finish for a
+ * grace period, then cut the sockets still open so their threads end at
+ * once.  Returns true when no connection is left (so none uses the
+ * registry any more).
  */
 static bool drain_connections(void)
 {
     pthread_mutex_lock(&server.lock);
-    wait_idle(SHUTDOWN_GRACE_MS);
+    server.stopping = true;
+    for (struct idle_thread *t = server.idle_threads; t != NULL; t = t->next)
+        pthread_cond_signal(&t->wake);
+    wait_zero(&server.active, SHUTDOWN_GRACE_MS);
     for (struct conn *c = server.conns; c != NULL; c = c->next)
         shutdown(c->fd, SHUT_RDWR);
-    wait_idle(SHUTDOWN_GRACE_MS);
+    wait_zero(&server.active, SHUTDOWN_GRACE_MS);
     bool idle = server.active == 0;
+    wait_zero(&server.n_threads, SHUTDOWN_GRACE_MS);
     pthread_mutex_unlock(&server.lock);
     return idle;
 }
@@ -305,6 +392,8 @@ int main(int argc, char **argv)
     server.handler.timeout_ms = (int)(timeout_s * 1000);
     server.max_conns = (unsigned)max_conns;
     server.handler.registry = registry_new();
+    pthread_condattr_init(&server.monotonic);
+    pthread_condattr_setclock(&server.monotonic, CLOCK_MONOTONIC);
     pthread_attr_init(&server.thread_attr);
     pthread_attr_setdetachstate(&server.thread_attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&server.thread_attr,
@@ -353,5 +442,6 @@ int main(int argc, char **argv)
         registry_free(server.handler.registry);  /* else threads still use it */
     close(sfd);
     pthread_attr_destroy(&server.thread_attr);
+    pthread_condattr_destroy(&server.monotonic);
     return 0;
 }

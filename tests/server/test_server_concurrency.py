@@ -1,4 +1,5 @@
 """Many clients at once against one real server: races, stalls and the cap."""
+import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -192,3 +193,79 @@ def test_connection_cap_frees_slots_when_clients_close(make_server):
     finally:
         for s in socks:
             s.close()
+
+
+def threads_of(pid):
+    """The number of threads the process has, from /proc."""
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("Threads:"))
+
+
+def new_tasks(pid, before, want, timeout=10):
+    """Wait until the process has `want` threads beyond `before`; their ids."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tasks = set(os.listdir("/proc/%d/task" % pid)) - before
+        if len(tasks) == want or time.monotonic() > deadline:
+            return tasks
+        time.sleep(0.02)
+
+
+def test_connection_threads_are_reused_then_retire(server):
+    """A connection thread that has finished waits for the next connection
+    and serves it (the same thread id), instead of a new thread each time;
+    after a second with nothing to serve it ends."""
+    pid = server.proc.pid
+    before = set(os.listdir("/proc/%d/task" % pid))
+    with socket.create_connection(server.addr) as s:
+        s.sendall(b"REGISTER\0")
+        first = new_tasks(pid, before, 1)
+        assert len(first) == 1
+        s.sendall(harness.encode(DT, "reuse1"))
+        assert s.recv(16) == b"\0"
+    time.sleep(0.2)
+    with socket.create_connection(server.addr) as s:
+        s.sendall(b"REGISTER\0")
+        time.sleep(0.2)
+        assert new_tasks(pid, before, 1) == first
+        s.sendall(harness.encode(DT, "reuse2"))
+        assert s.recv(16) == b"\0"
+    assert new_tasks(pid, before, 0) == set()
+
+
+def test_kept_threads_stay_bounded_after_a_burst(make_server):
+    """A burst of 200 simultaneous stalled connections needs 200 threads;
+    afterwards at most 64 wait for reuse, and none after the idle time."""
+    srv = make_server("-t", "1")
+    pid = srv.proc.pid
+    start = threads_of(pid)
+    socks = [socket.create_connection(srv.addr) for _ in range(200)]
+    deadline = time.monotonic() + 10
+    while threads_of(pid) < start + 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threads_of(pid) >= start + 200
+    for s in socks:
+        s.close()
+    time.sleep(0.5)                     # the closes are seen at once (EOF)
+    assert threads_of(pid) <= start + 64
+    deadline = time.monotonic() + 10
+    while threads_of(pid) > start and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert threads_of(pid) == start
+    assert harness.code(srv.port, "REGISTER", "after") == 0
+
+
+def test_console_lines_of_many_clients_are_whole_and_all_there(server):
+    """Lines from 32 concurrent clients come out whole, one per operation,
+    none lost or interleaved (they are written in batches by one thread)."""
+    names = ["burst%03d" % i for i in range(400)]
+    with ThreadPoolExecutor(32) as pool:
+        assert set(pool.map(lambda n: harness.code(server.port, "REGISTER", n), names)) == {0}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        seen = [l for l in server.lines if l.startswith("s> OPERATION REGISTER FROM burst")]
+        if len(seen) == len(names):
+            break
+        time.sleep(0.05)
+    assert sorted(l.rsplit(" ", 1)[1] for l in seen) == names
+    assert all(l == "s> OPERATION REGISTER FROM " + l.rsplit(" ", 1)[1] for l in seen)
