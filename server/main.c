@@ -153,7 +153,7 @@ static struct conn *next_conn(struct idle_thread *self)
         server.idle_threads = self;
         server.n_idle++;
         while (self->conn == NULL && !server.stopping &&
-               pthread_cond_timedwait(&self->wake, &server.lock, &until) != ETIMEDOUT)
+               pthread_cond_timedwait(&self->wake, &server.lock, &until) == 0)
             ;
         if (self->conn == NULL) {   /* still listed: take this thread out */
             struct idle_thread **p = &server.idle_threads;

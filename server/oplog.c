@@ -40,7 +40,7 @@
 #define CONNECT_TIMEOUT_MS 1000
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
-#define LINGER_MS 5                 /* gather entries this long after a send */
+#define LINGER_MS 20                /* gather entries this long after a send */
 #define LINGER_BELOW 256            /* ...unless at least this many wait */
 
 /* One queued entry; its strings live in data[]. */
