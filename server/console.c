@@ -10,6 +10,8 @@
  */
 #include "console.h"
 
+#include "deadline.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -22,7 +24,7 @@
 
 #define PENDING_MAX (1 << 20)       /* bytes waiting before handlers wait too */
 #define LINE_STACK 512              /* longer lines are formatted on the heap */
-#define LINGER_US 1000              /* gather lines this long after a write */
+#define LINGER_MS 1                 /* gather lines this long after a write */
 
 /*
  * `lock` guards every field; `wake` is signalled when a line arrives for
@@ -56,16 +58,10 @@ static void write_out(const char *buf, size_t len)
     }
 }
 
-/* Wait on `wake` up to LINGER_US, or until stopping or half full; lock held. */
+/* Wait on `wake` up to LINGER_MS, or until stopping or half full; lock held. */
 static void linger(void)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += LINGER_US * 1000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, LINGER_MS);
     while (!con.stopping && con.len < PENDING_MAX / 2 &&
            pthread_cond_timedwait(&con.wake, &con.lock, &until) == 0)
         ;

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "deadline.h"
 #include "handlers.h"
 #include "net.h"
 #include "oplog.h"
@@ -137,15 +138,7 @@ static void conn_finish(struct conn *c)
  */
 static struct conn *next_conn(struct idle_thread *self)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += IDLE_WAIT_MS / 1000;
-    until.tv_nsec += (long)(IDLE_WAIT_MS % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-
+    struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, IDLE_WAIT_MS);
     pthread_mutex_lock(&server.lock);
     self->conn = NULL;
     if (!server.stopping && server.n_idle < IDLE_THREADS_MAX) {
@@ -300,14 +293,7 @@ static void *accept_main(void *arg)
 /* Wait until *count is 0 or ms pass; lock held. */
 static void wait_zero(const unsigned *count, int ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = deadline_after_ms(CLOCK_REALTIME, ms);
     while (*count > 0 &&
            pthread_cond_timedwait(&server.idle, &server.lock, &until) == 0)
         ;

@@ -31,6 +31,7 @@
 
 #include <rpc/rpc.h>
 
+#include "deadline.h"
 #include "logrpc.h"
 #include "net.h"
 
@@ -75,20 +76,6 @@ static size_t queue_max = QUEUE_MAX_DEFAULT;
 static uint64_t origin;             /* this server run, 64 random bits */
 static struct sockaddr_in log_addr; /* port 0: ask rpcbind on each connect */
 static pthread_t thread;
-
-/* The monotonic clock plus ms. */
-static struct timespec after_ms(long ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
 
 /* Milliseconds from now until t (negative when past). */
 static long ms_until(struct timespec t)
@@ -207,7 +194,7 @@ static void linger(void)
 {
     pthread_mutex_lock(&q.lock);
     if (q.count < LINGER_BELOW && !q.stopping) {
-        struct timespec until = after_ms(LINGER_MS);
+        struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, LINGER_MS);
         while (!q.stopping &&
                pthread_cond_timedwait(&q.wake, &q.lock, &until) != ETIMEDOUT)
             ;
@@ -219,7 +206,7 @@ static void linger(void)
 static void back_off(long ms)
 {
     pthread_mutex_lock(&q.lock);
-    struct timespec until = after_ms(ms);
+    struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, ms);
     if (q.stopping && ms_until(q.drain_until) < ms)
         until = q.drain_until;
     while (ms_until(until) > 0 &&
@@ -396,7 +383,7 @@ void oplog_stop(int drain_ms)
         return;
     pthread_mutex_lock(&q.lock);
     q.stopping = true;
-    q.drain_until = after_ms(drain_ms);
+    q.drain_until = deadline_after_ms(CLOCK_MONOTONIC, drain_ms);
     pthread_cond_signal(&q.wake);
     pthread_mutex_unlock(&q.lock);
     pthread_join(thread, NULL);

@@ -1,0 +1,197 @@
+/* test_console.c - the console thread: lines whole and in order, from many
+ * threads at once, long lines, direct writes with no writer, and a stdout
+ * that does not drain (handlers wait, nothing is lost). */
+#define _GNU_SOURCE
+#include <check.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "console.h"
+#include "unit.h"
+
+/* Point stdout at a fresh temporary file; returns a descriptor to read it. */
+static int capture_stdout(void)
+{
+    char path[] = "/tmp/peerdex-console-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    ck_assert_int_eq(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
+    return fd;
+}
+
+/* Everything written to the captured stdout so far (NUL-terminated). */
+static char *captured(int fd, size_t *len)
+{
+    off_t size = lseek(fd, 0, SEEK_END);
+    char *buf = malloc((size_t)size + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_int_eq(pread(fd, buf, (size_t)size, 0), size);
+    buf[size] = '\0';
+    *len = (size_t)size;
+    return buf;
+}
+
+START_TEST(lines_keep_their_order)
+{
+    int fd = capture_stdout();
+    ck_assert_int_eq(console_start(), 0);
+    for (int i = 0; i < 1000; i++)
+        console_printf("s> OPERATION REGISTER FROM user%d\n", i);
+    console_stop();
+    size_t len;
+    char *out = captured(fd, &len), *at = out;
+    for (int i = 0; i < 1000; i++) {
+        char want[64];
+        int n = snprintf(want, sizeof want, "s> OPERATION REGISTER FROM user%d\n", i);
+        ck_assert_int_eq(strncmp(at, want, (size_t)n), 0);
+        at += n;
+    }
+    ck_assert_uint_eq((size_t)(at - out), len);
+    free(out);
+}
+END_TEST
+
+#define WRITERS 8
+#define PER_WRITER 2000
+
+static void *write_lines(void *arg)
+{
+    long id = (long)arg;
+    for (int i = 0; i < PER_WRITER; i++)
+        console_printf("writer %ld line %d\n", id, i);
+    return NULL;
+}
+
+/* Lines of 8 threads at once: each whole, each thread's in its order. */
+START_TEST(concurrent_lines_are_whole)
+{
+    int fd = capture_stdout();
+    ck_assert_int_eq(console_start(), 0);
+    pthread_t t[WRITERS];
+    for (long i = 0; i < WRITERS; i++)
+        pthread_create(&t[i], NULL, write_lines, (void *)i);
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(t[i], NULL);
+    console_stop();
+    size_t len;
+    char *out = captured(fd, &len);
+    int next[WRITERS] = {0}, lines = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        long id;
+        int n;
+        ck_assert_int_eq(sscanf(line, "writer %ld line %d", &id, &n), 2);
+        ck_assert(id >= 0 && id < WRITERS);
+        ck_assert_int_eq(n, next[id]);
+        next[id]++;
+        lines++;
+    }
+    ck_assert_int_eq(lines, WRITERS * PER_WRITER);
+    free(out);
+}
+END_TEST
+
+/* A line longer than the stack buffer, and one longer than the whole
+ * pending buffer, both come out whole and in place. */
+START_TEST(long_lines_are_not_cut)
+{
+    int fd = capture_stdout();
+    size_t sizes[] = {600, (1 << 20) + 10};
+    ck_assert_int_eq(console_start(), 0);
+    console_printf("first\n");
+    for (size_t k = 0; k < 2; k++) {
+        char *s = malloc(sizes[k] + 1);
+        memset(s, 'a' + (int)k, sizes[k]);
+        s[sizes[k]] = '\0';
+        console_printf("%s\n", s);
+        free(s);
+    }
+    console_stop();
+    size_t len;
+    char *out = captured(fd, &len);
+    ck_assert_uint_eq(len, 6 + sizes[0] + 1 + sizes[1] + 1);
+    ck_assert_int_eq(strncmp(out, "first\n", 6), 0);
+    ck_assert_int_eq(out[6], 'a');
+    ck_assert_int_eq(out[6 + sizes[0]], '\n');
+    ck_assert_int_eq(out[6 + sizes[0] + 1], 'b');
+    ck_assert_int_eq(out[len - 1], '\n');
+    free(out);
+}
+END_TEST
+
+/* Without a writer (before start, after stop) a line is written at once. */
+START_TEST(without_writer_lines_go_out_directly)
+{
+    int fd = capture_stdout();
+    size_t len;
+    console_printf("before\n");
+    char *out = captured(fd, &len);
+    ck_assert_str_eq(out, "before\n");
+    free(out);
+    ck_assert_int_eq(console_start(), 0);
+    console_stop();
+    console_printf("after\n");
+    out = captured(fd, &len);
+    ck_assert_str_eq(out, "before\nafter\n");
+    free(out);
+}
+END_TEST
+
+static void *write_many(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100000; i++)    /* 4.4 MB: past both 1 MiB buffers */
+        console_printf("line %08d of a stdout that nobody reads\n", i);
+    return NULL;
+}
+
+/* stdout is a pipe nobody reads: once 1 MiB waits, the writer of lines
+ * waits too; when the pipe is read, every line arrives. */
+START_TEST(slow_stdout_makes_writers_wait_and_loses_nothing)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(dup2(p[1], STDOUT_FILENO), STDOUT_FILENO);
+    close(p[1]);
+    ck_assert_int_eq(console_start(), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, write_many, NULL);
+    usleep(300000);
+    ck_assert_int_ne(pthread_tryjoin_np(t, NULL), 0);   /* still blocked */
+
+    size_t total = 0, newlines = 0;
+    char buf[65536];
+    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    while (newlines < 100000 && poll(&pfd, 1, 5000) == 1) {
+        ssize_t n = read(p[0], buf, sizeof buf);
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+        for (ssize_t i = 0; i < n; i++)
+            newlines += buf[i] == '\n';
+    }
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    console_stop();
+    ck_assert_uint_eq(newlines, 100000);
+    ck_assert_uint_eq(total, 100000 * strlen("line 00000000 of a stdout that nobody reads\n"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("console");
+    TCase *tc = tcase_create("console");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, lines_keep_their_order);
+    tcase_add_test(tc, concurrent_lines_are_whole);
+    tcase_add_test(tc, long_lines_are_not_cut);
+    tcase_add_test(tc, without_writer_lines_go_out_directly);
+    tcase_add_test(tc, slow_stdout_makes_writers_wait_and_loses_nothing);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
