@@ -34,14 +34,33 @@ class Bench:
         self.procs = []
         self.tmp = tempfile.mkdtemp(prefix="peerdex-bench-")
         self.sections = []
+        self.commands = []              # every distinct command run, for the report
 
     # -- processes -----------------------------------------------------------
+
+    def record(self, argv, env=None):
+        """Keep a command for the report, with its paths, ports and user-name
+        prefixes made generic, once."""
+        text = " ".join(["%s=%s" % kv for kv in sorted((env or {}).items())] + list(argv))
+        for path, name in ((self.tmp, "$TMP"), (os.path.abspath(self.tools), "build/bench"),
+                           (self.tools, "build/bench"), (harness.BIN, "bin")):
+            text = text.replace(path, name)
+        text = re.sub(r"(-p |LOG_RPC_PORT=|recv )[1-9]\d*", r"\1PORT", text)
+        text = re.sub(r"-x \S+", "-x PREFIX", text)
+        if text not in self.commands:
+            self.commands.append(text)
+
+    def run(self, argv, **kw):
+        """subprocess.run, recorded for the report."""
+        self.record(argv)
+        return subprocess.run(argv, **kw)
 
     def spawn(self, argv, pattern, env=None):
         """Start a program with stdout and stderr going to files (as to a
         terminal: nothing in this process reads them as they come), wait
         for a line matching `pattern` in either, and return the process
         with .match set.  Stopped by PID in stop_all()."""
+        self.record(argv, env)
         n = len(self.procs)
         out = open(os.path.join(self.tmp, "p%d.out" % n), "wb")
         err = open(os.path.join(self.tmp, "p%d.err" % n), "wb")
@@ -91,7 +110,7 @@ class Bench:
                           r"port (\d+)")
 
     def loadgen(self, port, threads, mode, prefix="lg", seconds=None, extra=()):
-        out = subprocess.run([os.path.join(self.tools, "loadgen"), "-p", str(port), "-t",
+        out = self.run([os.path.join(self.tools, "loadgen"), "-p", str(port), "-t",
                               str(threads), "-d", str(seconds or self.seconds), "-m", mode,
                               "-x", prefix, *extra], capture_output=True, text=True, check=True,
                              timeout=600).stdout
@@ -105,9 +124,9 @@ class Bench:
         """The index server (logging on) against the baseline server."""
         srv = self.index_server(log=True)
         base = self.baseline()
-        subprocess.run([os.path.join(self.tools, "loadgen"), "-p", str(srv.port), "-m", "setup",
+        self.run([os.path.join(self.tools, "loadgen"), "-p", str(srv.port), "-m", "setup",
                         "-n", "1000"], check=True, capture_output=True)
-        subprocess.run([os.path.join(self.tools, "loadgen"), "-p", str(base.port), "-m", "setup",
+        self.run([os.path.join(self.tools, "loadgen"), "-p", str(base.port), "-m", "setup",
                         "-n", "1"], check=True, capture_output=True)
         rows = []
         for mode, label, target in (("register", "write path: REGISTER of new users", 0.9),
@@ -169,6 +188,8 @@ class Bench:
         srv = self.index_server(log=False)
         tc = client.TimeClient(service=client.TimeService())
         n = 1000
+        self.record(["(in the driver: client/client.py's TimeClient.now(), %d calls a run, "
+                     "then %d REGISTER round trips to the server above)" % (n, n)])
         calls, ops = [], []             # per run: (p50, p99) in microseconds
         try:
             tc.now()
@@ -210,7 +231,7 @@ class Bench:
         """100,000 users and 1,000,000 files: memory and speed against a small registry."""
         srv = self.index_server(False)
         loadgen = os.path.join(self.tools, "loadgen")
-        subprocess.run([loadgen, "-p", str(srv.port), "-m", "setup", "-n", "1000"], check=True,
+        self.run([loadgen, "-p", str(srv.port), "-m", "setup", "-n", "1000"], check=True,
                        capture_output=True)
         small_runs = {m: [self.loadgen(srv.port, 4, m, "s%d" % r) for r in range(self.runs)]
                       for m in ("register", "list")}
@@ -219,7 +240,7 @@ class Bench:
         small_users = 2 + sum(int(r["ops"]) for r in small_runs["register"])
         rss_small = rss_kb(srv.pid)
         t0 = time.monotonic()
-        subprocess.run([loadgen, "-p", str(srv.port), "-t", "8", "-m", "fill", "-n", "100000",
+        self.run([loadgen, "-p", str(srv.port), "-t", "8", "-m", "fill", "-n", "100000",
                         "-x", "fill"], check=True, capture_output=True, timeout=900)
         fill_s = time.monotonic() - t0
         big = {m: [self.loadgen(srv.port, 4, m, "g%d" % r)["ops_s"] for r in range(self.runs)]
@@ -286,14 +307,19 @@ class Bench:
         dl = client_proc(srv.port)
         dl.do("REGISTER dl", "c> REGISTER OK")
         dl.do("CONNECT dl", "c> CONNECT OK")
+        self.record(["(two clients:", "python3", "client/client.py", "-s", "127.0.0.1", "-p",
+                     str(srv.port) + ";", "typed: REGISTER owner, CONNECT owner, PUBLISH",
+                     path, "big; REGISTER dl, CONNECT dl, then each timed: GET_FILE owner",
+                     path, out + ")"])
         try:
             def plain_once():
-                sender = harness.Process([os.path.join(self.tools, "plain_xfer"), "send", "0",
-                                          path])
+                argv = [os.path.join(self.tools, "plain_xfer"), "send", "0", path]
+                self.record(argv)
+                sender = harness.Process(argv)
                 port = sender.wait_line(r"port (\d+)").group(1)
                 os.sync()               # nothing of the last run still being written
                 t0 = time.perf_counter()
-                subprocess.run([os.path.join(self.tools, "plain_xfer"), "recv", port, out],
+                self.run([os.path.join(self.tools, "plain_xfer"), "recv", port, out],
                                check=True)
                 gbs = size / (time.perf_counter() - t0) / 1e9
                 sender.stop()
@@ -361,6 +387,11 @@ class Bench:
                  "- command: `make bench` (= `%s`)" % " ".join(argv), ""]
         for title, body in self.sections:
             lines += ["## " + title, ""] + body + [""]
+        lines += ["## Commands", "",
+                  "What the driver ran, in order of first use (PORT: a free port the program "
+                  "reported; PREFIX: a user-name prefix unique to each run; $TMP: the run's "
+                  "temporary directory):", ""]
+        lines += ["    " + c for c in self.commands] + [""]
         lines += open(os.path.join(HERE, "notes.md")).read().splitlines()
         with open(path, "w") as f:
             f.write("\n".join(lines).rstrip() + "\n")
