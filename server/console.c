@@ -159,7 +159,8 @@ void console_stop(void)
     pthread_mutex_lock(&con.lock);
     bool running = con.running;
     con.stopping = true;
-    pthread_cond_signal(&con.wake);
+    if (running)                    /* `wake` exists once console_start() ran */
+        pthread_cond_signal(&con.wake);
     pthread_mutex_unlock(&con.lock);
     if (!running)
         return;
