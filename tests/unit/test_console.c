@@ -5,6 +5,7 @@
 #include <check.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,12 +61,36 @@ END_TEST
 #define WRITERS 8
 #define PER_WRITER 2000
 
+static const long writer_ids[WRITERS] = {0, 1, 2, 3, 4, 5, 6, 7};
+
 static void *write_lines(void *arg)
 {
-    long id = (long)arg;
+    long id = *(const long *)arg;
     for (int i = 0; i < PER_WRITER; i++)
         console_printf("writer %ld line %d\n", id, i);
     return NULL;
+}
+
+/* A decimal number at *s, which is left after it; false if there is none. */
+static bool number_at(const char **s, long *out)
+{
+    char *end;
+    *out = strtol(*s, &end, 10);
+    bool ok = end != *s;
+    *s = end;
+    return ok;
+}
+
+/* Parse exactly "writer ID line N" (a whole line, newline removed). */
+static bool parse_line(const char *line, long *id, long *n)
+{
+    if (strncmp(line, "writer ", 7) != 0)
+        return false;
+    line += 7;
+    if (!number_at(&line, id) || strncmp(line, " line ", 6) != 0)
+        return false;
+    line += 6;
+    return number_at(&line, n) && *line == '\0';
 }
 
 /* Lines of 8 threads at once: each whole, each thread's in its order. */
@@ -75,7 +100,7 @@ START_TEST(concurrent_lines_are_whole)
     ck_assert_int_eq(console_start(), 0);
     pthread_t t[WRITERS];
     for (long i = 0; i < WRITERS; i++)
-        pthread_create(&t[i], NULL, write_lines, (void *)i);
+        pthread_create(&t[i], NULL, write_lines, (void *)&writer_ids[i]);
     for (int i = 0; i < WRITERS; i++)
         pthread_join(t[i], NULL);
     console_stop();
@@ -83,9 +108,8 @@ START_TEST(concurrent_lines_are_whole)
     char *out = captured(fd, &len);
     int next[WRITERS] = {0}, lines = 0;
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
-        long id;
-        int n;
-        ck_assert_int_eq(sscanf(line, "writer %ld line %d", &id, &n), 2);
+        long id, n;
+        ck_assert(parse_line(line, &id, &n));
         ck_assert(id >= 0 && id < WRITERS);
         ck_assert_int_eq(n, next[id]);
         next[id]++;
