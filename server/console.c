@@ -99,11 +99,7 @@ static void *writer_main(void *arg)
 
 int console_start(void)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&con.wake, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&con.wake);
     con.pending = malloc(PENDING_MAX);
     con.out = malloc(PENDING_MAX);
     con.running = true;

@@ -70,7 +70,6 @@ static struct {
     struct handler_config handler;
     unsigned max_conns;
     pthread_attr_t thread_attr;
-    pthread_condattr_t monotonic;   /* for the idle threads' waits */
     pthread_mutex_t lock;
     pthread_cond_t idle;            /* no connection active, or no thread left */
     unsigned active;                /* guarded by lock */
@@ -168,7 +167,7 @@ static void *conn_thread(void *arg)
 {
     struct conn *c = arg;
     struct idle_thread self;
-    pthread_cond_init(&self.wake, &server.monotonic);
+    cond_init_monotonic(&self.wake);
     do {
         handle_connection(&server.handler, c->fd, c->ip);
         conn_finish(c);
@@ -378,8 +377,6 @@ int main(int argc, char **argv)
     server.handler.timeout_ms = (int)(timeout_s * 1000);
     server.max_conns = (unsigned)max_conns;
     server.handler.registry = registry_new();
-    pthread_condattr_init(&server.monotonic);
-    pthread_condattr_setclock(&server.monotonic, CLOCK_MONOTONIC);
     pthread_attr_init(&server.thread_attr);
     pthread_attr_setdetachstate(&server.thread_attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&server.thread_attr,
@@ -428,6 +425,5 @@ int main(int argc, char **argv)
         registry_free(server.handler.registry);  /* else threads still use it */
     close(sfd);
     pthread_attr_destroy(&server.thread_attr);
-    pthread_condattr_destroy(&server.monotonic);
     return 0;
 }

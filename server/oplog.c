@@ -314,11 +314,7 @@ int oplog_start(void)
         origin = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
     if (origin == 0)
         origin = 1;                 /* 0 is the log store's own */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q.wake, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&q.wake);
     if (pthread_create(&thread, NULL, logging_main, NULL) != 0) {
         fprintf(stderr, "server: cannot start the logging thread\n");
         return -1;
