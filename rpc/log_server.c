@@ -193,7 +193,7 @@ int main(int argc, char **argv)
         return 1;
     }
     unsigned bound;
-    int sock = net_listen(port < 0 ? 0 : (unsigned)port, 64, &bound);
+    int sock = net_listen(port < 0 ? 0 : (unsigned)port, 64, true, &bound);
     SVCXPRT *xprt = sock >= 0 ? svctcp_create(sock, 0, 0) : NULL;
     if (xprt == NULL) {
         fprintf(stderr, "log_server: cannot listen on port %ld: %s\n", port < 0 ? 0 : port,

@@ -388,7 +388,7 @@ int main(int argc, char **argv)
     }
 
     unsigned bound;
-    int lfd = net_listen((unsigned)port, SOMAXCONN, &bound);
+    int lfd = net_listen((unsigned)port, SOMAXCONN, false, &bound);
     if (lfd < 0) {
         fprintf(stderr, "server: cannot listen on port %ld: %s\n", port,
                 strerror(errno));
@@ -402,8 +402,7 @@ int main(int argc, char **argv)
      * in its steady state once it says it is up. */
     struct acceptor acc = {.lfd = lfd, .spare = open("/dev/null", O_RDONLY | O_CLOEXEC)};
     pthread_t acceptor;
-    if (fcntl(lfd, F_SETFL, 0) != 0 ||
-        pthread_create(&acceptor, NULL, accept_main, &acc) != 0) {
+    if (pthread_create(&acceptor, NULL, accept_main, &acc) != 0) {
         perror("server: start-up");
         return 1;
     }

@@ -14,9 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int net_listen(unsigned port, int backlog, unsigned *bound_port)
+int net_listen(unsigned port, int backlog, bool nonblocking, unsigned *bound_port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
     if (fd < 0)
         return -1;
     int on = 1;

@@ -7,14 +7,15 @@
 #define PEERDEX_NET_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
  * Listen on all IPv4 interfaces at port (0: any free port).  Returns the
- * socket (close-on-exec, non-blocking) and stores the bound port, or -1
- * with errno set.
+ * socket (close-on-exec; non-blocking if asked, for a poll() loop) and
+ * stores the bound port, or -1 with errno set.
  */
-int net_listen(unsigned port, int backlog, unsigned *bound_port);
+int net_listen(unsigned port, int backlog, bool nonblocking, unsigned *bound_port);
 
 /*
  * Accept a connection (blocking, close-on-exec) and write the peer's IP
