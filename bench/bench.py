@@ -111,9 +111,9 @@ class Bench:
 
     def loadgen(self, port, threads, mode, prefix="lg", seconds=None, extra=()):
         out = self.run([os.path.join(self.tools, "loadgen"), "-p", str(port), "-t",
-                              str(threads), "-d", str(seconds or self.seconds), "-m", mode,
-                              "-x", prefix, *extra], capture_output=True, text=True, check=True,
-                             timeout=600).stdout
+                        str(threads), "-d", str(seconds or self.seconds), "-m", mode,
+                        "-x", prefix, *extra], capture_output=True, text=True, check=True,
+                       timeout=600).stdout
         line = out.strip().splitlines()[-1]
         return {k: float(v) if re.match(r"^[\d.]+$", v) else v
                 for k, v in (kv.split("=", 1) for kv in line.split())}
@@ -125,9 +125,9 @@ class Bench:
         srv = self.index_server(log=True)
         base = self.baseline()
         self.run([os.path.join(self.tools, "loadgen"), "-p", str(srv.port), "-m", "setup",
-                        "-n", "1000"], check=True, capture_output=True)
+                  "-n", "1000"], check=True, capture_output=True)
         self.run([os.path.join(self.tools, "loadgen"), "-p", str(base.port), "-m", "setup",
-                        "-n", "1"], check=True, capture_output=True)
+                  "-n", "1"], check=True, capture_output=True)
         rows = []
         for mode, label, target in (("register", "write path: REGISTER of new users", 0.9),
                                     ("list", "read path: LIST_CONTENT of 1,000 files", 0.6),
@@ -232,7 +232,7 @@ class Bench:
         srv = self.index_server(False)
         loadgen = os.path.join(self.tools, "loadgen")
         self.run([loadgen, "-p", str(srv.port), "-m", "setup", "-n", "1000"], check=True,
-                       capture_output=True)
+                 capture_output=True)
         small_runs = {m: [self.loadgen(srv.port, 4, m, "s%d" % r) for r in range(self.runs)]
                       for m in ("register", "list")}
         small = {m: [r["ops_s"] for r in runs] for m, runs in small_runs.items()}
@@ -241,7 +241,7 @@ class Bench:
         rss_small = rss_kb(srv.pid)
         t0 = time.monotonic()
         self.run([loadgen, "-p", str(srv.port), "-t", "8", "-m", "fill", "-n", "100000",
-                        "-x", "fill"], check=True, capture_output=True, timeout=900)
+                  "-x", "fill"], check=True, capture_output=True, timeout=900)
         fill_s = time.monotonic() - t0
         big = {m: [self.loadgen(srv.port, 4, m, "g%d" % r)["ops_s"] for r in range(self.runs)]
                for m in ("register", "list")}
@@ -274,7 +274,8 @@ class Bench:
             "threads measured before and after the fill. The small registry is the 1,000-file "
             "owner plus the %d users its own REGISTER runs added; the big one adds the fill's "
             "100,000 users and 1,000,000 files to it." % (fill_s, small_users), "",
-            "| figure | small registry | after the fill (+100,000 users, +1,000,000 files) | ratio big/small |",
+            "| figure | small registry | after the fill (+100,000 users, +1,000,000 files) "
+            "| ratio big/small |",
             "| --- | --- | --- | --- |",
             "| server RSS | %d MB | %d MB | - |" % (rss_small // 1024, rss_big // 1024),
             "| REGISTER ops/s | %s | %s | **%s** |" % (med(small["register"]), med(big["register"]),
@@ -320,7 +321,7 @@ class Bench:
                 os.sync()               # nothing of the last run still being written
                 t0 = time.perf_counter()
                 self.run([os.path.join(self.tools, "plain_xfer"), "recv", port, out],
-                               check=True)
+                         check=True)
                 gbs = size / (time.perf_counter() - t0) / 1e9
                 sender.stop()
                 os.unlink(out)
@@ -357,7 +358,8 @@ class Bench:
             "the command typed into the downloading client to its `c> GET_FILE OK` (so "
             "including its LIST_USERS lookup and the rename into place), against "
             "`bench/plain_xfer` (sendfile to a socket, a reader writing 1 MiB chunks to a file); "
-            "one untimed transfer of each first, then %d timed pairs, in alternating order." % self.runs,
+            "one untimed transfer of each first, then %d timed pairs, in alternating order."
+            % self.runs,
             "", "| transfer | GB/s, median (min-max) |", "| --- | --- |",
             "| plain C sender -> plain C reader | %s |" % spread(plain, "%.2f"),
             "| peerdex GET_FILE, client to client | %s |" % spread(ours, "%.2f"),
