@@ -4,8 +4,10 @@ import os
 import socket
 import sys
 
-from .download import fetch
+from .download import DownloadError, fetch, peer_address
 from .peer import PeerServer
+from .published import Record, pin
+from .term import shown
 from .timeclient import TimeClient, TimeError, TimeService
 from .wire import IO_TIMEOUT, ProtocolError, Reader, encode, read_content, read_users
 
@@ -56,6 +58,7 @@ class Client:
 
     def __init__(self, host, port, time_client, out=sys.stdout, interactive=False):
         self.server = (host, port)
+        self.server_name = "%s:%d" % (host, port)       # names our published-file records
         self.time = time_client
         self.out = out
         self.interactive = interactive
@@ -66,7 +69,13 @@ class Client:
         print("c> " + text, file=self.out, flush=True)
 
     def detail(self, text):
-        print("\t" + text, file=self.out, flush=True)
+        """An indented line of data from the network, escaped (see term.py)."""
+        print("\t" + shown(text), file=self.out, flush=True)
+
+    @staticmethod
+    def warn(text):
+        """A diagnostic line on stderr."""
+        print(text, file=sys.stderr, flush=True)
 
     # -- talking to the index server --
 
@@ -78,8 +87,7 @@ class Client:
         try:
             stamp = self.time.now()
         except TimeError as e:
-            print("%s: no date-time, operation not sent: %s" % (op, e), file=sys.stderr,
-                  flush=True)
+            self.warn("%s: no date-time, operation not sent: %s" % (op, shown(e)))
             return None, None
         try:
             with socket.create_connection(self.server, timeout=IO_TIMEOUT) as s:
@@ -103,8 +111,14 @@ class Client:
         self.simple("REGISTER", user)
 
     def cmd_unregister(self, user):
-        if self.simple("UNREGISTER", user) == 0 and user == self.user:
-            self._stop_peer()       # the server dropped our connection too
+        if self.simple("UNREGISTER", user) == 0:
+            # The index forgot the user's files: so do we.
+            self._record(user).remove()
+            if user == self.user:
+                self._stop_peer()       # the server dropped our connection too
+
+    def _record(self, user):
+        return Record(self.server_name, user)
 
     def cmd_connect(self, user):
         if self.user is not None and user != self.user:
@@ -122,13 +136,46 @@ class Client:
             return
         self._stop_peer()
         self.user, self.peer = user, peer
-        # Serve what the index says we published, from earlier sessions too;
-        # all in place before the result line is printed.
-        _, paths = self.call("LIST_CONTENT", user, user, read_data=read_content)
-        for path in paths or []:
-            peer.publish(path)
+        # Serve what this client published, from earlier sessions too; all in
+        # place before the result line is printed.
+        peer.replace_published(self._published_files(user))
         peer.start()
         self.say(message("CONNECT", code))
+
+    def _published_files(self, user):
+        """The files to serve for `user` after CONNECT: those this client
+        recorded as published by it and that the index still lists.  What the
+        index lists beyond that (anyone can PUBLISH in any name) is reported,
+        never served."""
+        record = self._record(user)
+        try:
+            files = record.load()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            self.warn("CONNECT: unreadable record of published files, serving none: %s"
+                      % shown(e))
+            return {}
+        _, listed = self.call("LIST_CONTENT", user, user, read_data=read_content)
+        if listed is None:
+            return files                # cannot compare: the record alone
+        for path in listed:
+            if path not in files:
+                self.warn("CONNECT: not serving %s: the index lists it for %s, but this "
+                          "client did not publish it" % (shown(path), shown(user)))
+        gone = [path for path in files if path not in listed]
+        for path in gone:
+            self.warn("CONNECT: no longer serving %s: the index does not list it any more"
+                      % shown(path))
+            del files[path]
+        if gone:
+            self._save_record(record, files)
+        return files
+
+    def _save_record(self, record, files):
+        try:
+            record.save(files)
+        except OSError as e:
+            self.warn("cannot save the record of published files %s: %s"
+                      % (shown(record.path), e.strerror or e))
 
     def cmd_disconnect(self, user):
         # Stop the listener (in every case, as the protocol says) before
@@ -153,11 +200,19 @@ class Client:
         if self._acting_user("PUBLISH") is None:
             return
         path = os.path.abspath(os.path.expanduser(path))
+        # Pin the file the path names now, before the result line: whatever
+        # happens to the path after "PUBLISH OK" cannot change what is served.
+        try:
+            pinned = pin(path)
+        except OSError as e:
+            pinned, why = None, e.strerror or str(e)
         code, _ = self.call("PUBLISH", self.user, path, " ".join(description))
         if code == 0:
-            # Record what the path resolves to now, before the result line:
-            # whatever happens to the path after "PUBLISH OK" cannot change it.
-            self.peer.publish(path)
+            if pinned is None:
+                self.warn("PUBLISH: %s will not be served: %s" % (shown(path), why))
+            else:
+                self.peer.publish(path, pinned)
+                self._save_record(self._record(self.user), self.peer.published)
         self.say(message("PUBLISH", code))
 
     def cmd_delete(self, path):
@@ -165,8 +220,10 @@ class Client:
             return
         path = os.path.abspath(os.path.expanduser(path))
         code, _ = self.call("DELETE", self.user, path)
-        if code == 0:
-            self.peer.unpublish(path)       # no longer served once "DELETE OK" shows
+        # Withdrawn whatever the index answers, before the result line.
+        if path in self.peer.published:
+            self.peer.unpublish(path)
+            self._save_record(self._record(self.user), self.peer.published)
         self.say(message("DELETE", code))
 
     def cmd_list_users(self):
@@ -186,20 +243,25 @@ class Client:
             self.detail(path)
 
     def cmd_get_file(self, owner, remote, local):
-        code = self.get_file(owner, remote, local)
+        try:
+            code = self.get_file(owner, remote, local)
+        except DownloadError as e:
+            self.warn("GET_FILE: %s" % e)
+            code = None
         self.say(message("GET_FILE", code))
 
     def get_file(self, owner, remote, local):
-        """Download; returns 0, 1 (no such file) or None (any other failure)."""
+        """Download; returns 0 or 1 (no such file), or raises DownloadError
+        with the reason."""
         if self.user is None:
-            print("GET_FILE: connect first (the owner's address comes from LIST_USERS)",
-                  file=sys.stderr)
-            return None
+            raise DownloadError("connect first (the owner's address comes from LIST_USERS)")
         code, users = self.call("LIST_USERS", self.user, read_data=read_users)
-        addr = next(((ip, int(port)) for name, ip, port in users or [] if name == owner), None)
-        if code != 0 or addr is None:
-            return None
-        return fetch(addr, remote, local, self.interactive)
+        if code != 0:
+            raise DownloadError("LIST_USERS failed: %s" % message("LIST_USERS", code))
+        entry = next(((ip, port) for name, ip, port in users if name == owner), None)
+        if entry is None:
+            raise DownloadError("%s is not connected" % shown(owner))
+        return fetch(peer_address(*entry), remote, local, self.interactive)
 
     def cmd_help(self):
         print("commands (case does not matter):", file=self.out)
@@ -314,6 +376,24 @@ def main(argv=None):
     except KeyboardInterrupt:
         print()
         client.quit()
+    except BrokenPipeError:
+        # Whoever read our output went away (`client.py | head -1`): stop as at
+        # end of input, quietly, with status 1.
+        silence_output()
+        client.quit()
+        return 1
     finally:
         time_client.close()
     return 0
+
+
+def silence_output():
+    """Point stdout and stderr at /dev/null, so that nothing (not even the
+    flush at exit) writes to a pipe whose reader is gone."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    os.close(devnull)
