@@ -212,7 +212,7 @@ class Client:
                 self.warn("PUBLISH: %s will not be served: %s" % (shown(path), why))
             else:
                 self.peer.publish(path, pinned)
-                self._save_record(self._record(self.user), self.peer.published)
+                self._save_record(self._record(self.user), self.peer.published_files())
         self.say(message("PUBLISH", code))
 
     def cmd_delete(self, path):
@@ -221,9 +221,9 @@ class Client:
         path = os.path.abspath(os.path.expanduser(path))
         code, _ = self.call("DELETE", self.user, path)
         # Withdrawn whatever the index answers, before the result line.
-        if path in self.peer.published:
+        if path in self.peer.published_files():
             self.peer.unpublish(path)
-            self._save_record(self._record(self.user), self.peer.published)
+            self._save_record(self._record(self.user), self.peer.published_files())
         self.say(message("DELETE", code))
 
     def cmd_list_users(self):

@@ -118,6 +118,11 @@ class PeerServer:
         with self.lock:
             self.published = dict(files)
 
+    def published_files(self):
+        """A copy of {path: Pinned} of what is served now."""
+        with self.lock:
+            return dict(self.published)
+
     # -- the loop: accept, read requests, start transfers --
 
     def _loop(self):

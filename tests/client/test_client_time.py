@@ -186,7 +186,15 @@ class Impostor:
                 pass
 
         http.server.ThreadingHTTPServer.allow_reuse_address = True
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        deadline = time.monotonic() + 5
+        while True:                 # until the killed service's socket is gone
+            try:
+                self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
