@@ -15,7 +15,8 @@ struct config config;
 enum kind {
     K_UINT,         /* a whole number in [lo, hi] */
     K_MS,           /* seconds, possibly fractional, in [lo, hi] ms; stored in ms */
-    K_TEXT          /* any non-empty text */
+    K_TEXT,         /* any non-empty text */
+    K_FLAG          /* no argument: sets the field to 1 */
 };
 
 /* One setting: where it comes from, what it means, its default and limits. */
@@ -48,6 +49,20 @@ static const struct setting settings[] = {
      NULL, false, K_UINT, 1, 65535, &config.log_port},
     {0, NULL, "LOG_QUEUE_MAX", "N", "LOG_QUEUE_MAX", "log entries waiting for delivery at most",
      "65536", false, K_UINT, 1, 1000000000, &config.log_queue_max},
+    {'d', "state-dir", NULL, "DIR", "state directory",
+     "keep the index in DIR across restarts (unset: in memory only)",
+     NULL, false, K_TEXT, 0, 0, &config.state_dir},
+    {'S', "sync", NULL, "MODE", "sync mode",
+     "with -d: batch (fdatasync at most 1 s late) or always (before each reply)",
+     "batch", false, K_TEXT, 0, 0, &config.sync},
+    {'B', "log-budget", NULL, "BYTES", "log budget",
+     "with -d and a log server: journal bytes kept for it before refusing operations",
+     "1073741824", false, K_UINT, 4096, 1ULL << 50, &config.log_budget},
+    {'C', "compact", NULL, "BYTES", "compaction size",
+     "with -d: journal bytes that start a snapshot and a new journal",
+     "67108864", false, K_UINT, 1, 1ULL << 50, &config.compact_bytes},
+    {'D', "dump", NULL, "", "dump", "with -d: print the users, connections and files and exit",
+     NULL, false, K_FLAG, 0, 0, &config.dump},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -57,8 +72,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: server");
     for (size_t i = 0; i < N_SETTINGS; i++)
         if (settings[i].flag)
-            fprintf(f, settings[i].required ? " -%c %s" : " [-%c %s]",
-                    settings[i].flag, settings[i].arg);
+            fprintf(f, settings[i].required ? " -%c%s%s" : " [-%c%s%s]",
+                    settings[i].flag, *settings[i].arg ? " " : "", settings[i].arg);
     fprintf(f, "\n");
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const struct setting *s = &settings[i];
@@ -105,6 +120,9 @@ static bool set(const struct setting *s, const char *text)
             return false;
         *(const char **)s->field = text;
         return true;
+    case K_FLAG:
+        *(unsigned long *)s->field = 1;
+        return true;
     }
     return false;
 }
@@ -129,10 +147,13 @@ int config_load(int argc, char **argv)
         if (s->deflt && !set(s, s->deflt))
             abort();            /* a default outside its own limits */
         if (s->flag) {
+            bool arg = s->kind != K_FLAG;
             *o++ = s->flag;
-            *o++ = ':';
+            if (arg)
+                *o++ = ':';
             if (s->long_name)
-                *l++ = (struct option){s->long_name, required_argument, NULL, s->flag};
+                *l++ = (struct option){s->long_name, arg ? required_argument : no_argument,
+                                       NULL, s->flag};
         }
     }
     *o++ = 'h';
@@ -163,7 +184,7 @@ int config_load(int argc, char **argv)
             usage(stderr);
             return 2;
         }
-        if (!set(s, optarg)) {
+        if (!set(s, s->kind == K_FLAG ? "" : optarg)) {
             fprintf(stderr, "server: bad %s '%s'\n", s->what, optarg);
             usage(stderr);
             return 2;
@@ -171,10 +192,20 @@ int config_load(int argc, char **argv)
         given[s - settings] = true;
     }
     for (size_t i = 0; i < N_SETTINGS; i++)
-        if (settings[i].required && !given[i]) {
+        if (settings[i].required && !given[i] && !config.dump) {
             usage(stderr);
             return 2;
         }
+    if (strcmp(config.sync, "batch") != 0 && strcmp(config.sync, "always") != 0) {
+        fprintf(stderr, "server: bad sync mode '%s' (batch or always)\n", config.sync);
+        usage(stderr);
+        return 2;
+    }
+    if (config.dump && config.state_dir == NULL) {
+        fprintf(stderr, "server: --dump needs -d DIR\n");
+        usage(stderr);
+        return 2;
+    }
     if (optind != argc) {
         usage(stderr);
         return 2;

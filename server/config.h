@@ -23,6 +23,12 @@ struct config {
     const char *log_host;           /* LOG_RPC_IP; NULL: no operation log */
     unsigned long log_port;         /* LOG_RPC_PORT; 0: ask rpcbind */
     unsigned long log_queue_max;    /* LOG_QUEUE_MAX: entries waiting at most */
+    /* The state directory (docs/architecture.md, "Durable state"). */
+    const char *state_dir;          /* -d: NULL: the classic in-memory index */
+    const char *sync;               /* -S: "batch" or "always" */
+    unsigned long log_budget;       /* -B: undelivered journal bytes at most */
+    unsigned long compact_bytes;    /* -C: a journal segment this big: snapshot */
+    unsigned long dump;             /* -D: print the state of -d DIR and exit */
 };
 
 extern struct config config;

@@ -1,10 +1,11 @@
 /*
  * main.c - the index server's start-up order and its wait for a signal.
  *
- * Configuration (config.c), the registry, the listening socket, the logging
- * thread (oplog.c), the console thread (console.c) and the connections
- * (conns.c) are started in that order; the main thread then waits on a
- * signalfd for SIGINT/SIGTERM and stops them in the reverse order.
+ * Configuration (config.c), the registry with its state directory when -d
+ * is given (durable.c), the listening socket, the logging thread (oplog.c),
+ * the console thread (console.c) and the connections (conns.c) are started
+ * in that order; the main thread then waits on a signalfd for SIGINT/SIGTERM
+ * and stops them in the reverse order.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include "config.h"
 #include "conns.h"
 #include "console.h"
+#include "durable.h"
 #include "handlers.h"
 #include "net.h"
 #include "oplog.h"
@@ -29,6 +31,8 @@ int main(int argc, char **argv)
     int status = config_load(argc, argv);
     if (status >= 0)
         return status;
+    if (config.dump)
+        return durable_dump(config.state_dir, stdout) == 0 ? 0 : 1;
 
     signal(SIGPIPE, SIG_IGN);
     sigset_t stop_signals;
@@ -46,6 +50,15 @@ int main(int argc, char **argv)
     if (sfd < 0 || handler.registry == NULL) {
         perror("server: start-up");
         return 1;
+    }
+    if (config.state_dir != NULL) {
+        struct durable_config dc = {
+            .dir = config.state_dir, .budget = config.log_budget,
+            .sync = strcmp(config.sync, "always") == 0 ? SYNC_ALWAYS : SYNC_BATCH,
+            .compact_bytes = config.compact_bytes, .outbox = config.log_host != NULL,
+        };
+        if (durable_open(&dc, handler.registry) < 0)
+            return 1;
     }
 
     unsigned bound;
@@ -76,6 +89,7 @@ int main(int argc, char **argv)
     bool idle = conns_stop();
     close(lfd);
     oplog_stop(OPLOG_DRAIN_MS);
+    durable_close();            /* a final snapshot: the next start replays nothing */
     console_stop();
     if (idle)
         registry_free(handler.registry);    /* else threads still use it */
