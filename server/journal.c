@@ -399,6 +399,9 @@ static void *sync_main(void *arg)
             j->cfg.compact(j->cfg.compact_ctx);
             pthread_mutex_lock(&j->lock);
             j->compacting = false;
+            /* Appends during the compaction may have filled the new segment. */
+            if (j->segs[j->nsegs - 1].size >= j->cfg.compact_bytes)
+                j->compact_due = true;
             continue;
         }
         if (j->prune_due) {
