@@ -55,7 +55,8 @@ static void add(struct snapshot *s, char kind, const unsigned char *fixed, size_
         return;
     unsigned char *head = s->data + s->len, *p = head + RECORD_HEAD;
     *p++ = (unsigned char)kind;
-    memcpy(p, fixed, nfixed);
+    if (nfixed > 0)
+        memcpy(p, fixed, nfixed);
     p += nfixed;
     if (a)
         memcpy(p, a, la);
