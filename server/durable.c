@@ -275,6 +275,7 @@ void durable_close(void)
 {
     if (!st.on)
         return;
+    journal_stop_sync(st.journal);  /* the final compaction must not race a sync */
     compact(NULL);
     registry_set_journal(st.reg, NULL, NULL);
     journal_close(st.journal);

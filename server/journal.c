@@ -547,15 +547,22 @@ uint64_t journal_disk_bytes(struct journal *j)
     return sum;
 }
 
+void journal_stop_sync(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    bool running = !j->stopping;
+    j->stopping = true;
+    pthread_cond_signal(&j->work);
+    pthread_mutex_unlock(&j->lock);
+    if (running)
+        pthread_join(j->sync_thread, NULL);   /* it syncs what is written first */
+}
+
 void journal_close(struct journal *j)
 {
     if (j == NULL)
         return;
-    pthread_mutex_lock(&j->lock);
-    j->stopping = true;
-    pthread_cond_signal(&j->work);
-    pthread_mutex_unlock(&j->lock);
-    pthread_join(j->sync_thread, NULL);   /* it syncs what is written first */
+    journal_stop_sync(j);
     if (fdatasync(j->fd) < 0)
         fprintf(stderr, "server: journal fdatasync failed: %s\n", strerror(errno));
     close(j->fd);

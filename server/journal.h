@@ -103,7 +103,13 @@ void journal_snapshot_done(struct journal *j, uint64_t seq);
 /* The log server has everything up to seq: its segments may go. */
 void journal_set_acked(struct journal *j, uint64_t seq);
 
-/* Sync what is written, stop the sync thread, close.  NULL is fine. */
+/*
+ * Sync what is written and stop the sync thread: from then on only the
+ * caller rotates or syncs (a final compaction), and waiters wait no more.
+ */
+void journal_stop_sync(struct journal *j);
+
+/* Stop the sync thread if it runs, sync, close.  NULL is fine. */
 void journal_close(struct journal *j);
 
 /* Bytes in the segments on disk (for statistics and tests). */
