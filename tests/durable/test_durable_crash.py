@@ -42,7 +42,9 @@ def worker(t, port, stop, done):
         i += 1
 
 
-def run_load(port, seconds, during=None):
+def run_load(port, seconds, during=None, at_least=400):
+    """Start the workers; return after `seconds` once they have done
+    at_least operations (at most 30 s: sanitizer builds are slow)."""
     stop = threading.Event()
     done = [[] for _ in range(THREADS)]
     threads = [threading.Thread(target=worker, args=(t, port, stop, done[t]))
@@ -52,6 +54,9 @@ def run_load(port, seconds, during=None):
     if during:
         during()
     time.sleep(seconds)
+    deadline = time.monotonic() + 30
+    while sum(map(len, done)) < at_least and time.monotonic() < deadline:
+        time.sleep(0.1)
     return stop, threads, done
 
 
