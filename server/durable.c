@@ -222,7 +222,7 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
     if (st.dir == NULL || lock_dir() < 0 || load_origin() < 0 || load_outbox() < 0 ||
         snapshot_load(st.dir, reg, &snap_seq) < 0 ||
         journal_replay(st.dir, snap_seq, true, replay_one, reg, &last) < 0)
-        return -1;
+        goto fail;
     struct journal_config jc = {
         .dir = st.dir, .sync = cfg->sync, .budget = cfg->budget,
         .compact_bytes = cfg->compact_bytes, .compact = compact,
@@ -232,7 +232,7 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
     if (cfg->outbox && jc.compact_bytes > cfg->budget / 4)
         jc.compact_bytes = cfg->budget / 4 ? cfg->budget / 4 : 1;
     if ((st.journal = journal_open(&jc, last)) == NULL)
-        return -1;
+        goto fail;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     fprintf(stderr, "server: state in %s: %zu users, %zu files (snapshot up to %" PRIu64
                     ", %" PRIu64 " journal records replayed) in %.3f s; sync %s\n",
@@ -243,6 +243,16 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
     registry_set_journal(reg, journal_hook, st.journal);
     st.on = true;
     return 0;
+
+fail:
+    if (st.outbox_fd >= 0)
+        close(st.outbox_fd);
+    if (st.lock_fd >= 0)
+        close(st.lock_fd);
+    st.outbox_fd = st.lock_fd = -1;
+    free(st.dir);
+    st.dir = NULL;
+    return -1;
 }
 
 bool durable_on(void)

@@ -57,8 +57,10 @@ int main(int argc, char **argv)
             .sync = strcmp(config.sync, "always") == 0 ? SYNC_ALWAYS : SYNC_BATCH,
             .compact_bytes = config.compact_bytes, .outbox = config.log_host != NULL,
         };
-        if (durable_open(&dc, handler.registry) < 0)
+        if (durable_open(&dc, handler.registry) < 0) {
+            registry_free(handler.registry);
             return 1;
+        }
     }
 
     unsigned bound;
@@ -66,6 +68,8 @@ int main(int argc, char **argv)
     if (lfd < 0) {
         fprintf(stderr, "server: cannot listen on port %lu: %s\n", config.port,
                 strerror(errno));
+        durable_close();
+        registry_free(handler.registry);
         return 1;
     }
     if (oplog_start() < 0)
