@@ -341,6 +341,8 @@ bool journal_append(struct journal *j, struct jrec *rec)
         fprintf(stderr, "server: the operation log caught up; accepting operations\n");
         j->over_budget_said = false;
     }
+    if (j->reader_waits)
+        pthread_cond_signal(&j->work);      /* the outbox wants it durable now */
     if (size + n >= j->cfg.compact_bytes && !j->compact_due && !j->compacting) {
         j->compact_due = true;
         pthread_cond_signal(&j->work);
