@@ -2,7 +2,9 @@
  * oplog.h - reporting every operation to the log server over ONC-RPC.
  *
  * Request handlers call oplog_submit(), which only queues the entry; a
- * logging thread owns the RPC client and delivers entries in order.
+ * logging thread owns the RPC client and delivers entries in order.  With a
+ * state directory (durable.h, started before oplog_start()) the thread reads
+ * the journal instead and oplog_submit() queues nothing.
  */
 #ifndef PEERDEX_OPLOG_H
 #define PEERDEX_OPLOG_H
