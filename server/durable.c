@@ -138,9 +138,12 @@ static int load_origin(void)
     snprintf(path, sizeof path, "%s/origin", st.dir);
     FILE *f = fopen(path, "r");
     if (f != NULL) {
-        int ok = fscanf(f, "%" SCNx64, &st.origin) == 1 && st.origin != 0;
+        char line[32], *end;
+        bool ok = fgets(line, sizeof line, f) != NULL;
         fclose(f);
-        if (ok)
+        errno = 0;
+        st.origin = ok ? strtoull(line, &end, 16) : 0;
+        if (ok && errno == 0 && end != line && *end == '\n' && st.origin != 0)
             return 0;
         fprintf(stderr, "server: %s is damaged; refusing to start\n", path);
         return -1;

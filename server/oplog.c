@@ -193,7 +193,8 @@ static size_t outbox_batch(struct entry **out)
             pending[npending++] = e;
         }
         if (npending > 0) {
-            memcpy(out, pending, npending * sizeof *out);
+            for (size_t i = 0; i < npending; i++)
+                out[i] = pending[i];
             return npending;
         }
         if (stop)
@@ -211,7 +212,8 @@ static void outbox_acknowledge(size_t n)
     durable_set_acked(pending[n - 1]->seq);
     for (size_t i = 0; i < n; i++)
         free(pending[i]);
-    memmove(pending, pending + n, (npending - n) * sizeof *pending);
+    for (size_t i = n; i < npending; i++)
+        pending[i - n] = pending[i];
     npending -= n;
 }
 

@@ -100,9 +100,10 @@ END_TEST
 /* A record is OK whole, TORN at every shorter length, BAD with any byte flipped. */
 START_TEST(record_torn_and_bad)
 {
-    unsigned char buf[RECORD_HEAD + 5], copy[sizeof buf];
+    static const unsigned char hello[5] = {'h', 'e', 'l', 'l', 'o'};
+    unsigned char buf[RECORD_HEAD + sizeof hello], copy[sizeof buf];
     uint32_t len;
-    memcpy(buf + RECORD_HEAD, "hello", 5);
+    memcpy(buf + RECORD_HEAD, hello, sizeof hello);
     record_seal(buf, 5);
     ck_assert_int_eq(record_check(buf, sizeof buf, &len), RECORD_OK);
     ck_assert_uint_eq(len, 5);
