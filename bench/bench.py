@@ -288,6 +288,102 @@ class Bench:
             "%d MB with them (%.1f KB per stalled connection, %d threads)." % (
                 idle // 1024, stalled // 1024, (stalled - idle) / 1000.0, threads)]))
 
+    # -- the state directory (-d) -------------------------------------------
+
+    def state_server(self, state, *args, kill=False):
+        """bin/server -d STATE (log off) and the seconds from its start to its
+        banner: loading the snapshot and replaying the journal come first."""
+        t0 = time.monotonic()
+        p = self.spawn([os.path.join(harness.BIN, "server"), "-p", "0", "-c", "4096",
+                        "-d", state, *args], r"^s> init server \S+:(\d+)$")
+        return p, time.monotonic() - t0
+
+    def durable_throughput(self):
+        """REGISTER at 4 client threads: in memory against -d (batch, always)."""
+        mem = self.index_server(False)
+        batch, _ = self.state_server(os.path.join(self.tmp, "tp-batch"))
+        always, _ = self.state_server(os.path.join(self.tmp, "tp-always"), "-S", "always")
+        rows = {"in memory": [], "-d (-S batch)": [], "-d -S always": []}
+        for run in range(self.runs):
+            for label, srv in (("in memory", mem), ("-d (-S batch)", batch),
+                               ("-d -S always", always)):
+                r = self.loadgen(srv.port, 4, "register", "d%s%d" % (label[:2].strip("-"), run))
+                assert r["errors"] == 0, r
+                rows[label].append(r)
+        self.stop_all()
+        ratio = {k: [r["ops_s"] / m["ops_s"] for r, m in zip(v, rows["in memory"])]
+                 for k, v in rows.items()}
+        lines = ["| index | ops/s | p50 us | p99 us | ratio to in memory |",
+                 "| --- | --- | --- | --- | --- |"]
+        for label, runs in rows.items():
+            lines.append("| %s | %s | %s | %s | **%s** |" % (
+                label, spread((r["ops_s"] for r in runs), "%.0f"), med(r["p50_us"] for r in runs),
+                med(r["p99_us"] for r in runs), ratio_text(ratio[label])))
+        self.sections.append(("Durable index: throughput", [
+            "REGISTER of new users at 4 client threads (log off), the three servers loaded "
+            "alternately, %d runs of %g s: in memory (no `-d`), with a state directory and the "
+            "default group commit (`-S batch`: `fdatasync` at most 1 s behind), and with "
+            "`-S always` (each reply waits for the `fdatasync` of its group)." % (
+                self.runs, self.seconds), ""] + lines +
+            ["", "Target: `-d` with the default sync >= 0.85x of in memory."]))
+
+    def durable_restart(self):
+        """Restart with 100,000 users and 1,000,000 files in the state directory."""
+        state = os.path.join(self.tmp, "big-state")
+        srv, _ = self.state_server(state)
+        t0 = time.monotonic()
+        self.run([os.path.join(self.tools, "loadgen"), "-p", str(srv.port), "-t", "8", "-m",
+                  "fill", "-n", "100000", "-x", "fill"], check=True, capture_output=True,
+                 timeout=1800)
+        fill_s = time.monotonic() - t0
+        self.stop_all()                 # SIGTERM: a final snapshot, an empty journal
+
+        def sizes():
+            names = os.listdir(state)
+            snap = os.path.getsize(os.path.join(state, "snapshot"))
+            journal = sum(os.path.getsize(os.path.join(state, n)) for n in names
+                          if n.startswith("journal."))
+            return snap, journal
+
+        rows = []
+        clean = []
+        for run in range(self.runs):
+            srv, ready = self.state_server(state)
+            clean.append(ready)
+            self.stop_all()
+        snap, journal = sizes()
+        rows.append(("after a clean stop (snapshot only)", clean, snap, journal))
+        # Then 200,000 more journaled operations and a kill -9: snapshot + journal.
+        srv, _ = self.state_server(state)
+        self.loadgen(srv.port, 4, "register", "rj", seconds=4)
+        srv.kill()
+        srv.wait()
+        self.procs = []
+        snap, journal = sizes()
+        crash = []
+        for run in range(self.runs):
+            # Copy the directory so that each start replays the same journal.
+            copy = os.path.join(self.tmp, "crash-%d" % run)
+            subprocess.run(["cp", "-a", state, copy], check=True)
+            srv, ready = self.state_server(copy)
+            crash.append(ready)
+            srv.kill()
+            srv.wait()
+            self.procs = []
+            subprocess.run(["rm", "-rf", copy])
+        rows.append(("after kill -9 (snapshot + journal replay)", crash, snap, journal))
+        lines = ["| start | ready in s | snapshot MB | journal MB |", "| --- | --- | --- | --- |"]
+        for label, times, snap, journal in rows:
+            lines.append("| %s | **%s** | %.1f | %.1f |" % (
+                label, spread(times, "%.2f"), snap / 1e6, journal / 1e6))
+        self.sections.append(("Durable index: restart", [
+            "A server with `-d` filled through the protocol by `loadgen -m fill` (8 threads) to "
+            "100,000 users and 1,000,000 files in %.0f s, stopped with SIGTERM, then started "
+            "%d times (time from exec to its `s> init server` line); then loaded with "
+            "REGISTER for 4 s (4 threads), killed with SIGKILL, and started %d times from "
+            "copies of that directory." % (fill_s, self.runs, self.runs), ""] + lines +
+            ["", "Target: ready in <= 3 s."]))
+
     def transfer(self):
         """GET_FILE of 1 GiB between two real clients against plain C sender/reader."""
         path = os.path.join(self.tmp, "big.bin")
@@ -439,13 +535,15 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--only", help="comma-separated: throughput,logging,time,scale,transfer")
+    ap.add_argument("--only", help="comma-separated: throughput,logging,time,scale,transfer,"
+                                   "durable,restart")
     args = ap.parse_args()
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     b = Bench(args.tools, args.runs, args.seconds)
     steps = {"throughput": b.throughput, "logging": b.logging, "time": b.time_service,
-             "scale": b.scale, "transfer": b.transfer}
+             "scale": b.scale, "transfer": b.transfer, "durable": b.durable_throughput,
+             "restart": b.durable_restart}
     chosen = args.only.split(",") if args.only else list(steps)
     try:
         for name in chosen:

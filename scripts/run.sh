@@ -1,7 +1,8 @@
 #!/bin/sh
 # Start the peerdex system in the foreground: the log server (when built) and
-# the index server on $PORT with logging on.  Ctrl-C stops everything this
-# script started, by PID.
+# the index server on $PORT with logging on, keeping its state in $STATE_DIR
+# (default var/, so users and files survive a restart; remove it to start
+# fresh).  Ctrl-C stops everything this script started, by PID.
 set -u
 BIN=${BIN:-bin}
 PORT=${PORT:-8888}
@@ -21,6 +22,6 @@ if [ -x "$BIN/log_server" ]; then
     pids="$pids $!"
     export LOG_RPC_IP=127.0.0.1 LOG_RPC_PORT="$LOG_PORT"
 fi
-"$BIN/server" -p "$PORT" &
+"$BIN/server" -p "$PORT" -d "${STATE_DIR:-var}" &
 pids="$pids $!"
 wait

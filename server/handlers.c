@@ -2,6 +2,7 @@
 #include "handlers.h"
 
 #include "console.h"
+#include "durable.h"
 #include "framing.h"
 #include "oplog.h"
 #include "reply.h"
@@ -85,7 +86,9 @@ void handle_connection(const struct handler_config *cfg, int fd,
         } else {
             /* The list data goes after the result byte, so reserve it. */
             reply_add_byte(&out, 0);
+            registry_set_datetime(req.datetime);    /* for the journal */
             enum reg_status st = apply(cfg->registry, &req, peer_ip, &out);
+            durable_wait();     /* -S always: the record is durable first */
             if (out.failed) {
                 /* The registry answered, but the reply could not be built. */
                 reply_reset(&out);

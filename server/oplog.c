@@ -11,6 +11,12 @@
  * (origin, seq) once.  A full queue refuses new entries (the handler then
  * answers "other error" without performing the operation), so no operation
  * is ever performed without its entry, and no entry is dropped silently.
+ *
+ * With a state directory (-d) the journal is the outbox instead of the
+ * queue: the logging thread reads the journal's durable records in order
+ * (their seq is the journal's, the origin id is kept in DIR), and after
+ * each acknowledged call records in DIR how far the log server has them.
+ * A restart resends from there; the log server drops what it has already.
  */
 #include "oplog.h"
 
@@ -19,6 +25,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,11 +38,13 @@
 
 #include <rpc/rpc.h>
 
+#include "config.h"
 #include "deadline.h"
+#include "durable.h"
+#include "journal.h"
 #include "logrpc.h"
 #include "net.h"
 
-#define QUEUE_MAX_DEFAULT 65536
 #define BATCH_MAX 1024              /* entries per RPC call */
 #define CALL_TIMEOUT_MS 5000
 #define CONNECT_TIMEOUT_MS 1000
@@ -72,10 +81,18 @@ static struct {
 
 /* Set once by oplog_start(), read-only afterwards. */
 static bool enabled;
-static size_t queue_max = QUEUE_MAX_DEFAULT;
+static size_t queue_max;           /* from config.log_queue_max */
 static uint64_t origin;             /* this server run, 64 random bits */
 static struct sockaddr_in log_addr; /* port 0: ask rpcbind on each connect */
 static pthread_t thread;
+static struct jreader *outbox;      /* with -d: the journal is the outbox */
+
+/*
+ * Outbox mode: the entries read from the journal and not yet acknowledged,
+ * oldest first.  Only the logging thread touches these.
+ */
+static struct entry *pending[BATCH_MAX];
+static size_t npending;
 
 /* Milliseconds from now until t (negative when past). */
 static long ms_until(struct timespec t)
@@ -141,6 +158,65 @@ static bool send_batch(CLIENT *c, struct entry **entries, size_t n, long timeout
     return logrpc_append_1(&arg, &status, c) == RPC_SUCCESS && status == LOG_OK;
 }
 
+static struct entry *entry_new(const char *user, const char *op, const char *path,
+                               const char *datetime);
+
+/* Whether a stop was asked for, and whether its drain deadline has passed. */
+static bool stopping(bool *late)
+{
+    pthread_mutex_lock(&q.lock);
+    bool stop = q.stopping;
+    *late = stop && ms_until(q.drain_until) <= 0;
+    pthread_mutex_unlock(&q.lock);
+    return stop;
+}
+
+/*
+ * Outbox mode: top up `pending` from the journal, waiting a moment when
+ * there is nothing; copy it to out.  0 when it is time to stop (stopping,
+ * and nothing more came within a short wait, or the deadline passed).
+ */
+static size_t outbox_batch(struct entry **out)
+{
+    for (;;) {
+        bool late, stop = stopping(&late);
+        if (late)
+            return 0;
+        struct jrec rec;
+        int r;
+        while (npending < BATCH_MAX &&
+               (r = jreader_next(outbox, &rec, npending ? 0 : 100)) > 0) {
+            struct entry *e = entry_new(rec.user, rec.op, rec.path, rec.datetime);
+            if (e == NULL)
+                break;          /* read again after the next acknowledgement */
+            e->seq = rec.seq;
+            pending[npending++] = e;
+        }
+        if (npending > 0) {
+            for (size_t i = 0; i < npending; i++)
+                out[i] = pending[i];
+            return npending;
+        }
+        if (stop)
+            return 0;
+        if (r < 0) {
+            fprintf(stderr, "server: cannot read the journal for the operation log\n");
+            poll(NULL, 0, 1000);
+        }
+    }
+}
+
+/* Outbox mode: the log server has the first n pending entries. */
+static void outbox_acknowledge(size_t n)
+{
+    durable_set_acked(pending[n - 1]->seq);
+    for (size_t i = 0; i < n; i++)
+        free(pending[i]);
+    for (size_t i = n; i < npending; i++)
+        pending[i - n] = pending[i];
+    npending -= n;
+}
+
 /*
  * Wait for entries; copy up to BATCH_MAX pointers from the head.  Returns
  * the count, or 0 when it is time to stop (queue empty and stopping, or
@@ -148,6 +224,8 @@ static bool send_batch(CLIENT *c, struct entry **entries, size_t n, long timeout
  */
 static size_t next_batch(struct entry **out)
 {
+    if (outbox != NULL)
+        return outbox_batch(out);
     pthread_mutex_lock(&q.lock);
     while (q.count == 0 && !q.stopping) {
         q.idle = true;
@@ -165,6 +243,10 @@ static size_t next_batch(struct entry **out)
 /* Drop the first n entries: the log server has them. */
 static void acknowledge(size_t n)
 {
+    if (outbox != NULL) {
+        outbox_acknowledge(n);
+        return;
+    }
     struct entry *done = NULL;
     pthread_mutex_lock(&q.lock);
     for (size_t i = 0; i < n; i++) {
@@ -255,9 +337,14 @@ static void *logging_main(void *arg)
             clnt_destroy(client);
             client = NULL;
         }
-        if (!reported_down)
-            fprintf(stderr, "server: operation log unreachable; entries wait in the "
-                            "queue (at most %zu) and are resent\n", queue_max);
+        if (!reported_down) {
+            if (outbox != NULL)
+                fprintf(stderr, "server: operation log unreachable; entries wait in the "
+                                "journal and are resent\n");
+            else
+                fprintf(stderr, "server: operation log unreachable; entries wait in the "
+                                "queue (at most %zu) and are resent\n", queue_max);
+        }
         reported_down = true;
         back_off(backoff);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
@@ -267,8 +354,8 @@ static void *logging_main(void *arg)
     return NULL;
 }
 
-/* Resolve LOG_RPC_IP (a name or an IPv4 address) into log_addr. */
-static int resolve(const char *host, const char *port)
+/* Resolve the log host (a name or an IPv4 address) into log_addr. */
+static int resolve(const char *host, unsigned long port)
 {
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res;
@@ -276,42 +363,33 @@ static int resolve(const char *host, const char *port)
         return -1;
     memcpy(&log_addr, res->ai_addr, sizeof log_addr);
     freeaddrinfo(res);
-    log_addr.sin_port = 0;
-    if (port != NULL && *port != '\0') {
-        char *end;
-        long p = strtol(port, &end, 10);
-        if (*end || p < 1 || p > 65535)
-            return -1;
-        log_addr.sin_port = htons((uint16_t)p);
-    }
+    log_addr.sin_port = htons((uint16_t)port);
     return 0;
 }
 
 int oplog_start(void)
 {
-    const char *host = getenv("LOG_RPC_IP");
-    const char *port = getenv("LOG_RPC_PORT");
-    const char *max = getenv("LOG_QUEUE_MAX");
-    if (host == NULL || *host == '\0') {
+    const char *host = config.log_host;
+    if (host == NULL) {
         fprintf(stderr, "server: LOG_RPC_IP not set: running without an operation log\n");
         return 0;
     }
-    if (resolve(host, port) != 0) {
-        fprintf(stderr, "server: bad LOG_RPC_IP/LOG_RPC_PORT '%s' '%s'\n", host,
-                port ? port : "");
+    if (resolve(host, config.log_port) != 0) {
+        fprintf(stderr, "server: bad LOG_RPC_IP '%s'\n", host);
         return -1;
     }
-    if (max != NULL) {
-        char *end;
-        long v = strtol(max, &end, 10);
-        if (*end || v < 1) {
-            fprintf(stderr, "server: bad LOG_QUEUE_MAX '%s'\n", max);
+    queue_max = config.log_queue_max;
+    if (durable_journal() != NULL) {
+        /* The journal is the outbox: resume where the log server is. */
+        origin = durable_origin();
+        outbox = jreader_open(durable_journal(), durable_acked() + 1);
+        if (outbox == NULL) {
+            fprintf(stderr, "server: cannot read the journal for the operation log\n");
             return -1;
         }
-        queue_max = (size_t)v;
-    }
-    if (getrandom(&origin, sizeof origin, 0) != (ssize_t)sizeof origin)
+    } else if (getrandom(&origin, sizeof origin, 0) != (ssize_t)sizeof origin) {
         origin = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
+    }
     if (origin == 0)
         origin = 1;                 /* 0 is the log store's own */
     cond_init_monotonic(&q.wake);
@@ -320,8 +398,8 @@ int oplog_start(void)
         return -1;
     }
     enabled = true;
-    if (port)
-        fprintf(stderr, "server: operation log at %s port %s\n", host, port);
+    if (config.log_port != 0)
+        fprintf(stderr, "server: operation log at %s port %lu\n", host, config.log_port);
     else
         fprintf(stderr, "server: operation log at %s (port from rpcbind)\n", host);
     return 0;
@@ -337,22 +415,32 @@ static char *put(char **at, const char *s)
     return start;
 }
 
-bool oplog_submit(const char *user, const char *op, const char *path,
-                  const char *datetime)
+/* A new entry holding copies of the strings (path may be NULL), or NULL. */
+static struct entry *entry_new(const char *user, const char *op, const char *path,
+                               const char *datetime)
 {
-    if (!enabled)
-        return true;
     size_t size = strlen(user) + strlen(op) + strlen(path ? path : "") +
                   strlen(datetime) + 4;
     struct entry *e = malloc(sizeof *e + size);
     if (e == NULL)
-        return false;
+        return NULL;
     char *at = e->data;
     e->user = put(&at, user);
     e->op = put(&at, op);
     e->path = put(&at, path);
     e->datetime = put(&at, datetime);
     e->next = NULL;
+    return e;
+}
+
+bool oplog_submit(const char *user, const char *op, const char *path,
+                  const char *datetime)
+{
+    if (!enabled || outbox != NULL)
+        return true;            /* no log, or the journal is the outbox */
+    struct entry *e = entry_new(user, op, path, datetime);
+    if (e == NULL)
+        return false;
 
     pthread_mutex_lock(&q.lock);
     bool room = q.count < queue_max && !q.stopping;
@@ -383,6 +471,14 @@ void oplog_stop(int drain_ms)
     pthread_cond_signal(&q.wake);
     pthread_mutex_unlock(&q.lock);
     pthread_join(thread, NULL);
+    if (outbox != NULL) {
+        /* What was not delivered stays in the journal for the next start. */
+        for (size_t i = 0; i < npending; i++)
+            free(pending[i]);
+        npending = 0;
+        jreader_close(outbox);
+        outbox = NULL;
+    }
 
     size_t lost = q.count;
     while (q.head) {

@@ -2,7 +2,9 @@
  * oplog.h - reporting every operation to the log server over ONC-RPC.
  *
  * Request handlers call oplog_submit(), which only queues the entry; a
- * logging thread owns the RPC client and delivers entries in order.
+ * logging thread owns the RPC client and delivers entries in order.  With a
+ * state directory (durable.h, started before oplog_start()) the thread reads
+ * the journal instead and oplog_submit() queues nothing.
  */
 #ifndef PEERDEX_OPLOG_H
 #define PEERDEX_OPLOG_H
@@ -10,8 +12,9 @@
 #include <stdbool.h>
 
 /*
- * Read LOG_RPC_IP (and LOG_RPC_PORT) and start the logging thread.  Without
- * LOG_RPC_IP the server runs with no operation log and says so once.
+ * Start the logging thread towards config.log_host (LOG_RPC_IP) and
+ * config.log_port.  Without a log host the server runs with no operation
+ * log and says so once.
  * Returns 0, or -1 when logging was asked for but cannot start.
  */
 int oplog_start(void);

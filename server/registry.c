@@ -32,7 +32,34 @@ struct registry {
     struct user *users;
     struct user *connected;
     size_t nfiles;
+    registry_journal_fn *journal;   /* NULL: no journal */
+    void *journal_ctx;
 };
+
+/* The date-time of the request this thread is serving (registry_set_datetime). */
+static __thread const char *op_datetime;
+
+void registry_set_datetime(const char *datetime)
+{
+    op_datetime = datetime;
+}
+
+void registry_set_journal(struct registry *reg, registry_journal_fn *fn, void *ctx)
+{
+    pthread_mutex_lock(&reg->lock);
+    reg->journal = fn;
+    reg->journal_ctx = ctx;
+    pthread_mutex_unlock(&reg->lock);
+}
+
+bool registry_journal(struct registry *reg, const struct reg_op *op,
+                      enum reg_status st)
+{
+    return reg->journal == NULL || reg->journal(reg->journal_ctx, op, st);
+}
+
+/* An operation of this thread's request, for the journal. */
+#define OP(name, ...) (&(struct reg_op){.op = name, .datetime = op_datetime, __VA_ARGS__})
 
 /* Set by the uthash macros when an insertion cannot allocate. */
 #undef uthash_nonfatal_oom
@@ -119,6 +146,11 @@ enum reg_status registry_register(struct registry *reg, const char *user)
         if (add_failed)
             st = REG_NO_MEMORY;
     }
+    if (!registry_journal(reg, OP("REGISTER", .user = user), st)) {
+        if (st == REG_OK)
+            HASH_DEL(reg->users, u);
+        st = REG_NO_MEMORY;
+    }
     pthread_mutex_unlock(&reg->lock);
     if (st != REG_OK)
         free(u);
@@ -129,6 +161,11 @@ enum reg_status registry_unregister(struct registry *reg, const char *user)
 {
     pthread_mutex_lock(&reg->lock);
     struct user *u = find_user(reg, user);
+    enum reg_status st = u != NULL ? REG_OK : REG_NO_USER;
+    if (!registry_journal(reg, OP("UNREGISTER", .user = user), st)) {
+        st = REG_NO_MEMORY;
+        u = NULL;
+    }
     if (u != NULL) {
         HASH_DEL(reg->users, u);
         if (u->connected)
@@ -136,10 +173,9 @@ enum reg_status registry_unregister(struct registry *reg, const char *user)
         reg->nfiles -= HASH_COUNT(u->files);
     }
     pthread_mutex_unlock(&reg->lock);
-    if (u == NULL)
-        return REG_NO_USER;
-    user_free(u);               /* unlinked: free it outside the lock */
-    return REG_OK;
+    if (u != NULL)
+        user_free(u);           /* unlinked: free it outside the lock */
+    return st;
 }
 
 enum reg_status registry_connect(struct registry *reg, const char *user,
@@ -166,6 +202,15 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
             strcpy(u->ip, ip);
         }
     }
+    if (!registry_journal(reg, OP("CONNECT", .user = user, .ip = ip, .port = port), st)) {
+        if (st == REG_OK) {
+            HASH_DELETE(hh_conn, reg->connected, u);
+            u->connected = false;
+            u->port = 0;
+            u->ip[0] = '\0';
+        }
+        st = REG_NO_MEMORY;
+    }
     pthread_mutex_unlock(&reg->lock);
     return st;
 }
@@ -176,6 +221,8 @@ enum reg_status registry_disconnect(struct registry *reg, const char *user)
     struct user *u = find_user(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER
                        : !u->connected ? REG_NOT_CONNECTED : REG_OK;
+    if (!registry_journal(reg, OP("DISCONNECT", .user = user), st))
+        st = REG_NO_MEMORY;
     if (st == REG_OK) {
         HASH_DELETE(hh_conn, reg->connected, u);
         u->connected = false;
@@ -219,6 +266,14 @@ enum reg_status registry_publish(struct registry *reg, const char *user,
                 reg->nfiles++;
         }
     }
+    if (!registry_journal(reg, OP("PUBLISH", .user = user, .path = path,
+                                  .description = description), st)) {
+        if (st == REG_OK) {
+            HASH_DEL(u->files, f);
+            reg->nfiles--;
+        }
+        st = REG_NO_MEMORY;
+    }
     pthread_mutex_unlock(&reg->lock);
     if (st != REG_OK)
         file_free(f);
@@ -234,12 +289,16 @@ enum reg_status registry_delete(struct registry *reg, const char *user,
     enum reg_status st = find_connected(reg, user, &u);
     if (st == REG_OK) {
         HASH_FIND_STR(u->files, path, f);
-        if (f == NULL) {
+        if (f == NULL)
             st = REG_NOT_PUBLISHED;
-        } else {
-            HASH_DEL(u->files, f);
-            reg->nfiles--;
-        }
+    }
+    if (!registry_journal(reg, OP("DELETE", .user = user, .path = path), st)) {
+        st = REG_NO_MEMORY;
+        f = NULL;
+    }
+    if (st == REG_OK) {
+        HASH_DEL(u->files, f);
+        reg->nfiles--;
     }
     pthread_mutex_unlock(&reg->lock);
     if (f != NULL)
@@ -253,6 +312,8 @@ enum reg_status registry_list_users(struct registry *reg, const char *user,
     struct user *u;
     pthread_mutex_lock(&reg->lock);
     enum reg_status st = find_connected(reg, user, &u);
+    if (!registry_journal(reg, OP("LIST_USERS", .user = user), st))
+        st = REG_NO_MEMORY;
     if (st == REG_OK) {
         reply_add_uint(out, HASH_CNT(hh_conn, reg->connected));
         for (u = reg->connected; u != NULL; u = u->hh_conn.next) {
@@ -273,6 +334,8 @@ enum reg_status registry_list_content(struct registry *reg, const char *user,
     enum reg_status st = find_connected(reg, user, &u);
     if (st == REG_OK && (t = find_user(reg, target)) == NULL)
         st = REG_NO_TARGET;
+    if (!registry_journal(reg, OP("LIST_CONTENT", .user = user, .target = target), st))
+        st = REG_NO_MEMORY;
     if (st == REG_OK) {
         reply_add_uint(out, HASH_COUNT(t->files));
         for (struct file *f = t->files; f != NULL; f = f->hh.next)
@@ -280,6 +343,56 @@ enum reg_status registry_list_content(struct registry *reg, const char *user,
     }
     pthread_mutex_unlock(&reg->lock);
     return st;
+}
+
+enum reg_status registry_restore_file(struct registry *reg, const char *user,
+                                      const char *path, const char *description)
+{
+    size_t n = strlen(path) + 1;
+    struct file *f = malloc(sizeof *f + n);
+    char *desc = strdup(description);
+    if (f == NULL || desc == NULL) {
+        free(f);
+        free(desc);
+        return REG_NO_MEMORY;
+    }
+    memset(&f->hh, 0, sizeof f->hh);
+    memcpy(f->path, path, n);
+    f->description = desc;
+
+    struct file *old = NULL;
+    bool add_failed = false;
+    pthread_mutex_lock(&reg->lock);
+    struct user *u = find_user(reg, user);
+    enum reg_status st = u == NULL ? REG_NO_USER : REG_OK;
+    if (u != NULL)
+        HASH_FIND_STR(u->files, path, old);
+    if (old != NULL)
+        st = REG_PUBLISHED;
+    if (st == REG_OK) {
+        HASH_ADD_STR(u->files, path, f);
+        if (add_failed)
+            st = REG_NO_MEMORY;
+        else
+            reg->nfiles++;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    if (st != REG_OK)
+        file_free(f);
+    return st;
+}
+
+void registry_visit(struct registry *reg, const struct registry_visitor *v)
+{
+    pthread_mutex_lock(&reg->lock);
+    for (struct user *u = reg->users; u != NULL; u = u->hh.next) {
+        v->user(v->ctx, u->name, u->connected ? u->ip : NULL, u->port);
+        for (struct file *f = u->files; f != NULL; f = f->hh.next)
+            v->file(v->ctx, f->path, f->description);
+    }
+    if (v->done != NULL)
+        v->done(v->ctx);
+    pthread_mutex_unlock(&reg->lock);
 }
 
 size_t registry_user_count(struct registry *reg)

@@ -9,14 +9,17 @@
  *
  * Lock discipline: one mutex per registry (`struct registry.lock`) guards
  * every table, every user and every file.  Each function below takes it on
- * entry and releases it before returning; none calls out (no I/O, no
- * callbacks) while holding it, and no other lock is ever taken under it.
- * List functions copy what they return into the caller's reply while
- * locked, so the caller sends it after the lock is gone.
+ * entry and releases it before returning.  Under it the only call out is
+ * the journal hook (registry_set_journal), which appends the operation to
+ * the journal (journal.h: its own mutex is taken after this one, never
+ * before); no other lock is taken under it.  List functions copy what they
+ * return into the caller's reply while locked, so the caller sends it after
+ * the lock is gone.
  */
 #ifndef PEERDEX_REGISTRY_H
 #define PEERDEX_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "reply.h"
@@ -38,6 +41,38 @@ struct registry;
 struct registry *registry_new(void);
 void registry_free(struct registry *reg);
 
+/* One operation as the journal hook sees it; absent fields are NULL. */
+struct reg_op {
+    const char *op;             /* the wire name: "REGISTER"... */
+    const char *datetime;       /* the client's; NULL: none (registry-made) */
+    const char *user, *path, *description, *target, *ip;
+    unsigned port;
+};
+
+/*
+ * The journal hook: called with the registry lock held for every operation
+ * (refused ones too, with their status), after the registry has decided the
+ * outcome and before anyone can see it.  It returns false when the
+ * operation cannot be journaled; the registry then undoes it and answers
+ * REG_NO_MEMORY ("other error").  NULL (the default): no journal.
+ */
+typedef bool registry_journal_fn(void *ctx, const struct reg_op *op,
+                                 enum reg_status st);
+void registry_set_journal(struct registry *reg, registry_journal_fn *fn, void *ctx);
+
+/*
+ * Journal op with status st through the hook.  Call it only with the
+ * registry lock held, from inside a registry operation; true without a hook.
+ */
+bool registry_journal(struct registry *reg, const struct reg_op *op,
+                      enum reg_status st);
+
+/*
+ * The client's date-time that the calling thread's next operations are
+ * journaled with (the handler sets it per request; NULL: none).
+ */
+void registry_set_datetime(const char *datetime);
+
 enum reg_status registry_register(struct registry *reg, const char *user);
 enum reg_status registry_unregister(struct registry *reg, const char *user);
 enum reg_status registry_connect(struct registry *reg, const char *user,
@@ -58,6 +93,28 @@ enum reg_status registry_list_users(struct registry *reg, const char *user,
 /* On REG_OK, append the count of target's files, then each path. */
 enum reg_status registry_list_content(struct registry *reg, const char *user,
                                       const char *target, struct reply *out);
+
+/*
+ * Restore a file of user without an operation (loading a snapshot): the
+ * owner need not be connected.  REG_NO_USER, REG_PUBLISHED or REG_OK.
+ */
+enum reg_status registry_restore_file(struct registry *reg, const char *user,
+                                      const char *path, const char *description);
+
+/*
+ * Visit every user (with its connection; ip NULL when not connected) and,
+ * after each user, every file of that user, with the lock held; then call
+ * done (may be NULL), still locked, so that what it does is atomic with the
+ * visit (a snapshot rotates the journal there).  The visitors must not call
+ * the registry.
+ */
+struct registry_visitor {
+    void (*user)(void *ctx, const char *name, const char *ip, unsigned port);
+    void (*file)(void *ctx, const char *path, const char *description);
+    void (*done)(void *ctx);
+    void *ctx;
+};
+void registry_visit(struct registry *reg, const struct registry_visitor *v);
 
 /* Counts, for tests and statistics. */
 size_t registry_user_count(struct registry *reg);

@@ -1,0 +1,333 @@
+/* durable.c - the state directory; see durable.h and docs/architecture.md. */
+#define _GNU_SOURCE
+#include "durable.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "record.h"
+#include "snapshot.h"
+
+/* Set by durable_open(), read-only until durable_close(). */
+static struct {
+    bool on;
+    char *dir;
+    enum sync_mode sync;
+    struct registry *reg;
+    struct journal *journal;
+    int lock_fd;
+    int outbox_fd;          /* DIR/outbox, rewritten in place by the logging thread */
+    uint64_t origin;
+    uint64_t acked;         /* as read at start */
+} st = {.lock_fd = -1, .outbox_fd = -1};
+
+/* The seq of the last record this thread journaled (for durable_wait). */
+static __thread uint64_t thread_seq;
+
+/* The server's own date-time, for operations no client sent. */
+static void server_datetime(char *buf, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(buf, size, "%d/%m/%Y %H:%M:%S", &tm);
+}
+
+/* The registry's journal hook: one record per operation, lock held. */
+static bool journal_hook(void *ctx, const struct reg_op *op, enum reg_status status)
+{
+    char now[32];
+    const char *datetime = op->datetime;
+    if (datetime == NULL) {
+        server_datetime(now, sizeof now);
+        datetime = now;
+    }
+    struct jrec rec = {.status = status, .port = op->port, .op = op->op,
+                       .datetime = datetime, .user = op->user, .path = op->path,
+                       .description = op->description, .target = op->target,
+                       .ip = op->ip};
+    if (!journal_append(ctx, &rec))
+        return false;
+    thread_seq = rec.seq;
+    return true;
+}
+
+/* Apply a journaled operation that succeeded to reg; 0, or -1 if it does not. */
+static int replay_one(void *ctx, const struct jrec *r)
+{
+    struct registry *reg = ctx;
+    if (r->status != REG_OK)
+        return 0;               /* refused: it changed nothing */
+    enum reg_status s;
+    if (strcmp(r->op, "REGISTER") == 0)
+        s = registry_register(reg, r->user);
+    else if (strcmp(r->op, "UNREGISTER") == 0)
+        s = registry_unregister(reg, r->user);
+    else if (strcmp(r->op, "CONNECT") == 0)
+        s = registry_connect(reg, r->user, r->ip, r->port);
+    else if (strcmp(r->op, "DISCONNECT") == 0)
+        s = registry_disconnect(reg, r->user);
+    else if (strcmp(r->op, "PUBLISH") == 0)
+        s = registry_publish(reg, r->user, r->path, r->description);
+    else if (strcmp(r->op, "DELETE") == 0)
+        s = registry_delete(reg, r->user, r->path);
+    else if (strcmp(r->op, "LIST_USERS") == 0 || strcmp(r->op, "LIST_CONTENT") == 0)
+        s = REG_OK;             /* reads change nothing */
+    else
+        return -1;
+    return s == REG_OK ? 0 : -1;
+}
+
+/* What a compaction builds while the registry lock is held. */
+struct compaction {
+    struct snapshot *snap;
+    uint64_t seq;
+};
+
+static void visit_user(void *ctx, const char *name, const char *ip, unsigned port)
+{
+    snapshot_add_user(((struct compaction *)ctx)->snap, name, ip, port);
+}
+
+static void visit_file(void *ctx, const char *path, const char *description)
+{
+    snapshot_add_file(((struct compaction *)ctx)->snap, path, description);
+}
+
+/* Still under the registry lock: the new segment starts right after the snapshot. */
+static void visit_done(void *ctx)
+{
+    struct compaction *c = ctx;
+    c->seq = journal_rotate(st.journal);
+    snapshot_end(c->snap, c->seq);
+}
+
+/*
+ * Snapshot the registry and start a new journal segment (the sync thread
+ * calls this when the segment outgrows its threshold; close calls it once).
+ * The registry is copied to memory under its lock and written outside it.
+ */
+static void compact(void *unused)
+{
+    (void)unused;
+    struct compaction c = {.snap = snapshot_new()};
+    if (c.snap == NULL)
+        return;
+    struct registry_visitor v = {.user = visit_user, .file = visit_file,
+                                 .done = visit_done, .ctx = &c};
+    registry_visit(st.reg, &v);
+    uint64_t bytes;
+    if (snapshot_write(c.snap, st.dir, &bytes) == 0)
+        journal_snapshot_done(st.journal, c.seq);
+    snapshot_free(c.snap);
+}
+
+/* Read DIR/origin, or make one (64 random bits, never 0) and keep it durably. */
+static int load_origin(void)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/origin", st.dir);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        char line[32], *end;
+        bool ok = fgets(line, sizeof line, f) != NULL;
+        fclose(f);
+        errno = 0;
+        st.origin = ok ? strtoull(line, &end, 16) : 0;
+        if (ok && errno == 0 && end != line && *end == '\n' && st.origin != 0)
+            return 0;
+        fprintf(stderr, "server: %s is damaged; refusing to start\n", path);
+        return -1;
+    }
+    if (getrandom(&st.origin, sizeof st.origin, 0) != (ssize_t)sizeof st.origin)
+        st.origin = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
+    if (st.origin == 0)
+        st.origin = 1;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/origin.tmp", st.dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || dprintf(fd, "%016" PRIx64 "\n", st.origin) < 0 || fsync(fd) < 0 ||
+        close(fd) < 0 || rename(tmp, path) < 0 || fsync_dir(st.dir) < 0) {
+        fprintf(stderr, "server: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Open DIR/outbox and read the acked seq: 8 bytes and their CRC-32C,
+ * rewritten in place after each delivery.  A damaged one reads as 0: the
+ * log server then drops what it has already.
+ */
+static int load_outbox(void)
+{
+    char path[4096];
+    unsigned char b[12];
+    snprintf(path, sizeof path, "%s/outbox", st.dir);
+    st.outbox_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (st.outbox_fd < 0) {
+        fprintf(stderr, "server: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    st.acked = 0;
+    if (pread(st.outbox_fd, b, sizeof b, 0) == (ssize_t)sizeof b &&
+        crc32c(0, b, 8) == get_u32(b + 8))
+        st.acked = get_u64(b);
+    return 0;
+}
+
+void durable_set_acked(uint64_t seq)
+{
+    unsigned char b[12];
+    put_u64(b, seq);
+    put_u32(b + 8, crc32c(0, b, 8));
+    if (pwrite(st.outbox_fd, b, sizeof b, 0) != (ssize_t)sizeof b)
+        fprintf(stderr, "server: cannot write %s/outbox: %s\n", st.dir, strerror(errno));
+    journal_set_acked(st.journal, seq);
+}
+
+/* Create dir if missing and lock it against a second server. */
+static int lock_dir(void)
+{
+    char path[4096];
+    if (mkdir(st.dir, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "server: cannot create %s: %s\n", st.dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/lock", st.dir);
+    st.lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (st.lock_fd < 0 || flock(st.lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        fprintf(stderr, "server: cannot lock %s: %s\n", path,
+                errno == EWOULDBLOCK ? "another server uses this directory"
+                                     : strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int durable_open(const struct durable_config *cfg, struct registry *reg)
+{
+    st.dir = strdup(cfg->dir);
+    st.reg = reg;
+    st.sync = cfg->sync;
+    uint64_t snap_seq, last;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (st.dir == NULL || lock_dir() < 0 || load_origin() < 0 || load_outbox() < 0 ||
+        snapshot_load(st.dir, reg, &snap_seq) < 0 ||
+        journal_replay(st.dir, snap_seq, true, replay_one, reg, &last) < 0)
+        goto fail;
+    struct journal_config jc = {
+        .dir = st.dir, .sync = cfg->sync, .budget = cfg->budget,
+        .compact_bytes = cfg->compact_bytes, .compact = compact,
+        .snapshot_seq = snap_seq, .outbox = cfg->outbox, .acked_seq = st.acked,
+    };
+    /* A segment must be able to go before the budget is spent. */
+    if (cfg->outbox && jc.compact_bytes > cfg->budget / 4)
+        jc.compact_bytes = cfg->budget / 4 ? cfg->budget / 4 : 1;
+    if ((st.journal = journal_open(&jc, last)) == NULL)
+        goto fail;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    fprintf(stderr, "server: state in %s: %zu users, %zu files (snapshot up to %" PRIu64
+                    ", %" PRIu64 " journal records replayed) in %.3f s; sync %s\n",
+            st.dir, registry_user_count(reg), registry_file_count(reg), snap_seq,
+            last - snap_seq,
+            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+            cfg->sync == SYNC_ALWAYS ? "always" : "batch");
+    registry_set_journal(reg, journal_hook, st.journal);
+    st.on = true;
+    return 0;
+
+fail:
+    if (st.outbox_fd >= 0)
+        close(st.outbox_fd);
+    if (st.lock_fd >= 0)
+        close(st.lock_fd);
+    st.outbox_fd = st.lock_fd = -1;
+    free(st.dir);
+    st.dir = NULL;
+    return -1;
+}
+
+bool durable_on(void)
+{
+    return st.on;
+}
+
+void durable_wait(void)
+{
+    if (st.on && st.sync == SYNC_ALWAYS && thread_seq > 0)
+        journal_wait_synced(st.journal, thread_seq);
+}
+
+struct journal *durable_journal(void)
+{
+    return st.on ? st.journal : NULL;
+}
+
+uint64_t durable_origin(void)
+{
+    return st.origin;
+}
+
+uint64_t durable_acked(void)
+{
+    return st.acked;
+}
+
+void durable_close(void)
+{
+    if (!st.on)
+        return;
+    journal_stop_sync(st.journal);  /* the final compaction must not race a sync */
+    compact(NULL);
+    registry_set_journal(st.reg, NULL, NULL);
+    journal_close(st.journal);
+    st.journal = NULL;
+    st.on = false;
+    close(st.outbox_fd);
+    close(st.lock_fd);          /* releases the lock */
+    free(st.dir);
+    st.dir = NULL;
+}
+
+/* Dump visitors: one line per user, one indented line per file. */
+static void dump_user(void *ctx, const char *name, const char *ip, unsigned port)
+{
+    if (ip != NULL)
+        fprintf(ctx, "user %s connected %s %u\n", name, ip, port);
+    else
+        fprintf(ctx, "user %s not-connected\n", name);
+}
+
+static void dump_file(void *ctx, const char *path, const char *description)
+{
+    fprintf(ctx, "  file %s %s\n", path, description);
+}
+
+int durable_dump(const char *dir, FILE *out)
+{
+    struct registry *reg = registry_new();
+    uint64_t snap_seq, last;
+    if (reg == NULL || snapshot_load(dir, reg, &snap_seq) < 0 ||
+        journal_replay(dir, snap_seq, false, replay_one, reg, &last) < 0) {
+        registry_free(reg);
+        return -1;
+    }
+    fprintf(out, "# %s: %zu users, %zu files; snapshot up to seq %" PRIu64
+                 ", journal up to seq %" PRIu64 "\n",
+            dir, registry_user_count(reg), registry_file_count(reg), snap_seq, last);
+    struct registry_visitor v = {.user = dump_user, .file = dump_file, .ctx = out};
+    registry_visit(reg, &v);
+    registry_free(reg);
+    return 0;
+}

@@ -1,0 +1,64 @@
+/*
+ * durable.h - the index's state directory (-d DIR): the snapshot, the
+ * journal and the operation log's outbox position, tied to the registry.
+ *
+ * DIR holds: snapshot (snapshot.h), journal.<seq> segments (journal.h),
+ * origin (this index's id at the log server, made once), outbox (the seq
+ * up to which the log server has the journal) and lock (one server per
+ * directory).  A start loads the snapshot, replays the journal after it
+ * and installs the registry's journal hook; from then on every operation
+ * is journaled under the registry lock.  One instance per process.
+ */
+#ifndef PEERDEX_DURABLE_H
+#define PEERDEX_DURABLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "journal.h"
+#include "registry.h"
+
+#define DURABLE_BUDGET_DEFAULT (1ULL << 30)         /* undelivered journal bytes */
+#define DURABLE_COMPACT_DEFAULT (64ULL << 20)       /* a segment this big: snapshot */
+
+struct durable_config {
+    const char *dir;
+    enum sync_mode sync;
+    uint64_t budget;
+    uint64_t compact_bytes;
+    bool outbox;            /* the operation log reads the journal */
+};
+
+/*
+ * Create or open DIR, load its state into reg (empty, no hook yet), and
+ * journal every operation from now on.  0, or -1 after saying why.
+ */
+int durable_open(const struct durable_config *cfg, struct registry *reg);
+
+/* True between durable_open() and durable_close(). */
+bool durable_on(void);
+
+/*
+ * After an operation, before its reply: under -S always, wait until the
+ * calling thread's journal record is durable.  Does nothing otherwise.
+ */
+void durable_wait(void);
+
+/* The journal, for the outbox reader; NULL when off. */
+struct journal *durable_journal(void);
+
+/* The origin id kept in DIR, and the seq the log server has. */
+uint64_t durable_origin(void);
+uint64_t durable_acked(void);
+
+/* The log server has everything up to seq: keep that in DIR. */
+void durable_set_acked(uint64_t seq);
+
+/* Sync, write a final snapshot and close (so a restart replays nothing). */
+void durable_close(void);
+
+/* Print the state in dir (users, connections, files) to out, changing nothing. */
+int durable_dump(const char *dir, FILE *out);
+
+#endif

@@ -1,0 +1,697 @@
+/* journal.c - segments, group commit, replay and the outbox reader; see journal.h. */
+#define _GNU_SOURCE
+#include "journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "deadline.h"
+
+#define SEG_PREFIX "journal."
+#define BATCH_SYNC_MS 1000          /* SYNC_BATCH: durable at most this late */
+
+/* One segment file: the seq of its first record and its size. */
+struct segment {
+    uint64_t first;
+    uint64_t size;
+};
+
+struct journal {
+    struct journal_config cfg;
+    char *dir;
+    pthread_t sync_thread;
+    pthread_mutex_t lock;           /* guards everything below */
+    pthread_cond_t work;            /* the sync thread has something to do */
+    pthread_cond_t synced;          /* durable_seq moved, or stopping */
+    int fd;                         /* the current (last) segment, for appends */
+    struct segment *segs;           /* on disk, oldest first; the last is current */
+    size_t nsegs, segs_cap;
+    uint64_t next_seq;              /* the seq the next record gets */
+    uint64_t durable_seq;           /* records up to this are fdatasync'd */
+    uint64_t durable_size;          /* ...and so is the current segment up to here */
+    uint64_t snapshot_seq;          /* the snapshot holds everything up to here */
+    uint64_t acked_seq;             /* the log server has everything up to here */
+    bool outbox;                    /* an outbox reads: keep undelivered segments */
+    unsigned sync_waiters;          /* threads waiting in journal_wait_synced() */
+    bool reader_waits;              /* the outbox reader waits for durable records */
+    bool compact_due, compacting, prune_due, stopping;
+    bool over_budget_said;
+};
+
+/* "DIR/journal.<first>" into buf. */
+static void seg_path(char *buf, size_t size, const char *dir, uint64_t first)
+{
+    snprintf(buf, size, "%s/" SEG_PREFIX "%020" PRIu64, dir, first);
+}
+
+int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* ---- records ---------------------------------------------------------- */
+
+/* Append s (NULL as "") with its NUL at *at if it fits before end. */
+static bool put_str(unsigned char **at, const unsigned char *end, const char *s)
+{
+    size_t n = strlen(s ? s : "") + 1;
+    if ((size_t)(end - *at) < n)
+        return false;
+    memcpy(*at, s ? s : "", n);
+    *at += n;
+    return true;
+}
+
+size_t jrec_encode(const struct jrec *rec, unsigned char *buf)
+{
+    unsigned char *p = buf + RECORD_HEAD, *end = buf + JREC_MAX;
+    put_u64(p, rec->seq);
+    p[8] = (unsigned char)rec->status;
+    put_u16(p + 9, (uint16_t)rec->port);
+    p += 11;
+    if (!put_str(&p, end, rec->op) || !put_str(&p, end, rec->datetime) ||
+        !put_str(&p, end, rec->user) || !put_str(&p, end, rec->path) ||
+        !put_str(&p, end, rec->description) || !put_str(&p, end, rec->target) ||
+        !put_str(&p, end, rec->ip))
+        return 0;
+    size_t len = (size_t)(p - buf) - RECORD_HEAD;
+    record_seal(buf, len);
+    return RECORD_HEAD + len;
+}
+
+/* The NUL-terminated string at *at before end, advancing; NULL if none. */
+static const char *get_str(const unsigned char **at, const unsigned char *end)
+{
+    const unsigned char *nul = memchr(*at, '\0', (size_t)(end - *at));
+    if (nul == NULL)
+        return NULL;
+    const char *s = (const char *)*at;
+    *at = nul + 1;
+    return s;
+}
+
+int jrec_decode(const unsigned char *payload, size_t len, struct jrec *rec)
+{
+    if (len < 11)
+        return -1;
+    const unsigned char *p = payload + 11, *end = payload + len;
+    rec->seq = get_u64(payload);
+    rec->status = payload[8];
+    rec->port = get_u16(payload + 9);
+    const char **fields[] = {&rec->op, &rec->datetime, &rec->user, &rec->path,
+                             &rec->description, &rec->target, &rec->ip};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if ((*fields[i] = get_str(&p, end)) == NULL)
+            return -1;
+    return p == end && rec->seq > 0 ? 0 : -1;
+}
+
+/* ---- segments on disk ------------------------------------------------- */
+
+/* Keep the directory entries named journal.<20 digits>. */
+static int is_segment(const struct dirent *d)
+{
+    size_t n = strlen(SEG_PREFIX);
+    if (strncmp(d->d_name, SEG_PREFIX, n) != 0 || strlen(d->d_name) != n + 20)
+        return 0;
+    for (const char *c = d->d_name + n; *c; c++)
+        if (*c < '0' || *c > '9')
+            return 0;
+    return 1;
+}
+
+/* The first seqs of dir's segments, ascending, in *out; their count or -1. */
+static ssize_t list_segments(const char *dir, uint64_t **out)
+{
+    struct dirent **names;
+    int n = scandir(dir, &names, is_segment, alphasort);
+    if (n < 0)
+        return -1;
+    uint64_t *firsts = malloc(sizeof *firsts * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) {
+        if (firsts != NULL)
+            firsts[i] = strtoull(names[i]->d_name + strlen(SEG_PREFIX), NULL, 10);
+        free(names[i]);
+    }
+    free(names);
+    *out = firsts;
+    return firsts ? n : -1;
+}
+
+/* Read a whole file into a malloc'd buffer; 0, or -1 with errno. */
+static int read_file(const char *path, unsigned char **buf, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *len = (size_t)st.st_size;
+    *buf = malloc(*len ? *len : 1);
+    size_t got = 0;
+    while (*buf != NULL && got < *len) {
+        ssize_t r = read(fd, *buf + got, *len - got);
+        if (r <= 0) {
+            free(*buf);
+            *buf = NULL;
+            if (r == 0)
+                errno = EIO;
+            break;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    return *buf ? 0 : -1;
+}
+
+int journal_replay(const char *dir, uint64_t after, bool repair,
+                   journal_replay_fn *fn, void *ctx, uint64_t *last)
+{
+    uint64_t *firsts;
+    ssize_t n = list_segments(dir, &firsts);
+    char path[4096];
+    *last = after;
+    if (n < 0) {
+        fprintf(stderr, "server: cannot list the journal in %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    uint64_t expect = 0;            /* the seq the next record must have */
+    for (ssize_t i = 0; i < n && rc == 0; i++) {
+        unsigned char *buf;
+        size_t len, off = 0;
+        seg_path(path, sizeof path, dir, firsts[i]);
+        if (read_file(path, &buf, &len) < 0) {
+            fprintf(stderr, "server: cannot read %s: %s\n", path, strerror(errno));
+            rc = -1;
+            break;
+        }
+        if (expect == 0 || firsts[i] > expect)
+            expect = firsts[i];     /* earlier segments may be gone */
+        while (off < len && rc == 0) {
+            uint32_t plen;
+            struct jrec rec;
+            enum record_check c = record_check(buf + off, len - off, &plen);
+            if (c == RECORD_TORN && i == n - 1) {
+                if (repair && truncate(path, (off_t)off) < 0) {
+                    fprintf(stderr, "server: cannot cut %s: %s\n", path, strerror(errno));
+                    rc = -1;
+                } else {
+                    fprintf(stderr, "server: %s: %s torn tail of %zu bytes at offset %zu "
+                                    "(a write cut short by a crash)\n",
+                            path, repair ? "cut a" : "ignoring a", len - off, off);
+                }
+                break;
+            }
+            if (c != RECORD_OK || jrec_decode(buf + off + RECORD_HEAD, plen, &rec) < 0 ||
+                rec.seq != expect) {
+                fprintf(stderr, "server: %s: damaged record at offset %zu; refusing to "
+                                "start (move the state directory aside to start fresh)\n",
+                        path, off);
+                rc = -1;
+                break;
+            }
+            expect++;
+            if (rec.seq > *last)
+                *last = rec.seq;
+            if (rec.seq > after && fn != NULL && fn(ctx, &rec) != 0) {
+                fprintf(stderr, "server: %s: record at offset %zu does not replay\n",
+                        path, off);
+                rc = -1;
+            }
+            off += RECORD_HEAD + plen;
+        }
+        free(buf);
+    }
+    free(firsts);
+    return rc;
+}
+
+/* ---- appending and syncing -------------------------------------------- */
+
+/* Write all n bytes; false on error. */
+static bool write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* Add a segment to the list; lock held.  False when out of memory. */
+static bool seg_push(struct journal *j, uint64_t first, uint64_t size)
+{
+    if (j->nsegs == j->segs_cap) {
+        size_t cap = j->segs_cap ? j->segs_cap * 2 : 16;
+        struct segment *s = realloc(j->segs, cap * sizeof *s);
+        if (s == NULL)
+            return false;
+        j->segs = s;
+        j->segs_cap = cap;
+    }
+    j->segs[j->nsegs++] = (struct segment){.first = first, .size = size};
+    return true;
+}
+
+/* Create segment `first` and make it current; lock held.  0 or -1. */
+static int seg_create(struct journal *j, uint64_t first)
+{
+    char path[4096];
+    seg_path(path, sizeof path, j->dir, first);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0 || fsync_dir(j->dir) < 0 || !seg_push(j, first, 0)) {
+        fprintf(stderr, "server: cannot create %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    j->fd = fd;
+    j->durable_size = 0;
+    return 0;
+}
+
+/* Bytes of the segments not yet all delivered to the log server; lock held. */
+static uint64_t undelivered_bytes(struct journal *j)
+{
+    uint64_t sum = 0;
+    for (size_t i = j->nsegs; i-- > 0;) {
+        uint64_t last = i + 1 < j->nsegs ? j->segs[i + 1].first - 1 : j->next_seq - 1;
+        if (last <= j->acked_seq)
+            break;
+        sum += j->segs[i].size;
+    }
+    return sum;
+}
+
+bool journal_append(struct journal *j, struct jrec *rec)
+{
+    unsigned char buf[JREC_MAX];
+    pthread_mutex_lock(&j->lock);
+    if (j->outbox && undelivered_bytes(j) > j->cfg.budget) {
+        if (!j->over_budget_said)
+            fprintf(stderr, "server: the operation log is behind by more than %" PRIu64
+                            " bytes of journal; refusing operations until it catches up\n",
+                    j->cfg.budget);
+        j->over_budget_said = true;
+        pthread_mutex_unlock(&j->lock);
+        return false;
+    }
+    rec->seq = j->next_seq;
+    int fd = j->fd;
+    struct segment *cur = &j->segs[j->nsegs - 1];
+    uint64_t size = cur->size;
+    pthread_mutex_unlock(&j->lock);
+
+    /* The write itself needs no journal mutex: the registry lock orders
+     * appends, and only a rotation (also under the registry lock) changes fd. */
+    size_t n = jrec_encode(rec, buf);
+    if (n == 0 || !write_all(fd, buf, n)) {
+        if (n > 0 && ftruncate(fd, (off_t)size) < 0)
+            fprintf(stderr, "server: journal write failed and cannot be undone: %s\n",
+                    strerror(errno));
+        return false;
+    }
+
+    pthread_mutex_lock(&j->lock);
+    j->next_seq++;
+    j->segs[j->nsegs - 1].size = size + n;
+    if (j->over_budget_said && !(j->outbox && undelivered_bytes(j) > j->cfg.budget)) {
+        fprintf(stderr, "server: the operation log caught up; accepting operations\n");
+        j->over_budget_said = false;
+    }
+    if (j->reader_waits)
+        pthread_cond_signal(&j->work);      /* the outbox wants it durable now */
+    if (size + n >= j->cfg.compact_bytes && !j->compact_due && !j->compacting) {
+        j->compact_due = true;
+        pthread_cond_signal(&j->work);
+    }
+    pthread_mutex_unlock(&j->lock);
+    return true;
+}
+
+void journal_wait_synced(struct journal *j, uint64_t seq)
+{
+    pthread_mutex_lock(&j->lock);
+    j->sync_waiters++;
+    pthread_cond_signal(&j->work);
+    while (j->durable_seq < seq && !j->stopping)
+        pthread_cond_wait(&j->synced, &j->lock);
+    j->sync_waiters--;
+    pthread_mutex_unlock(&j->lock);
+}
+
+/* Remove the segments that the snapshot and the log server both hold; lock held. */
+static void prune(struct journal *j)
+{
+    uint64_t keep_after = j->snapshot_seq;
+    if (j->outbox && j->acked_seq < keep_after)
+        keep_after = j->acked_seq;
+    size_t gone = 0;
+    char path[4096];
+    /* Never the current segment: it is still written to. */
+    while (gone + 1 < j->nsegs && j->segs[gone + 1].first - 1 <= keep_after) {
+        seg_path(path, sizeof path, j->dir, j->segs[gone].first);
+        if (unlink(path) < 0 && errno != ENOENT)
+            break;
+        gone++;
+    }
+    if (gone > 0) {
+        memmove(j->segs, j->segs + gone, (j->nsegs - gone) * sizeof *j->segs);
+        j->nsegs -= gone;
+    }
+}
+
+/*
+ * The sync thread: fdatasync by group commit, run compactions and prune
+ * segments.  In SYNC_BATCH it syncs what is written once a second, and at
+ * once when someone waits (a -S always reply, the outbox reader).
+ */
+static void *sync_main(void *arg)
+{
+    struct journal *j = arg;
+    struct timespec next_batch = deadline_after_ms(CLOCK_MONOTONIC, BATCH_SYNC_MS);
+    pthread_mutex_lock(&j->lock);
+    for (;;) {
+        if (j->compact_due && !j->stopping) {
+            j->compact_due = false;
+            j->compacting = true;
+            pthread_mutex_unlock(&j->lock);
+            j->cfg.compact(j->cfg.compact_ctx);
+            pthread_mutex_lock(&j->lock);
+            j->compacting = false;
+            /* Appends during the compaction may have filled the new segment. */
+            if (j->segs[j->nsegs - 1].size >= j->cfg.compact_bytes)
+                j->compact_due = true;
+            continue;
+        }
+        if (j->prune_due) {
+            j->prune_due = false;
+            prune(j);
+        }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        bool dirty = j->durable_seq + 1 < j->next_seq;
+        bool batch_time = now.tv_sec > next_batch.tv_sec ||
+                          (now.tv_sec == next_batch.tv_sec && now.tv_nsec >= next_batch.tv_nsec);
+        if (dirty && (j->sync_waiters > 0 || j->reader_waits || batch_time || j->stopping)) {
+            uint64_t seq = j->next_seq - 1, size = j->segs[j->nsegs - 1].size;
+            int fd = j->fd;     /* only this thread rotates, so fd stays open */
+            pthread_mutex_unlock(&j->lock);
+            int rc = fdatasync(fd);
+            pthread_mutex_lock(&j->lock);
+            if (rc < 0)
+                fprintf(stderr, "server: journal fdatasync failed: %s\n", strerror(errno));
+            j->durable_seq = seq;
+            j->durable_size = size;
+            pthread_cond_broadcast(&j->synced);
+            next_batch = deadline_after_ms(CLOCK_MONOTONIC, BATCH_SYNC_MS);
+            continue;
+        }
+        if (j->stopping)
+            break;
+        if (!dirty)
+            next_batch = deadline_after_ms(CLOCK_MONOTONIC, BATCH_SYNC_MS);
+        pthread_cond_timedwait(&j->work, &j->lock, &next_batch);
+    }
+    pthread_mutex_unlock(&j->lock);
+    return NULL;
+}
+
+struct journal *journal_open(const struct journal_config *cfg, uint64_t last)
+{
+    struct journal *j = calloc(1, sizeof *j);
+    uint64_t *firsts = NULL;
+    ssize_t n = -1;
+    if (j == NULL || (j->dir = strdup(cfg->dir)) == NULL)
+        goto fail;
+    j->cfg = *cfg;
+    j->cfg.dir = j->dir;
+    j->fd = -1;
+    j->next_seq = last + 1;
+    j->durable_seq = last;
+    j->snapshot_seq = cfg->snapshot_seq;
+    j->outbox = cfg->outbox;
+    j->acked_seq = cfg->acked_seq;
+    pthread_mutex_init(&j->lock, NULL);
+    cond_init_monotonic(&j->work);
+    pthread_cond_init(&j->synced, NULL);
+
+    n = list_segments(cfg->dir, &firsts);
+    if (n < 0)
+        goto fail;
+    char path[4096];
+    for (ssize_t i = 0; i < n; i++) {
+        struct stat st;
+        seg_path(path, sizeof path, cfg->dir, firsts[i]);
+        if (stat(path, &st) < 0 || !seg_push(j, firsts[i], (uint64_t)st.st_size))
+            goto fail;
+    }
+    if (n > 0 && j->segs[n - 1].size < cfg->compact_bytes) {
+        seg_path(path, sizeof path, cfg->dir, firsts[n - 1]);
+        j->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (j->fd < 0)
+            goto fail;
+        j->durable_size = j->segs[n - 1].size;
+        if (fdatasync(j->fd) < 0)   /* what a killed run left in the page cache */
+            goto fail;
+    } else if (seg_create(j, last + 1) < 0) {
+        goto fail;
+    }
+    free(firsts);
+    if (pthread_create(&j->sync_thread, NULL, sync_main, j) != 0)
+        goto fail_nothread;
+    return j;
+
+fail:
+    free(firsts);
+    fprintf(stderr, "server: cannot open the journal in %s: %s\n", cfg->dir, strerror(errno));
+fail_nothread:
+    if (j != NULL) {
+        if (j->fd >= 0)
+            close(j->fd);
+        free(j->segs);
+        free(j->dir);
+        free(j);
+    }
+    return NULL;
+}
+
+uint64_t journal_rotate(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    uint64_t last = j->next_seq - 1;
+    if (j->segs[j->nsegs - 1].size == 0) {
+        pthread_mutex_unlock(&j->lock);
+        return last;            /* the current segment is empty: keep it */
+    }
+    int old = j->fd;
+    if (fdatasync(old) < 0 || seg_create(j, j->next_seq) < 0) {
+        j->fd = old;            /* keep appending where we were */
+        pthread_mutex_unlock(&j->lock);
+        return last;
+    }
+    close(old);
+    j->durable_seq = last;
+    pthread_cond_broadcast(&j->synced);
+    pthread_mutex_unlock(&j->lock);
+    return last;
+}
+
+void journal_snapshot_done(struct journal *j, uint64_t seq)
+{
+    pthread_mutex_lock(&j->lock);
+    if (seq > j->snapshot_seq)
+        j->snapshot_seq = seq;
+    prune(j);
+    pthread_mutex_unlock(&j->lock);
+}
+
+void journal_set_acked(struct journal *j, uint64_t seq)
+{
+    pthread_mutex_lock(&j->lock);
+    if (seq > j->acked_seq) {
+        j->acked_seq = seq;
+        j->prune_due = true;
+        pthread_cond_signal(&j->work);
+    }
+    pthread_mutex_unlock(&j->lock);
+}
+
+uint64_t journal_disk_bytes(struct journal *j)
+{
+    uint64_t sum = 0;
+    pthread_mutex_lock(&j->lock);
+    for (size_t i = 0; i < j->nsegs; i++)
+        sum += j->segs[i].size;
+    pthread_mutex_unlock(&j->lock);
+    return sum;
+}
+
+void journal_stop_sync(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    bool running = !j->stopping;
+    j->stopping = true;
+    pthread_cond_signal(&j->work);
+    pthread_mutex_unlock(&j->lock);
+    if (running)
+        pthread_join(j->sync_thread, NULL);   /* it syncs what is written first */
+}
+
+void journal_close(struct journal *j)
+{
+    if (j == NULL)
+        return;
+    journal_stop_sync(j);
+    if (fdatasync(j->fd) < 0)
+        fprintf(stderr, "server: journal fdatasync failed: %s\n", strerror(errno));
+    close(j->fd);
+    pthread_cond_destroy(&j->work);
+    pthread_cond_destroy(&j->synced);
+    pthread_mutex_destroy(&j->lock);
+    free(j->segs);
+    free(j->dir);
+    free(j);
+}
+
+/* ---- the outbox reader ------------------------------------------------ */
+
+struct jreader {
+    struct journal *j;
+    uint64_t from;                  /* skip records below this seq */
+    uint64_t seg;                   /* first seq of the segment open in fd */
+    int fd;                         /* -1: none open yet */
+    uint64_t off;                   /* where the next record starts in it */
+    unsigned char buf[RECORD_HEAD + RECORD_MAX];
+};
+
+struct jreader *jreader_open(struct journal *j, uint64_t from)
+{
+    struct jreader *r = malloc(sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->j = j;
+    r->from = from;
+    r->fd = -1;
+    r->off = 0;
+    r->seg = 0;
+    return r;
+}
+
+/*
+ * Where the reader may read up to, lock held: the end of an older segment,
+ * or the durable part of the current one.  Moves on to the next segment
+ * when the open one is done.  Returns the limit, or 0 with nothing to read.
+ */
+static uint64_t read_limit(struct jreader *r, char *path, size_t size, bool *reopen)
+{
+    struct journal *j = r->j;
+    size_t i = 0;
+    *reopen = false;
+    if (r->fd < 0) {
+        /* The last segment starting at or before `from`, else the first. */
+        while (i + 1 < j->nsegs && j->segs[i + 1].first <= r->from)
+            i++;
+        *reopen = true;
+    } else {
+        while (i < j->nsegs && j->segs[i].first != r->seg)
+            i++;
+        if (i == j->nsegs)
+            return 0;           /* cannot happen: unread segments stay */
+        bool current = i + 1 == j->nsegs;
+        uint64_t limit = current ? j->durable_size : j->segs[i].size;
+        if (r->off < limit || current)
+            return limit > r->off ? limit : 0;
+        i++;                    /* done with an older segment: next one */
+        *reopen = true;
+    }
+    r->seg = j->segs[i].first;
+    r->off = 0;
+    seg_path(path, size, j->dir, r->seg);
+    bool current = i + 1 == j->nsegs;
+    return current ? j->durable_size : j->segs[i].size;
+}
+
+int jreader_next(struct jreader *r, struct jrec *rec, long wait_ms)
+{
+    struct journal *j = r->j;
+    char path[4096];
+    for (;;) {
+        bool reopen;
+        pthread_mutex_lock(&j->lock);
+        uint64_t limit = read_limit(r, path, sizeof path, &reopen);
+        if (reopen) {
+            if (r->fd >= 0)
+                close(r->fd);
+            r->fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (r->fd < 0) {
+                pthread_mutex_unlock(&j->lock);
+                return -1;
+            }
+        }
+        if (limit <= r->off) {
+            if (wait_ms <= 0) {
+                pthread_mutex_unlock(&j->lock);
+                return 0;
+            }
+            /* Nothing durable to read: ask for a sync and wait for it. */
+            struct timespec until = deadline_after_ms(CLOCK_REALTIME, wait_ms);
+            j->reader_waits = true;
+            pthread_cond_signal(&j->work);
+            pthread_cond_timedwait(&j->synced, &j->lock, &until);
+            j->reader_waits = false;
+            pthread_mutex_unlock(&j->lock);
+            wait_ms = 0;
+            continue;
+        }
+        pthread_mutex_unlock(&j->lock);
+
+        /* The head, then the payload it announces. */
+        uint32_t plen;
+        ssize_t got = pread(r->fd, r->buf, RECORD_HEAD, (off_t)r->off);
+        if (got != RECORD_HEAD)
+            return -1;
+        plen = get_u32(r->buf);
+        if (plen == 0 || plen > RECORD_MAX || r->off + RECORD_HEAD + plen > limit)
+            return -1;
+        got = pread(r->fd, r->buf + RECORD_HEAD, plen, (off_t)(r->off + RECORD_HEAD));
+        if (got != (ssize_t)plen ||
+            record_check(r->buf, RECORD_HEAD + plen, &plen) != RECORD_OK ||
+            jrec_decode(r->buf + RECORD_HEAD, plen, rec) < 0)
+            return -1;
+        r->off += RECORD_HEAD + plen;
+        if (rec->seq >= r->from)
+            return 1;
+    }
+}
+
+void jreader_close(struct jreader *r)
+{
+    if (r == NULL)
+        return;
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r);
+}

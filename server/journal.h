@@ -1,0 +1,135 @@
+/*
+ * journal.h - the append-only journal of a state directory.
+ *
+ * Every operation the index performs (refused ones too, with their outcome)
+ * becomes one record, appended while the registry lock is held and before
+ * the reply leaves, so the journal's order is the order in which operations
+ * took effect and a record is in the kernel before its client hears of it.
+ * The journal is a run of segment files DIR/journal.<first seq>; a
+ * compaction starts a new segment after a snapshot (snapshot.h) and removes
+ * the segments the snapshot covers once the operation log has them too.
+ *
+ * One sync thread per journal makes records durable by group commit
+ * (fdatasync of everything written so far): at most about a second behind
+ * in SYNC_BATCH, at once for waiters in SYNC_ALWAYS, and on demand for the
+ * outbox reader, which hands the log server only durable records.
+ *
+ * Locks: appends are serialized by the caller (the registry lock); the
+ * journal's own mutex guards the segment list, sizes, sequence and sync
+ * state.  Order: registry lock, then journal mutex; never the reverse.
+ */
+#ifndef PEERDEX_JOURNAL_H
+#define PEERDEX_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+/* One operation as the journal holds it.  Absent strings are "". */
+struct jrec {
+    uint64_t seq;
+    unsigned status;        /* the registry's enum reg_status of the outcome */
+    unsigned port;          /* CONNECT */
+    const char *op, *datetime, *user, *path, *description, *target, *ip;
+};
+
+/* The largest framed operation record (seven fields of at most 256 bytes). */
+#define JREC_MAX 2048
+
+/* Frame rec into buf (JREC_MAX bytes); its size, or 0 when it does not fit. */
+size_t jrec_encode(const struct jrec *rec, unsigned char *buf);
+
+/* Decode a payload of len bytes; strings point into it.  0, or -1 if malformed. */
+int jrec_decode(const unsigned char *payload, size_t len, struct jrec *rec);
+
+/* Called for each record replayed at start; non-zero stops the replay. */
+typedef int journal_replay_fn(void *ctx, const struct jrec *rec);
+
+/*
+ * Read the segments of dir in order, checking every record, and call fn for
+ * each record whose seq is above `after` (what the snapshot holds).  A torn
+ * tail of the last segment is cut off (reported on stderr) when `repair`,
+ * else only ignored.  *last is the highest seq seen (or `after`).  Returns
+ * 0, or -1 after printing the file and offset of a damaged record.
+ */
+int journal_replay(const char *dir, uint64_t after, bool repair,
+                   journal_replay_fn *fn, void *ctx, uint64_t *last);
+
+enum sync_mode { SYNC_BATCH, SYNC_ALWAYS };
+
+struct journal_config {
+    const char *dir;
+    enum sync_mode sync;
+    uint64_t compact_bytes; /* a segment this large asks for a compaction */
+    uint64_t budget;        /* undelivered bytes allowed while an outbox reads */
+    uint64_t snapshot_seq;  /* the snapshot holds everything up to here */
+    bool outbox;            /* an outbox reads: keep segments until delivered */
+    uint64_t acked_seq;     /* ...and the log server has everything up to here */
+    /* Run by the sync thread when a compaction is due (see durable.c). */
+    void (*compact)(void *ctx);
+    void *compact_ctx;
+};
+
+struct journal;
+
+/*
+ * Open dir's journal for appending after seq `last` (from journal_replay),
+ * and start its sync thread.  NULL after printing why.
+ */
+struct journal *journal_open(const struct journal_config *cfg, uint64_t last);
+
+/*
+ * Append rec, giving it the next seq (set in rec->seq).  The caller holds
+ * the registry lock.  False when nothing was written: a write error, or the
+ * disk budget for undelivered entries is spent (said once on stderr).
+ */
+bool journal_append(struct journal *j, struct jrec *rec);
+
+/* Wait until the record with this seq is durable (fdatasync'd). */
+void journal_wait_synced(struct journal *j, uint64_t seq);
+
+/*
+ * Close the current segment and start a new one; the caller holds the
+ * registry lock, so the seq returned (the last one written) is exactly
+ * what a snapshot taken under that lock holds.
+ */
+uint64_t journal_rotate(struct journal *j);
+
+/* Record that a snapshot holds everything up to seq (segments may go). */
+void journal_snapshot_done(struct journal *j, uint64_t seq);
+
+/* The log server has everything up to seq: its segments may go. */
+void journal_set_acked(struct journal *j, uint64_t seq);
+
+/*
+ * Sync what is written and stop the sync thread: from then on only the
+ * caller rotates or syncs (a final compaction), and waiters wait no more.
+ */
+void journal_stop_sync(struct journal *j);
+
+/* Stop the sync thread if it runs, sync, close.  NULL is fine. */
+void journal_close(struct journal *j);
+
+/* Bytes in the segments on disk (for statistics and tests). */
+uint64_t journal_disk_bytes(struct journal *j);
+
+/*
+ * A reader of durable records from a given seq on, across segments (the
+ * operation log's outbox).  One reader per journal.
+ */
+struct jreader;
+struct jreader *jreader_open(struct journal *j, uint64_t from);
+
+/*
+ * The next durable record into *rec (its strings live until the next
+ * call): 1; 0 when none came within wait_ms; -1 on a read error.
+ */
+int jreader_next(struct jreader *r, struct jrec *rec, long wait_ms);
+void jreader_close(struct jreader *r);
+
+/* fsync a directory, so that a file created or renamed in it stays. */
+int fsync_dir(const char *dir);
+
+#endif

@@ -1,0 +1,248 @@
+/* snapshot.c - writing and loading DIR/snapshot; see snapshot.h. */
+#include "snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "record.h"
+#include "request.h"
+
+#define MAGIC "peerdex snapshot 1"
+
+struct snapshot {
+    unsigned char *data;
+    size_t len, cap;
+    uint64_t users, files;
+    bool failed;                    /* out of memory: do not write it */
+};
+
+/* Room for n more bytes; false when out of memory. */
+static bool reserve(struct snapshot *s, size_t n)
+{
+    if (s->failed)
+        return false;
+    if (s->len + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 1 << 16;
+        while (cap < s->len + n)
+            cap *= 2;
+        unsigned char *d = realloc(s->data, cap);
+        if (d == NULL) {
+            s->failed = true;
+            return false;
+        }
+        s->data = d;
+        s->cap = cap;
+    }
+    return true;
+}
+
+/* Append one record: a kind byte, fixed bytes, then NUL-terminated strings. */
+static void add(struct snapshot *s, char kind, const unsigned char *fixed, size_t nfixed,
+                const char *a, const char *b)
+{
+    size_t la = a ? strlen(a) + 1 : 0, lb = b ? strlen(b) + 1 : 0;
+    size_t len = 1 + nfixed + la + lb;
+    if (!reserve(s, RECORD_HEAD + len))
+        return;
+    unsigned char *head = s->data + s->len, *p = head + RECORD_HEAD;
+    *p++ = (unsigned char)kind;
+    if (nfixed > 0)
+        memcpy(p, fixed, nfixed);
+    p += nfixed;
+    if (a)
+        memcpy(p, a, la);
+    if (b)
+        memcpy(p + la, b, lb);
+    record_seal(head, len);
+    s->len += RECORD_HEAD + len;
+}
+
+struct snapshot *snapshot_new(void)
+{
+    struct snapshot *s = calloc(1, sizeof *s);
+    if (s != NULL)
+        add(s, 'H', NULL, 0, MAGIC, NULL);
+    return s;
+}
+
+void snapshot_add_user(struct snapshot *s, const char *name, const char *ip, unsigned port)
+{
+    unsigned char fixed[3];
+    put_u16(fixed, (uint16_t)port);
+    fixed[2] = ip != NULL;
+    add(s, 'U', fixed, sizeof fixed, name, ip ? ip : "");
+    s->users++;
+}
+
+void snapshot_add_file(struct snapshot *s, const char *path, const char *description)
+{
+    add(s, 'F', NULL, 0, path, description);
+    s->files++;
+}
+
+void snapshot_end(struct snapshot *s, uint64_t seq)
+{
+    unsigned char fixed[24];
+    put_u64(fixed, seq);
+    put_u64(fixed + 8, s->users);
+    put_u64(fixed + 16, s->files);
+    add(s, 'E', fixed, sizeof fixed, NULL, NULL);
+}
+
+void snapshot_free(struct snapshot *s)
+{
+    if (s != NULL)
+        free(s->data);
+    free(s);
+}
+
+int snapshot_write(struct snapshot *s, const char *dir, uint64_t *bytes)
+{
+    char tmp[4096], path[4096];
+    snprintf(tmp, sizeof tmp, "%s/snapshot.tmp", dir);
+    snprintf(path, sizeof path, "%s/snapshot", dir);
+    if (s->failed) {
+        fprintf(stderr, "server: no memory for a snapshot; the journal keeps growing\n");
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok = fd >= 0;
+    for (size_t done = 0; ok && done < s->len;) {
+        ssize_t w = write(fd, s->data + done, s->len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        ok = w > 0;
+        done += ok ? (size_t)w : 0;
+    }
+    ok = ok && fsync(fd) == 0;
+    if (fd >= 0)
+        ok = close(fd) == 0 && ok;
+    ok = ok && rename(tmp, path) == 0 && fsync_dir(dir) == 0;
+    if (!ok) {
+        fprintf(stderr, "server: cannot write %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    *bytes = s->len;
+    return 0;
+}
+
+/* Say where path is damaged; -1. */
+static int damaged(const char *path, size_t off, const char *what)
+{
+    fprintf(stderr, "server: %s: %s at offset %zu; refusing to start (move the state "
+                    "directory aside to start fresh)\n", path, what, off);
+    return -1;
+}
+
+int snapshot_load(const char *dir, struct registry *reg, uint64_t *seq)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/snapshot", dir);
+    *seq = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return 0;
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        fprintf(stderr, "server: cannot read %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    size_t len = (size_t)st.st_size, off = 0;
+    const unsigned char *data = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (data == MAP_FAILED) {
+        fprintf(stderr, "server: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int rc = -1;
+    char owner[FIELD_MAX + 1];
+    uint64_t users = 0, files = 0;
+    bool ended = false;
+    owner[0] = '\0';
+    while (off < len && !ended) {
+        uint32_t n;
+        if (record_check(data + off, len - off, &n) != RECORD_OK) {
+            rc = damaged(path, off, "damaged record");
+            goto out;
+        }
+        const unsigned char *p = data + off + RECORD_HEAD, *end = p + n;
+        char kind = (char)*p++;
+        /* Strings must end inside the record. */
+        const char *a = NULL, *b = NULL;
+        size_t fixed = kind == 'U' ? 3 : kind == 'E' ? 24 : 0;
+        if ((size_t)(end - p) < fixed)
+            goto bad;
+        const unsigned char *str = p + fixed;
+        if (kind != 'E') {
+            const unsigned char *z = memchr(str, '\0', (size_t)(end - str));
+            if (z == NULL)
+                goto bad;
+            a = (const char *)str;
+            if (kind != 'H') {
+                const unsigned char *z2 = memchr(z + 1, '\0', (size_t)(end - z - 1));
+                if (z2 == NULL)
+                    goto bad;
+                b = (const char *)z + 1;
+            }
+        }
+        if ((off == 0) != (kind == 'H'))
+            goto bad;
+        enum reg_status s = REG_OK;
+        switch (kind) {
+        case 'H':
+            if (strcmp(a, MAGIC) != 0)
+                goto bad;
+            break;
+        case 'U':
+            if (strlen(a) >= sizeof owner)
+                goto bad;
+            strcpy(owner, a);
+            s = registry_register(reg, a);
+            if (s == REG_OK && p[2])
+                s = registry_connect(reg, a, b, get_u16(p));
+            users++;
+            break;
+        case 'F':
+            s = registry_restore_file(reg, owner, a, b);
+            files++;
+            break;
+        case 'E':
+            *seq = get_u64(p);
+            if (get_u64(p + 8) != users || get_u64(p + 16) != files)
+                goto bad;
+            ended = true;
+            break;
+        default:
+            goto bad;
+        }
+        if (s != REG_OK) {
+            rc = damaged(path, off, "record that does not load");
+            goto out;
+        }
+        off += RECORD_HEAD + n;
+    }
+    if (!ended || off != len) {
+        rc = damaged(path, off, ended ? "bytes after the end" : "no end record");
+        goto out;
+    }
+    rc = 0;
+    goto out;
+bad:
+    rc = damaged(path, off, "malformed record");
+out:
+    if (data != NULL)
+        munmap((void *)data, len);
+    return rc;
+}

@@ -1,0 +1,353 @@
+/* test_journal.c - CRC-32C, record framing, operation records, the journal
+ * on disk (append, replay, torn tails cut, damage refused with its offset),
+ * snapshots, and the registry's journal hook (refused operations journaled,
+ * a failing hook undoes the operation). */
+#define _GNU_SOURCE
+#include <check.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "journal.h"
+#include "record.h"
+#include "registry.h"
+#include "snapshot.h"
+#include "unit.h"
+
+/* ---- a temporary state directory, removed after each test ---- */
+
+static char dir[64];
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void make_dir(void)
+{
+    strcpy(dir, "/tmp/peerdex-unit-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void noop_compact(void *ctx)
+{
+    (void)ctx;
+}
+
+static struct journal *open_journal(uint64_t last)
+{
+    struct journal_config c = {.dir = dir, .sync = SYNC_BATCH, .compact_bytes = 1 << 30,
+                               .budget = 1 << 30, .compact = noop_compact};
+    struct journal *j = journal_open(&c, last);
+    ck_assert_ptr_nonnull(j);
+    return j;
+}
+
+/* Append n REGISTER records for user0..user<n-1>. */
+static void append_n(struct journal *j, int n)
+{
+    char name[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "user%d", i);
+        struct jrec r = {.op = "REGISTER", .datetime = "17/12/2014 13:20:35", .user = name};
+        ck_assert(journal_append(j, &r));
+    }
+}
+
+struct seen {
+    int n;
+    uint64_t seqs[64];
+};
+
+static int count_rec(void *ctx, const struct jrec *r)
+{
+    struct seen *s = ctx;
+    s->seqs[s->n++] = r->seq;
+    return 0;
+}
+
+static char seg1[128];
+
+static size_t seg1_size(void)
+{
+    struct stat st;
+    snprintf(seg1, sizeof seg1, "%s/journal.%020d", dir, 1);
+    ck_assert_int_eq(stat(seg1, &st), 0);
+    return (size_t)st.st_size;
+}
+
+/* ---- tests ---- */
+
+START_TEST(crc32c_check_value)
+{
+    ck_assert_uint_eq(crc32c(0, "123456789", 9), 0xE3069283u);
+    ck_assert_uint_eq(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+    ck_assert_uint_eq(crc32c(0, "", 0), 0);
+}
+END_TEST
+
+/* A record is OK whole, TORN at every shorter length, BAD with any byte flipped. */
+START_TEST(record_torn_and_bad)
+{
+    static const unsigned char hello[5] = {'h', 'e', 'l', 'l', 'o'};
+    unsigned char buf[RECORD_HEAD + sizeof hello], copy[sizeof buf];
+    uint32_t len;
+    memcpy(buf + RECORD_HEAD, hello, sizeof hello);
+    record_seal(buf, 5);
+    ck_assert_int_eq(record_check(buf, sizeof buf, &len), RECORD_OK);
+    ck_assert_uint_eq(len, 5);
+    for (size_t cut = 0; cut < sizeof buf; cut++)
+        ck_assert_int_eq(record_check(buf, cut, &len), RECORD_TORN);
+    for (size_t i = 0; i < sizeof buf; i++) {
+        memcpy(copy, buf, sizeof buf);
+        copy[i] ^= 0x10;
+        ck_assert_int_eq(record_check(copy, sizeof copy, &len), RECORD_BAD);
+    }
+}
+END_TEST
+
+START_TEST(jrec_round_trip)
+{
+    unsigned char buf[JREC_MAX];
+    struct jrec in = {.seq = 42, .status = 3, .port = 65535, .op = "PUBLISH",
+                      .datetime = "17/12/2014 13:20:35", .user = "alice",
+                      .path = "/a b", .description = "a file", .ip = "::1"}, out;
+    size_t n = jrec_encode(&in, buf);
+    uint32_t len;
+    ck_assert_uint_gt(n, 0);
+    ck_assert_int_eq(record_check(buf, n, &len), RECORD_OK);
+    ck_assert_int_eq(jrec_decode(buf + RECORD_HEAD, len, &out), 0);
+    ck_assert_uint_eq(out.seq, 42);
+    ck_assert_uint_eq(out.status, 3);
+    ck_assert_uint_eq(out.port, 65535);
+    ck_assert_str_eq(out.op, "PUBLISH");
+    ck_assert_str_eq(out.path, "/a b");
+    ck_assert_str_eq(out.description, "a file");
+    ck_assert_str_eq(out.target, "");
+    ck_assert_str_eq(out.ip, "::1");
+    /* A payload cut anywhere does not decode. */
+    for (uint32_t cut = 0; cut < len; cut++)
+        ck_assert_int_eq(jrec_decode(buf + RECORD_HEAD, cut, &out), -1);
+}
+END_TEST
+
+/* Appended records replay in order with their seqs; a reopen continues the seqs. */
+START_TEST(append_replay_reopen)
+{
+    make_dir();
+    struct journal *j = open_journal(0);
+    append_n(j, 5);
+    journal_close(j);
+    struct seen s = {0};
+    uint64_t last;
+    ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, &s, &last), 0);
+    ck_assert_int_eq(s.n, 5);
+    ck_assert_uint_eq(last, 5);
+    for (int i = 0; i < 5; i++)
+        ck_assert_uint_eq(s.seqs[i], (uint64_t)i + 1);
+
+    j = open_journal(last);
+    append_n(j, 2);
+    journal_close(j);
+    memset(&s, 0, sizeof s);
+    ck_assert_int_eq(journal_replay(dir, 3, true, count_rec, &s, &last), 0);
+    ck_assert_int_eq(s.n, 4);       /* only those after the snapshot's seq 3 */
+    ck_assert_uint_eq(s.seqs[0], 4);
+    ck_assert_uint_eq(last, 7);
+    remove_dir();
+}
+END_TEST
+
+/* Cut the journal at every byte offset of its last record: the start keeps
+ * the others, cuts the tail off the file, and appends after them. */
+START_TEST(torn_tail_every_offset)
+{
+    make_dir();
+    struct journal *j = open_journal(0);
+    append_n(j, 3);
+    size_t two = seg1_size();
+    append_n(j, 1);
+    journal_close(j);
+    size_t full = seg1_size();
+    for (size_t cut = two; cut < full; cut++) {
+        ck_assert_int_eq(truncate(seg1, (off_t)cut), 0);
+        struct seen s = {0};
+        uint64_t last;
+        ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, &s, &last), 0);
+        ck_assert_int_eq(s.n, 3);
+        ck_assert_uint_eq(last, 3);
+        ck_assert_uint_eq(seg1_size(), two);
+        j = open_journal(last);
+        append_n(j, 1);             /* seq 4 again, now whole */
+        journal_close(j);
+        ck_assert_uint_eq(seg1_size(), full);
+    }
+    remove_dir();
+}
+END_TEST
+
+/* A flipped byte in any record but a torn last one: replay refuses. */
+START_TEST(flipped_byte_refuses)
+{
+    make_dir();
+    struct journal *j = open_journal(0);
+    append_n(j, 4);
+    journal_close(j);
+    size_t full = seg1_size();
+    for (size_t off = 0; off < full; off += 7) {
+        int fd = open(seg1, O_RDWR);
+        unsigned char b;
+        ck_assert_int_eq(pread(fd, &b, 1, (off_t)off), 1);
+        b ^= 0x01;
+        ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)off), 1);
+        struct seen s = {0};
+        uint64_t last;
+        ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, &s, &last), -1);
+        b ^= 0x01;
+        ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)off), 1);
+        close(fd);
+        ck_assert_uint_eq(seg1_size(), full);   /* nothing was cut */
+    }
+    remove_dir();
+}
+END_TEST
+
+/* The outbox reader sees each durable record once, in order, across a rotation. */
+START_TEST(reader_across_segments)
+{
+    make_dir();
+    struct journal *j = open_journal(0);
+    append_n(j, 3);
+    journal_rotate(j);
+    append_n(j, 2);
+    struct jreader *r = jreader_open(j, 2);
+    struct jrec rec;
+    for (uint64_t want = 2; want <= 5; want++) {
+        ck_assert_int_eq(jreader_next(r, &rec, 2000), 1);
+        ck_assert_uint_eq(rec.seq, want);
+    }
+    ck_assert_int_eq(jreader_next(r, &rec, 50), 0);
+    jreader_close(r);
+    journal_close(j);
+    remove_dir();
+}
+END_TEST
+
+/* ---- the registry's journal hook ---- */
+
+struct hooked {
+    int n;
+    char ops[16][16];
+    enum reg_status st[16];
+    bool fail;
+};
+
+static bool hook(void *ctx, const struct reg_op *op, enum reg_status st)
+{
+    struct hooked *h = ctx;
+    if (h->fail)
+        return false;
+    snprintf(h->ops[h->n], sizeof h->ops[0], "%s", op->op);
+    h->st[h->n++] = st;
+    return true;
+}
+
+START_TEST(hook_sees_refused_ops_too)
+{
+    struct registry *reg = registry_new();
+    struct hooked h = {0};
+    registry_set_journal(reg, hook, &h);
+    ck_assert_int_eq(registry_register(reg, "a"), REG_OK);
+    ck_assert_int_eq(registry_register(reg, "a"), REG_USER_EXISTS);
+    ck_assert_int_eq(registry_disconnect(reg, "a"), REG_NOT_CONNECTED);
+    ck_assert_int_eq(h.n, 3);
+    ck_assert_str_eq(h.ops[1], "REGISTER");
+    ck_assert_int_eq(h.st[1], REG_USER_EXISTS);
+    ck_assert_str_eq(h.ops[2], "DISCONNECT");
+    registry_free(reg);
+}
+END_TEST
+
+START_TEST(failing_hook_undoes)
+{
+    struct registry *reg = registry_new();
+    struct hooked h = {0};
+    registry_set_journal(reg, hook, &h);
+    ck_assert_int_eq(registry_register(reg, "a"), REG_OK);
+    ck_assert_int_eq(registry_connect(reg, "a", "127.0.0.1", 5), REG_OK);
+    h.fail = true;
+    ck_assert_int_eq(registry_register(reg, "b"), REG_NO_MEMORY);
+    ck_assert_int_eq(registry_publish(reg, "a", "/f", "d"), REG_NO_MEMORY);
+    ck_assert_int_eq(registry_disconnect(reg, "a"), REG_NO_MEMORY);
+    ck_assert_int_eq(registry_unregister(reg, "a"), REG_NO_MEMORY);
+    h.fail = false;
+    ck_assert_uint_eq(registry_user_count(reg), 1);
+    ck_assert_uint_eq(registry_file_count(reg), 0);
+    ck_assert_int_eq(registry_connect(reg, "a", "127.0.0.1", 5), REG_CONNECTED);
+    ck_assert_int_eq(registry_register(reg, "b"), REG_OK);
+    registry_free(reg);
+}
+END_TEST
+
+/* A snapshot loads back the users, connections and files it was made of. */
+START_TEST(snapshot_round_trip)
+{
+    make_dir();
+    struct snapshot *s = snapshot_new();
+    snapshot_add_user(s, "a", "127.0.0.1", 4000);
+    snapshot_add_file(s, "/x", "desc x");
+    snapshot_add_file(s, "/y", "");
+    snapshot_add_user(s, "b", NULL, 0);
+    snapshot_end(s, 77);
+    uint64_t bytes, seq;
+    ck_assert_int_eq(snapshot_write(s, dir, &bytes), 0);
+    snapshot_free(s);
+    struct registry *reg = registry_new();
+    ck_assert_int_eq(snapshot_load(dir, reg, &seq), 0);
+    ck_assert_uint_eq(seq, 77);
+    ck_assert_uint_eq(registry_user_count(reg), 2);
+    ck_assert_uint_eq(registry_file_count(reg), 2);
+    ck_assert_int_eq(registry_connect(reg, "a", "127.0.0.1", 1), REG_CONNECTED);
+    ck_assert_int_eq(registry_connect(reg, "b", "127.0.0.1", 1), REG_OK);
+    registry_free(reg);
+
+    /* Damage: refused. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/snapshot", dir);
+    ck_assert_int_eq(truncate(path, (off_t)bytes - 1), 0);
+    reg = registry_new();
+    ck_assert_int_eq(snapshot_load(dir, reg, &seq), -1);
+    registry_free(reg);
+    remove_dir();
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("journal");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, crc32c_check_value);
+    tcase_add_test(tc, record_torn_and_bad);
+    tcase_add_test(tc, jrec_round_trip);
+    tcase_add_test(tc, append_replay_reopen);
+    tcase_add_test(tc, torn_tail_every_offset);
+    tcase_add_test(tc, flipped_byte_refuses);
+    tcase_add_test(tc, reader_across_segments);
+    tcase_add_test(tc, hook_sees_refused_ops_too);
+    tcase_add_test(tc, failing_hook_undoes);
+    tcase_add_test(tc, snapshot_round_trip);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
