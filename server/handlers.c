@@ -3,6 +3,7 @@
 
 #include "console.h"
 #include "framing.h"
+#include "liveness.h"
 #include "oplog.h"
 #include "reply.h"
 #include "request.h"
@@ -76,6 +77,9 @@ void handle_connection(const struct handler_config *cfg, int fd,
         /* Bad, partial or stalled request: "other error", no state change. */
         reply_add_byte(&out, op_other_error(req.op));
     } else {
+        /* With liveness on, a dead session of this user ends first. */
+        if (req.op == OP_CONNECT)
+            liveness_before_connect(cfg->registry, req.user);
         console_printf("s> OPERATION %s FROM %s\n", op_name(req.op), req.user);
         if (!oplog_submit(req.user, op_name(req.op), req.path, req.datetime)) {
             reply_add_byte(&out, op_other_error(req.op));
