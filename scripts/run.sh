@@ -1,6 +1,6 @@
 #!/bin/sh
 # Start the peerdex system in the foreground: the log server (when built) and
-# the index server on $PORT with logging on.  Ctrl-C stops everything this
+# the index server on $PORT with logging and liveness probing on.  Ctrl-C stops everything this
 # script started, by PID.
 set -u
 BIN=${BIN:-bin}
@@ -21,6 +21,8 @@ if [ -x "$BIN/log_server" ]; then
     pids="$pids $!"
     export LOG_RPC_IP=127.0.0.1 LOG_RPC_PORT="$LOG_PORT"
 fi
-"$BIN/server" -p "$PORT" &
+# -L 30: every 30 s each connected user's endpoint is probed; a user whose
+# client died is disconnected after 3 failed probes (docs/protocol.md).
+"$BIN/server" -p "$PORT" -L 30 &
 pids="$pids $!"
 wait

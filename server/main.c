@@ -2,8 +2,9 @@
  * main.c - the index server's start-up order and its wait for a signal.
  *
  * Configuration (config.c), the registry, the listening socket, the logging
- * thread (oplog.c), the console thread (console.c) and the connections
- * (conns.c) are started in that order; the main thread then waits on a
+ * thread (oplog.c), the console thread (console.c), the liveness prober
+ * (liveness.c, with -L) and the connections (conns.c) are started in that
+ * order; the main thread then waits on a
  * signalfd for SIGINT/SIGTERM and stops them in the reverse order.
  */
 #define _GNU_SOURCE
@@ -18,6 +19,7 @@
 #include "conns.h"
 #include "console.h"
 #include "handlers.h"
+#include "liveness.h"
 #include "net.h"
 #include "oplog.h"
 #include "registry.h"
@@ -59,6 +61,12 @@ int main(int argc, char **argv)
         return 1;
     if (console_start() < 0)
         fprintf(stderr, "server: no console thread; writing lines directly\n");
+    /* Before accepting, so handlers see liveness on from the first CONNECT. */
+    if (liveness_start(handler.registry, (unsigned)config.probe_s,
+                       (unsigned)config.probe_failures) < 0) {
+        perror("server: liveness prober");
+        return 1;
+    }
     /* Accepting starts before the banner, so the server is in its steady
      * state once it says it is up. */
     if (conns_start(lfd, &handler) < 0) {
@@ -75,6 +83,7 @@ int main(int argc, char **argv)
         ;
     bool idle = conns_stop();
     close(lfd);
+    liveness_stop();                    /* it logs and prints: stop it first */
     oplog_stop(OPLOG_DRAIN_MS);
     console_stop();
     if (idle)
