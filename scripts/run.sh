@@ -1,7 +1,7 @@
 #!/bin/sh
 # Start the peerdex system in the foreground: the log server (when built) and
-# the index server on $PORT with logging and liveness probing on.  Ctrl-C stops everything this
-# script started, by PID.
+# the index server on $PORT with logging and liveness probing on.  Ctrl-C
+# stops everything this script started, by PID.
 set -u
 BIN=${BIN:-bin}
 PORT=${PORT:-8888}

@@ -149,3 +149,28 @@ def test_classic_without_liveness(make_server, args):
         assert not [l for l in srv.lines if "EXPIRED" in l]
     finally:
         sock.close()
+
+
+def test_no_expiry_goes_unlogged(make_server, tmp_path):
+    """While the operation-log queue is full (log server down, LOG_QUEUE_MAX
+    2), a dead session is not expired; once the log server is up, it is,
+    and the log has its line."""
+    sock, port = dead_endpoint()
+    log_port = harness.free_port()
+    logger = None
+    try:
+        srv = make_server("-L", "1", "-N", "1",
+                          env={"LOG_RPC_IP": "127.0.0.1", "LOG_RPC_PORT": str(log_port),
+                               "LOG_QUEUE_MAX": "2"})
+        online(srv, "ghost", port)              # two entries: the queue is full
+        time.sleep(2.5)                         # two rounds, two failed probes
+        assert not [l for l in srv.lines if "EXPIRED" in l]
+        logger = harness.Process([os.path.join(harness.BIN, "log_server"),
+                                  "-f", str(tmp_path / "operations.log"), "-p", str(log_port)])
+        srv.wait_line(r"^s> EXPIRED ghost ", timeout=10)
+        assert [l.split()[0] for l in log_lines(tmp_path, EXPIRED_LOG, 1)] == ["ghost"]
+        srv.stop()
+    finally:
+        sock.close()
+        if logger is not None:
+            logger.stop()
