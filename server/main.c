@@ -41,10 +41,11 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     int sfd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
 
-    struct handler_config handler = {
-        .registry = registry_new(),
-        .timeout_ms = (int)config.timeout_ms,
-    };
+    /* Static, so the registry stays reachable when the server exits without
+     * freeing it (an early error, or threads still using it at shutdown). */
+    static struct handler_config handler;
+    handler.registry = registry_new();
+    handler.timeout_ms = (int)config.timeout_ms;
     if (sfd < 0 || handler.registry == NULL) {
         perror("server: start-up");
         return 1;
