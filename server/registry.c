@@ -344,12 +344,12 @@ enum reg_status registry_endpoints(struct registry *reg,
          * connected between the count and the copy. */
         pthread_mutex_lock(&reg->lock);
         size_t want = HASH_CNT(hh_conn, reg->connected);
-        if (want <= cap) {
-            n = 0;
-            for (struct user *u = reg->connected; u != NULL; u = u->hh_conn.next)
+        n = 0;
+        if (want <= cap)
+            for (struct user *u = reg->connected; u != NULL && n < cap;
+                 u = u->hh_conn.next)
                 if (copy_endpoint(u, &all[n]))
                     n++;
-        }
         pthread_mutex_unlock(&reg->lock);
         if (want <= cap)
             break;
