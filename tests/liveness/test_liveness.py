@@ -87,7 +87,8 @@ def test_crashed_user_connects_again_at_once(make_server, clients, interval):
     crashed.kill()
     start = time.monotonic()
     again.do("CONNECT alice", "c> CONNECT OK")
-    assert time.monotonic() - start < 2 + 1     # at most one probe timeout (1 s)
+    assert time.monotonic() - start < 5         # generous: a loaded machine
+    # The CONNECT's own probe replaced the session (not a periodic round).
     srv.wait_line(r"^s> EXPIRED alice 127\.0\.0\.1 \d+ \(probe failed on CONNECT\)$")
     second = clients(srv.port)
     second.do("CONNECT bob", "c> USER ALREADY CONNECTED")
