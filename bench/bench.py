@@ -384,6 +384,57 @@ class Bench:
             "copies of that directory." % (fill_s, self.runs, self.runs), ""] + lines +
             ["", "Target: ready in <= 3 s."]))
 
+    # -- liveness probing (-L) ---------------------------------------------
+
+    def liveness(self):
+        """Request latency while the prober probes 10,000 dead endpoints every
+        second (-L 1, failures never enough to expire them), against the same
+        server state without -L."""
+        dead = socket.socket()              # bound, not listening: connects refused
+        dead.bind(("127.0.0.1", 0))
+        dead_port = dead.getsockname()[1]
+        users = 10000
+        on = self.index_server(False, "-L", "1", "-N", "1000000")
+        off = self.index_server(False)
+        loadgen = os.path.join(self.tools, "loadgen")
+        try:
+            for srv in (on, off):
+                fill_connected(srv.port, users, dead_port)
+                self.run([loadgen, "-p", str(srv.port), "-m", "setup", "-n", "1000"],
+                         check=True, capture_output=True)
+            time.sleep(1.5)                 # the prober's rounds are under way
+            rows = []
+            for mode in ("register", "list"):
+                a, b = [], []
+                for run in range(self.runs):
+                    a.append(self.loadgen(off.port, 4, mode, "loff%s%d" % (mode[0], run)))
+                    b.append(self.loadgen(on.port, 4, mode, "lon%s%d" % (mode[0], run)))
+                    assert a[-1]["errors"] == 0 and b[-1]["errors"] == 0, (a[-1], b[-1])
+                rows.append((mode, a, b))
+            assert listed_count(on.port) == users + 2, "the prober expired a session"
+        finally:
+            self.stop_all()
+            dead.close()
+        lines = ["| workload, 4 client threads | -L | ops/s | p50 us | p99 us |",
+                 "| --- | --- | --- | --- | --- |"]
+        ratios = []
+        for mode, a, b in rows:
+            label = {"register": "REGISTER of new users",
+                     "list": "LIST_CONTENT of 1,000 files"}[mode]
+            for name, runs in (("off", a), ("1 (10,000 dead)", b)):
+                lines.append("| %s | %s | %s | %s | %s |" % (
+                    label, name, spread((r["ops_s"] for r in runs), "%.0f"),
+                    med(r["p50_us"] for r in runs), spread((r["p99_us"] for r in runs), "%.0f")))
+            ratios.append((label, [y["p99_us"] / x["p99_us"] for x, y in zip(a, b)]))
+        self.sections.append(("Liveness probing: request latency", [
+            "Two servers, each with %d users connected with an endpoint nobody listens on "
+            "(plus the `setup` users): one with `-L 1 -N 1000000`, so that its prober tries "
+            "all %d endpoints every second and never expires them, one without `-L`. "
+            "`loadgen` runs alternate between them, %d runs of %g s each."
+            % (users, users, self.runs, self.seconds), ""] + lines + [""] + [
+            "p99 with probing / without, %s: **%s** (target <= 1.5x)." % (label, ratio_text(r))
+            for label, r in ratios]))
+
     def transfer(self):
         """GET_FILE of 1 GiB between two real clients against plain C sender/reader."""
         path = os.path.join(self.tmp, "big.bin")
@@ -501,6 +552,27 @@ def client_proc(port):
     return ClientProc(port)
 
 
+def fill_connected(port, n, endpoint_port, threads=8):
+    """REGISTER and CONNECT users dead0..dead{n-1}, each with endpoint_port."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i):
+        name = "dead%d" % i
+        return (harness.code(port, "REGISTER", name),
+                harness.code(port, "CONNECT", name, endpoint_port))
+
+    with ThreadPoolExecutor(threads) as pool:
+        bad = [r for r in pool.map(one, range(n), chunksize=64) if r != (0, 0)]
+    assert not bad, bad[:5]
+
+
+def listed_count(port):
+    """How many users LIST_USERS lists (asked as dead0)."""
+    code, fields = harness.request(port, "LIST_USERS", "dead0")
+    assert code == 0, code
+    return int(fields[0])
+
+
 def med(values, fmt="%.0f"):
     return fmt % statistics.median(list(values))
 
@@ -536,14 +608,14 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--only", help="comma-separated: throughput,logging,time,scale,transfer,"
-                                   "durable,restart")
+                                   "durable,restart,liveness")
     args = ap.parse_args()
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     b = Bench(args.tools, args.runs, args.seconds)
     steps = {"throughput": b.throughput, "logging": b.logging, "time": b.time_service,
              "scale": b.scale, "transfer": b.transfer, "durable": b.durable_throughput,
-             "restart": b.durable_restart}
+             "restart": b.durable_restart, "liveness": b.liveness}
     chosen = args.only.split(",") if args.only else list(steps)
     try:
         for name in chosen:

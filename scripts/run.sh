@@ -1,8 +1,9 @@
 #!/bin/sh
 # Start the peerdex system in the foreground: the log server (when built) and
-# the index server on $PORT with logging on, keeping its state in $STATE_DIR
-# (default var/, so users and files survive a restart; remove it to start
-# fresh).  Ctrl-C stops everything this script started, by PID.
+# the index server on $PORT with logging and liveness probing on, keeping its
+# state in $STATE_DIR (default var/, so users and files survive a restart;
+# remove it to start fresh).  Ctrl-C stops everything this script started,
+# by PID.
 set -u
 BIN=${BIN:-bin}
 PORT=${PORT:-8888}
@@ -22,6 +23,9 @@ if [ -x "$BIN/log_server" ]; then
     pids="$pids $!"
     export LOG_RPC_IP=127.0.0.1 LOG_RPC_PORT="$LOG_PORT"
 fi
-"$BIN/server" -p "$PORT" -d "${STATE_DIR:-var}" &
+# -L 30: every 30 s each connected user's endpoint is probed; a user whose
+# client died is disconnected after 3 failed probes (docs/protocol.md), also
+# one restored from the state directory whose client died meanwhile.
+"$BIN/server" -p "$PORT" -d "${STATE_DIR:-var}" -L 30 &
 pids="$pids $!"
 wait

@@ -19,6 +19,8 @@ struct config {
     unsigned long port;             /* -p: TCP port, 0 picks a free one */
     unsigned long max_conns;        /* -c: connections served at once */
     unsigned long timeout_ms;       /* -t: time a client has for its request */
+    unsigned long probe_s;          /* -L: liveness probe interval; 0: off */
+    unsigned long probe_failures;   /* -N: failed probes in a row that expire */
     /* Environment: the operation log (docs/oplog.md). */
     const char *log_host;           /* LOG_RPC_IP; NULL: no operation log */
     unsigned long log_port;         /* LOG_RPC_PORT; 0: ask rpcbind */

@@ -75,6 +75,8 @@ static int replay_one(void *ctx, const struct jrec *r)
     else if (strcmp(r->op, "CONNECT") == 0)
         s = registry_connect(reg, r->user, r->ip, r->port);
     else if (strcmp(r->op, "DISCONNECT") == 0)
+        /* A client's, or an expiry (path REG_EXPIRED_MARK, registry_expire):
+         * either way the user was disconnected then and is again now. */
         s = registry_disconnect(reg, r->user);
     else if (strcmp(r->op, "PUBLISH") == 0)
         s = registry_publish(reg, r->user, r->path, r->description);

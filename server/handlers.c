@@ -4,6 +4,7 @@
 #include "console.h"
 #include "durable.h"
 #include "framing.h"
+#include "liveness.h"
 #include "oplog.h"
 #include "reply.h"
 #include "request.h"
@@ -77,6 +78,9 @@ void handle_connection(const struct handler_config *cfg, int fd,
         /* Bad, partial or stalled request: "other error", no state change. */
         reply_add_byte(&out, op_other_error(req.op));
     } else {
+        /* With liveness on, a dead session of this user ends first. */
+        if (req.op == OP_CONNECT)
+            liveness_before_connect(cfg->registry, req.user);
         /* The user name comes from the network: escaped (see console.h). */
         char user[CONSOLE_ESCAPED_MAX(FIELD_MAX)];
         console_printf("s> OPERATION %s FROM %s\n", op_name(req.op),

@@ -3,9 +3,11 @@
  *
  * Configuration (config.c), the registry with its state directory when -d
  * is given (durable.c), the listening socket, the logging thread (oplog.c),
- * the console thread (console.c) and the connections (conns.c) are started
- * in that order; the main thread then waits on a signalfd for SIGINT/SIGTERM
- * and stops them in the reverse order.
+ * the console thread (console.c), the liveness prober (liveness.c, with -L)
+ * and the connections (conns.c) are started in that order, so the prober's
+ * first round checks the sessions restored from the state directory; the
+ * main thread then waits on a signalfd for SIGINT/SIGTERM and stops them in
+ * the reverse order.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +22,7 @@
 #include "console.h"
 #include "durable.h"
 #include "handlers.h"
+#include "liveness.h"
 #include "net.h"
 #include "oplog.h"
 #include "registry.h"
@@ -43,10 +46,11 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     int sfd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
 
-    struct handler_config handler = {
-        .registry = registry_new(),
-        .timeout_ms = (int)config.timeout_ms,
-    };
+    /* Static, so the registry stays reachable when the server exits without
+     * freeing it (an early error, or threads still using it at shutdown). */
+    static struct handler_config handler;
+    handler.registry = registry_new();
+    handler.timeout_ms = (int)config.timeout_ms;
     if (sfd < 0 || handler.registry == NULL) {
         perror("server: start-up");
         return 1;
@@ -76,6 +80,12 @@ int main(int argc, char **argv)
         return 1;
     if (console_start() < 0)
         fprintf(stderr, "server: no console thread; writing lines directly\n");
+    /* Before accepting, so handlers see liveness on from the first CONNECT. */
+    if (liveness_start(handler.registry, (unsigned)config.probe_s,
+                       (unsigned)config.probe_failures) < 0) {
+        perror("server: liveness prober");
+        return 1;
+    }
     /* Accepting starts before the banner, so the server is in its steady
      * state once it says it is up. */
     if (conns_start(lfd, &handler) < 0) {
@@ -92,6 +102,7 @@ int main(int argc, char **argv)
         ;
     bool idle = conns_stop();
     close(lfd);
+    liveness_stop();                    /* it logs and prints: stop it first */
     oplog_stop(OPLOG_DRAIN_MS);
     durable_close();            /* a final snapshot: the next start replays nothing */
     console_stop();

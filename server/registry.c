@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@ struct user {
     UT_hash_handle hh_conn;     /* in registry->connected while connected */
     struct file *files;
     bool connected;
+    uint64_t session;           /* which CONNECT this is, while connected */
     unsigned port;
     char ip[INET6_ADDRSTRLEN];
     char name[];
@@ -34,6 +36,7 @@ struct registry {
     size_t nfiles;
     registry_journal_fn *journal;   /* NULL: no journal */
     void *journal_ctx;
+    uint64_t sessions;          /* CONNECTs so far (replayed ones too): numbers each session */
 };
 
 /* The date-time of the request this thread is serving (registry_set_datetime). */
@@ -178,6 +181,16 @@ enum reg_status registry_unregister(struct registry *reg, const char *user)
     return st;
 }
 
+/* Take a connected user out of the connected table; lock held. */
+static void end_session(struct registry *reg, struct user *u)
+{
+    HASH_DELETE(hh_conn, reg->connected, u);
+    u->connected = false;
+    u->session = 0;
+    u->port = 0;
+    u->ip[0] = '\0';
+}
+
 enum reg_status registry_connect(struct registry *reg, const char *user,
                                  const char *ip, unsigned port)
 {
@@ -198,17 +211,14 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
             st = REG_NO_MEMORY;
         } else {
             u->connected = true;
+            u->session = ++reg->sessions;
             u->port = port;
             strcpy(u->ip, ip);
         }
     }
     if (!registry_journal(reg, OP("CONNECT", .user = user, .ip = ip, .port = port), st)) {
-        if (st == REG_OK) {
-            HASH_DELETE(hh_conn, reg->connected, u);
-            u->connected = false;
-            u->port = 0;
-            u->ip[0] = '\0';
-        }
+        if (st == REG_OK)
+            end_session(reg, u);
         st = REG_NO_MEMORY;
     }
     pthread_mutex_unlock(&reg->lock);
@@ -223,12 +233,8 @@ enum reg_status registry_disconnect(struct registry *reg, const char *user)
                        : !u->connected ? REG_NOT_CONNECTED : REG_OK;
     if (!registry_journal(reg, OP("DISCONNECT", .user = user), st))
         st = REG_NO_MEMORY;
-    if (st == REG_OK) {
-        HASH_DELETE(hh_conn, reg->connected, u);
-        u->connected = false;
-        u->port = 0;
-        u->ip[0] = '\0';
-    }
+    if (st == REG_OK)
+        end_session(reg, u);
     pthread_mutex_unlock(&reg->lock);
     return st;
 }
@@ -409,4 +415,82 @@ size_t registry_file_count(struct registry *reg)
     size_t n = reg->nfiles;
     pthread_mutex_unlock(&reg->lock);
     return n;
+}
+
+/* Copy a connected user's endpoint into e; lock held.  False when the name
+ * is longer than a protocol name can be (such a user is never probed). */
+static bool copy_endpoint(const struct user *u, struct reg_endpoint *e)
+{
+    size_t n = strlen(u->name);
+    if (n >= sizeof e->name)
+        return false;
+    memcpy(e->name, u->name, n + 1);
+    strcpy(e->ip, u->ip);               /* both INET6_ADDRSTRLEN */
+    e->port = u->port;
+    e->session = u->session;
+    return true;
+}
+
+enum reg_status registry_endpoint(struct registry *reg, const char *user,
+                                  struct reg_endpoint *out)
+{
+    struct user *u;
+    pthread_mutex_lock(&reg->lock);
+    enum reg_status st = find_connected(reg, user, &u);
+    if (st == REG_OK && !copy_endpoint(u, out))
+        st = REG_NOT_CONNECTED;
+    pthread_mutex_unlock(&reg->lock);
+    return st;
+}
+
+enum reg_status registry_endpoints(struct registry *reg,
+                                   struct reg_endpoint **out, size_t *count)
+{
+    struct reg_endpoint *all = NULL;
+    size_t cap = 0, n;
+    for (;;) {
+        /* Allocate outside the lock; retry in the rare case that more users
+         * connected between the count and the copy. */
+        pthread_mutex_lock(&reg->lock);
+        size_t want = HASH_CNT(hh_conn, reg->connected);
+        n = 0;
+        if (want <= cap)
+            for (struct user *u = reg->connected; u != NULL && n < cap;
+                 u = u->hh_conn.next)
+                if (copy_endpoint(u, &all[n]))
+                    n++;
+        pthread_mutex_unlock(&reg->lock);
+        if (want <= cap)
+            break;
+        cap = want + want / 8 + 16;
+        struct reg_endpoint *bigger = realloc(all, cap * sizeof *all);
+        if (bigger == NULL) {
+            free(all);
+            return REG_NO_MEMORY;
+        }
+        all = bigger;
+    }
+    *out = all;
+    *count = n;
+    return REG_OK;
+}
+
+enum reg_status registry_expire(struct registry *reg, const char *user,
+                                uint64_t session)
+{
+    pthread_mutex_lock(&reg->lock);
+    struct user *u = find_user(reg, user);
+    enum reg_status st = u == NULL ? REG_NO_USER
+                       : !u->connected || u->session != session
+                       ? REG_NOT_CONNECTED : REG_OK;
+    /* Registry-made: no client date-time, the journal hook takes the
+     * server's clock.  Only an expiry that happens is an operation. */
+    if (st == REG_OK &&
+        !registry_journal(reg, &(struct reg_op){.op = "DISCONNECT", .user = user,
+                                                .path = REG_EXPIRED_MARK}, st))
+        st = REG_NO_MEMORY;
+    if (st == REG_OK)
+        end_session(reg, u);
+    pthread_mutex_unlock(&reg->lock);
+    return st;
 }

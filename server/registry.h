@@ -19,8 +19,10 @@
 #ifndef PEERDEX_REGISTRY_H
 #define PEERDEX_REGISTRY_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "reply.h"
 
@@ -115,6 +117,48 @@ struct registry_visitor {
     void *ctx;
 };
 void registry_visit(struct registry *reg, const struct registry_visitor *v);
+
+/*
+ * Where a connected user listens, and which session that is: every CONNECT
+ * starts a new session with a number never used before in this registry,
+ * so an endpoint copied earlier can be told from a later one of the same
+ * user.  Names are at most REG_NAME_MAX bytes (the request parser's limit).
+ */
+#define REG_NAME_MAX 256
+struct reg_endpoint {
+    uint64_t session;
+    unsigned port;
+    char ip[INET6_ADDRSTRLEN];
+    char name[REG_NAME_MAX + 1];
+};
+
+/* Copy the endpoint of a connected user: REG_OK, REG_NO_USER or
+ * REG_NOT_CONNECTED. */
+enum reg_status registry_endpoint(struct registry *reg, const char *user,
+                                  struct reg_endpoint *out);
+
+/*
+ * Copy the endpoints of every connected user into a new array (*out, for
+ * the caller to free; may be NULL when *count is 0).  REG_OK, or
+ * REG_NO_MEMORY with nothing returned.
+ */
+enum reg_status registry_endpoints(struct registry *reg,
+                                   struct reg_endpoint **out, size_t *count);
+
+/*
+ * Expire a user's session: disconnect it exactly as DISCONNECT does, but
+ * only if it is still connected in that session (a probe's verdict on an
+ * older session must not end a newer one).  An expiry that happens is
+ * journaled through the hook as a DISCONNECT record whose path is
+ * REG_EXPIRED_MARK, with the server's date-time; replaying that record
+ * disconnects the user again.  A refused expiry is no operation and is not
+ * journaled.  REG_OK, REG_NO_USER, REG_NOT_CONNECTED when that session has
+ * ended already, or REG_NO_MEMORY when the journal refused the record
+ * (nothing changed: the caller may try again later).
+ */
+#define REG_EXPIRED_MARK "-expired-"   /* never a file path: those start with '/' */
+enum reg_status registry_expire(struct registry *reg, const char *user,
+                                uint64_t session);
 
 /* Counts, for tests and statistics. */
 size_t registry_user_count(struct registry *reg);
