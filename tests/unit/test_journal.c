@@ -1,7 +1,8 @@
 /* test_journal.c - CRC-32C, record framing, operation records, the journal
  * on disk (append, replay, torn tails cut, damage refused with its offset),
- * snapshots, and the registry's journal hook (refused operations journaled,
- * a failing hook undoes the operation). */
+ * snapshots, the registry's journal hook (refused operations journaled,
+ * a failing hook undoes the operation), and an expiry journaled and
+ * replayed through the state directory. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <fcntl.h>
@@ -10,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "durable.h"
 #include "journal.h"
 #include "record.h"
 #include "registry.h"
@@ -333,6 +336,84 @@ START_TEST(snapshot_round_trip)
 }
 END_TEST
 
+
+/* Collect the DISCONNECT records of a journal. */
+struct disconnects {
+    int n;
+    char path[4][32];
+    char datetime[4][32];
+};
+
+static int collect_disconnect(void *ctx, const struct jrec *r)
+{
+    struct disconnects *d = ctx;
+    if (strcmp(r->op, "DISCONNECT") == 0 && d->n < 4) {
+        snprintf(d->path[d->n], sizeof d->path[0], "%s", r->path ? r->path : "");
+        snprintf(d->datetime[d->n], sizeof d->datetime[0], "%s", r->datetime);
+        d->n++;
+    }
+    return 0;
+}
+
+/*
+ * An expiry is journaled as a DISCONNECT record with the path
+ * REG_EXPIRED_MARK and the server's date-time; a restart (a kill -9 here:
+ * the child exits without closing) replays it, so the expired user is not
+ * connected; restored connections get new session numbers; a refused
+ * expiry (an older session) journals nothing.
+ */
+START_TEST(expiry_journaled_and_replayed)
+{
+    make_dir();
+    struct durable_config dc = {.dir = dir, .sync = SYNC_BATCH, .budget = 1 << 30,
+                                .compact_bytes = 1 << 30};
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        struct registry *reg = registry_new();
+        struct reg_endpoint e;
+        int bad = durable_open(&dc, reg) != 0 ||
+                  registry_register(reg, "alice") != REG_OK ||
+                  registry_register(reg, "bob") != REG_OK ||
+                  registry_connect(reg, "alice", "127.0.0.1", 5) != REG_OK ||
+                  registry_connect(reg, "bob", "127.0.0.1", 6) != REG_OK ||
+                  registry_endpoint(reg, "alice", &e) != REG_OK ||
+                  registry_expire(reg, "alice", e.session + 1) != REG_NOT_CONNECTED ||
+                  registry_expire(reg, "alice", e.session) != REG_OK ||
+                  registry_expire(reg, "alice", e.session) != REG_NOT_CONNECTED;
+        _exit(bad);             /* no close: the journal is all there is */
+    }
+    int status;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* One DISCONNECT record: the expiry, marked, with a server date-time. */
+    struct disconnects d = {0};
+    uint64_t last;
+    ck_assert_int_eq(journal_replay(dir, 0, false, collect_disconnect, &d, &last), 0);
+    ck_assert_int_eq(d.n, 1);
+    ck_assert_str_eq(d.path[0], REG_EXPIRED_MARK);
+    int day, mon, year, h, m, sec;
+    ck_assert_int_eq(sscanf(d.datetime[0], "%2d/%2d/%4d %2d:%2d:%2d",
+                            &day, &mon, &year, &h, &m, &sec), 6);
+
+    /* Replayed: alice is not connected, bob is, with a new session. */
+    struct registry *reg = registry_new();
+    ck_assert_int_eq(durable_open(&dc, reg), 0);
+    struct reg_endpoint a, b;
+    ck_assert_int_eq(registry_endpoint(reg, "alice", &a), REG_NOT_CONNECTED);
+    ck_assert_int_eq(registry_endpoint(reg, "bob", &b), REG_OK);
+    ck_assert_uint_eq(b.port, 6);
+    ck_assert_uint_ne(b.session, 0);
+    ck_assert_int_eq(registry_connect(reg, "alice", "127.0.0.1", 7), REG_OK);
+    ck_assert_int_eq(registry_endpoint(reg, "alice", &a), REG_OK);
+    ck_assert_uint_ne(a.session, b.session);
+    durable_close();
+    registry_free(reg);
+    remove_dir();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("journal");
@@ -348,6 +429,7 @@ int main(void)
     tcase_add_test(tc, hook_sees_refused_ops_too);
     tcase_add_test(tc, failing_hook_undoes);
     tcase_add_test(tc, snapshot_round_trip);
+    tcase_add_test(tc, expiry_journaled_and_replayed);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
