@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -393,9 +394,10 @@ START_TEST(expiry_journaled_and_replayed)
     ck_assert_int_eq(journal_replay(dir, 0, false, collect_disconnect, &d, &last), 0);
     ck_assert_int_eq(d.n, 1);
     ck_assert_str_eq(d.path[0], REG_EXPIRED_MARK);
-    int day, mon, year, h, m, sec;
-    ck_assert_int_eq(sscanf(d.datetime[0], "%2d/%2d/%4d %2d:%2d:%2d",
-                            &day, &mon, &year, &h, &m, &sec), 6);
+    struct tm tm;
+    const char *end = strptime(d.datetime[0], "%d/%m/%Y %H:%M:%S", &tm);
+    ck_assert_ptr_nonnull(end);
+    ck_assert_str_eq(end, "");
 
     /* Replayed: alice is not connected, bob is, with a new session. */
     struct registry *reg = registry_new();
