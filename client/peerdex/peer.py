@@ -8,23 +8,47 @@ import time
 from .wire import IO_TIMEOUT, ProtocolError, Reader, encode
 
 
+def listen_any():
+    """A listening socket on every address, IPv6 and IPv4 (the index lists
+    whichever address our CONNECT came from), or IPv4 only where the host
+    has no IPv6."""
+    if socket.has_ipv6:
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        except OSError:
+            sock = None
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("::", 0))
+                sock.listen(64)
+                return sock
+            except OSError:
+                sock.close()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", 0))
+    sock.listen(64)
+    return sock
+
+
 class PeerServer:
     """Serves GET_FILE for the files our user has published, while connected.
 
     `published` maps each published path to the real path it had when it was
     published; a request is served only if the path is published and still
     resolves to that same real path, is a regular file, and can be opened.
-    The lock guards `published`; nothing else is shared between threads.
+    The lock guards `published` and `uploads`; nothing else is shared between
+    threads.
     """
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", 0))
-        self.sock.listen(64)
+        self.sock = listen_any()
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.published = {}
+        self.uploads = 0                # GET_FILE requests being served; under lock
         self.stopping = False
         self.thread = None
 
@@ -46,6 +70,11 @@ class PeerServer:
     def publish(self, path):
         with self.lock:
             self.published[path] = os.path.realpath(path)
+
+    def active_uploads(self):
+        """How many GET_FILE requests are being served right now."""
+        with self.lock:
+            return self.uploads
 
     def unpublish(self, path):
         with self.lock:
@@ -78,6 +107,16 @@ class PeerServer:
         return os.fdopen(fd, "rb")
 
     def _serve(self, conn):
+        """One GET_FILE request, counted in `uploads` while it runs."""
+        with self.lock:
+            self.uploads += 1
+        try:
+            self._serve_one(conn)
+        finally:
+            with self.lock:
+                self.uploads -= 1
+
+    def _serve_one(self, conn):
         """One GET_FILE request: code, size, bytes, close."""
         with conn:
             conn.settimeout(IO_TIMEOUT)
