@@ -29,21 +29,21 @@ DOUBLE_INTERRUPT = 1.0  # a second Ctrl-C within this many seconds quits
 COMMANDS = {
     "REGISTER": (1, 1, "REGISTER <user>", "create a user on the index server"),
     "UNREGISTER": (1, 1, "UNREGISTER <user>",
-                   "delete a user and its published files from the index"),
+                   "delete a user and its files from the index"),
     "CONNECT": (1, 1, "CONNECT <user>",
-                "act as <user>: listen for peers and give the index our port"),
+                "act as <user>: serve its files to peers"),
     "DISCONNECT": (1, 1, "DISCONNECT <user>",
-                   "stop listening; the index no longer lists <user> as connected"),
+                   "stop serving; the index no longer lists <user>"),
     "PUBLISH": (1, None, "PUBLISH <path> [description...]",
-                "offer a local file to other users (no whitespace in the path)"),
+                "offer a local file (no whitespace in the path)"),
     "DELETE": (1, 1, "DELETE <path>", "withdraw a published file"),
     "LIST_USERS": (0, 0, "LIST_USERS", "the connected users, with address and port"),
     "LIST_CONTENT": (1, 1, "LIST_CONTENT <user>", "the paths a user published"),
     "GET_FILE": (3, 3, "GET_FILE <user> <remote path> <local path>",
-                 "download from the owner, peer to peer (a directory: under the remote name)"),
+                 "download from the owner (into a directory: same name)"),
     "QUIT": (0, 1, "QUIT [now]",
-             "disconnect and leave (waits a few seconds for uploads unless `now`)"),
-    "HELP": (0, 1, "HELP [command]", "this list, or one command's usage and result lines"),
+             "disconnect and leave (now: without waiting for uploads)"),
+    "HELP": (0, 1, "HELP [command]", "this list, or a command's usage and result lines"),
 }
 ALIASES = {"EXIT": "QUIT"}
 
