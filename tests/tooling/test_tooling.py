@@ -47,6 +47,14 @@ def test_make_help_shows_the_variables_given():
     assert "port 4242" in make("help", "PORT=4242")
 
 
+def test_plain_make_checks_packages_first():
+    """Plain `make` runs the package check (it installs, or names with the
+    exact apt-get line, what the build lacks) before building."""
+    out = make("-n")
+    lines = [l for l in out.splitlines() if l.strip()]
+    assert "scripts/deps.sh build" in lines[0]
+
+
 def test_make_client_names_server_and_port():
     out = make("-n", "client", "SERVER=example.org", "PORT=4242")
     assert re.search(r"client\S* -s example\.org -p 4242", out), out
