@@ -53,6 +53,7 @@ int main(int argc, char **argv)
     if (lfd < 0) {
         fprintf(stderr, "server: cannot listen on port %lu: %s\n", config.port,
                 strerror(errno));
+        registry_free(handler.registry);
         return 1;
     }
     if (oplog_start() < 0)
