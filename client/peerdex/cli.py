@@ -17,6 +17,7 @@ import traceback
 
 from .download import fetch
 from .peer import PeerServer
+from .terminal import setup_readline
 from .timeclient import TimeClient, TimeError, TimeService
 from .wire import FIELD_MAX, IO_TIMEOUT, ProtocolError, Reader, encode, read_content, read_users
 
@@ -65,13 +66,6 @@ MESSAGES = {
                      "LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST"],
     "GET_FILE": ["GET_FILE OK", "GET_FILE FAIL, FILE NOT EXIST"],
 }
-
-# Which argument (1-based) of a command is a local path / a user name, for
-# tab completion.
-PATH_ARG = {"PUBLISH": 1, "DELETE": 1, "GET_FILE": 3}
-USER_ARG = {"REGISTER": 1, "UNREGISTER": 1, "CONNECT": 1, "DISCONNECT": 1,
-            "LIST_CONTENT": 1, "GET_FILE": 1}
-
 
 class Leave(BaseException):
     """Raised in the main thread by SIGTERM and SIGHUP: disconnect and exit."""
@@ -152,6 +146,7 @@ class Client:
         self.failed = False         # a result line other than OK, or a usage error
         self.known_users = []       # names from the last LIST_USERS (completion)
         self.ascii_noted = False
+        self.last_interrupt = 0.0   # when Ctrl-C last cancelled something
 
     def say(self, text):
         """A result line on stdout; any line that is not an OK counts as a failure."""
@@ -396,6 +391,7 @@ class Client:
         except KeyboardInterrupt:
             if not self.interactive:
                 raise               # in a script, Ctrl-C quits
+            self.last_interrupt = time.monotonic()
             note("GET_FILE: cancelled (Ctrl-C); no file written")
             code = None
         self.say(message("GET_FILE", code))
@@ -541,6 +537,7 @@ class Client:
             getattr(self, "cmd_" + name.lower())(*args)
         except KeyboardInterrupt:
             if self.interactive and name in MESSAGES:
+                self.last_interrupt = time.monotonic()
                 note("%s: cancelled (Ctrl-C); the index server may have done it already"
                      % name)
                 self.say(message(name, None))
@@ -554,74 +551,6 @@ class Client:
         if name in ("REGISTER", "UNREGISTER", "CONNECT", "LIST_CONTENT", "GET_FILE"):
             return [("the user name", args[0])]
         return []
-
-
-def path_completions(text):
-    """Local paths starting with text (~ understood), directories with a /."""
-    expanded = os.path.expanduser(text)
-    folder, base = os.path.split(expanded)
-    try:
-        names = sorted(os.listdir(folder or "."))
-    except OSError:
-        return []
-    shown_folder = text[:len(text) - len(base)]
-    out = []
-    for n in names:
-        if n.startswith(base) and (base.startswith(".") or not n.startswith(".")):
-            full = shown_folder + n
-            if os.path.isdir(os.path.join(folder or ".", n)):
-                full += "/"
-            out.append(full)
-    return out
-
-
-def setup_readline(client):
-    """History in ~/.peerdex_history; completion of command names, of local
-    paths where a command takes one, and of the user names of the last
-    LIST_USERS where it takes a user."""
-    try:
-        import readline
-    except ImportError:
-        return
-    import atexit
-    history = os.path.join(os.path.expanduser("~"), ".peerdex_history")
-    try:
-        readline.read_history_file(history)
-    except OSError:
-        pass
-    readline.set_history_length(1000)
-    atexit.register(lambda: _save_history(readline, history))
-    names = sorted(COMMANDS) + ["exit"]
-    cache = {}
-
-    def candidates(text):
-        before = readline.get_line_buffer()[:readline.get_begidx()].split()
-        if not before:
-            return [n + " " for n in names if n.startswith(text.upper()) or n.startswith(text)]
-        cmd = ALIASES.get(before[0].upper(), before[0].upper())
-        position = len(before)
-        if PATH_ARG.get(cmd) == position:
-            return path_completions(text)
-        if USER_ARG.get(cmd) == position:
-            return [u + " " for u in client.known_users if u.startswith(text)]
-        return []
-
-    def complete(text, state):
-        if state == 0:
-            cache["list"] = candidates(text)
-        found = cache.get("list", [])
-        return found[state] if state < len(found) else None
-
-    readline.set_completer_delims(" \t\n")
-    readline.set_completer(complete)
-    readline.parse_and_bind("tab: complete")
-
-
-def _save_history(readline, path):
-    try:
-        readline.write_history_file(path)
-    except OSError:
-        pass
 
 
 def parse_args(argv):
@@ -680,11 +609,10 @@ def main(argv=None):
         note("index server: %s" % show_addr(args.server, args.port))
     client = Client(args.server, args.port, time_client, interactive=interactive)
     if interactive:
-        setup_readline(client)
+        setup_readline(lambda: client.known_users, sorted(COMMANDS), ALIASES)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_leave)
     status = 0
-    last_interrupt = 0.0
     try:
         while True:
             try:
@@ -701,12 +629,12 @@ def main(argv=None):
                 # Ctrl-C cancels the line (or what the command left to do);
                 # a second one within a second, or any in a script, quits.
                 now = time.monotonic()
-                if not interactive or now - last_interrupt < DOUBLE_INTERRUPT:
+                if not interactive or now - client.last_interrupt < DOUBLE_INTERRUPT:
                     note("")
                     client.quit(now=True, timeout=EXIT_TIMEOUT)
                     status = 130
                     break
-                last_interrupt = now
+                client.last_interrupt = now
                 note("\n(Ctrl-C again within a second, Ctrl-D or QUIT to leave)")
     except Leave as e:
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
