@@ -15,8 +15,10 @@ import threading
 import time
 import traceback
 
-from .download import fetch
+from .download import DownloadError, fetch, peer_address
 from .peer import PeerServer
+from .published import Record, pin
+from .term import shown
 from .terminal import setup_readline
 from .timeclient import TimeClient, TimeError, TimeService
 from .wire import FIELD_MAX, IO_TIMEOUT, ProtocolError, Reader, encode, read_content, read_users
@@ -138,6 +140,7 @@ class Client:
 
     def __init__(self, host, port, time_client, out=sys.stdout, interactive=False):
         self.server = (host, port)
+        self.server_name = "%s:%d" % (host, port)       # names our published-file records
         self.time = time_client
         self.out = out
         self.interactive = interactive
@@ -154,14 +157,24 @@ class Client:
             self.failed = True
         try:
             print("c> " + text, file=self.out, flush=True)
+        except BrokenPipeError:
+            raise                   # nobody reads our output any more: main() stops
         except (OSError, ValueError):
             pass                    # stdout gone (a closed terminal): go on
 
     def detail(self, text):
+        """An indented line of data from the network, escaped (see term.py)."""
         try:
-            print("\t" + text, file=self.out, flush=True)
+            print("\t" + shown(text), file=self.out, flush=True)
+        except BrokenPipeError:
+            raise                   # nobody reads our output any more: main() stops
         except (OSError, ValueError):
             pass
+
+    @staticmethod
+    def warn(text):
+        """A diagnostic line on stderr."""
+        note(text)
 
     def where(self):
         return "the index server at " + show_addr(*self.server)
@@ -177,7 +190,7 @@ class Client:
         try:
             stamp = self.time.now()
         except TimeError as e:
-            note("%s: no date-time, operation not sent: %s" % (op, e))
+            note("%s: no date-time, operation not sent: %s" % (op, shown(e)))
             return None, None
         wait = "%s: waiting for %s (up to %d s; Ctrl-C cancels)" % (op, self.where(), timeout)
         try:
@@ -236,8 +249,14 @@ class Client:
         self.simple("REGISTER", user)
 
     def cmd_unregister(self, user):
-        if self.simple("UNREGISTER", user) == 0 and user == self.user:
-            self._stop_peer()       # the server dropped our connection too
+        if self.simple("UNREGISTER", user) == 0:
+            # The index forgot the user's files: so do we.
+            self._record(user).remove()
+            if user == self.user:
+                self._stop_peer()       # the server dropped our connection too
+
+    def _record(self, user):
+        return Record(self.server_name, user)
 
     def cmd_connect(self, user):
         if self.user is not None and user != self.user:
@@ -256,17 +275,50 @@ class Client:
                 return
             self._stop_peer()
             self.user, self.peer = user, peer
-            # Serve what the index says we published, from earlier sessions too;
-            # all in place before the result line is printed.
-            _, paths = self.call("LIST_CONTENT", user, user, read_data=read_content)
-            for path in paths or []:
-                peer.publish(path)
+            # Serve what this client published, from earlier sessions too; all
+            # in place before the result line is printed.
+            peer.replace_published(self._published_files(user))
             peer.start()
         except BaseException:
             if self.peer is not peer:
                 peer.stop()
             raise
         self.say(message("CONNECT", code))
+
+    def _published_files(self, user):
+        """The files to serve for `user` after CONNECT: those this client
+        recorded as published by it and that the index still lists.  What the
+        index lists beyond that (anyone can PUBLISH in any name) is reported,
+        never served."""
+        record = self._record(user)
+        try:
+            files = record.load()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            self.warn("CONNECT: unreadable record of published files, serving none: %s"
+                      % shown(e))
+            return {}
+        _, listed = self.call("LIST_CONTENT", user, user, read_data=read_content)
+        if listed is None:
+            return files                # cannot compare: the record alone
+        for path in listed:
+            if path not in files:
+                self.warn("CONNECT: not serving %s: the index lists it for %s, but this "
+                          "client did not publish it" % (shown(path), shown(user)))
+        gone = [path for path in files if path not in listed]
+        for path in gone:
+            self.warn("CONNECT: no longer serving %s: the index does not list it any more"
+                      % shown(path))
+            del files[path]
+        if gone:
+            self._save_record(record, files)
+        return files
+
+    def _save_record(self, record, files):
+        try:
+            record.save(files)
+        except OSError as e:
+            self.warn("cannot save the record of published files %s: %s"
+                      % (shown(record.path), e.strerror or e))
 
     def cmd_disconnect(self, user, timeout=IO_TIMEOUT):
         # Stop the listener (in every case, as the protocol says) before
@@ -342,11 +394,19 @@ class Client:
             note(str(e))
             self.say(message("PUBLISH", None))
             return
+        # Pin the file the path names now, before the result line: whatever
+        # happens to the path after "PUBLISH OK" cannot change what is served.
+        try:
+            pinned = pin(path)
+        except OSError as e:
+            pinned, why = None, e.strerror or str(e)
         code, _ = self.call("PUBLISH", self.user, path, description)
         if code == 0:
-            # Record what the path resolves to now, before the result line:
-            # whatever happens to the path after "PUBLISH OK" cannot change it.
-            self.peer.publish(path)
+            if pinned is None:
+                self.warn("PUBLISH: %s will not be served: %s" % (shown(path), why))
+            else:
+                self.peer.publish(path, pinned)
+                self._save_record(self._record(self.user), self.peer.published_files())
         self.result("PUBLISH", code)
 
     def cmd_delete(self, path):
@@ -360,8 +420,10 @@ class Client:
             self.say(message("DELETE", None))
             return
         code, _ = self.call("DELETE", self.user, path)
-        if code == 0:
-            self.peer.unpublish(path)       # no longer served once "DELETE OK" shows
+        # Withdrawn whatever the index answers, before the result line.
+        if path in self.peer.published_files():
+            self.peer.unpublish(path)
+            self._save_record(self._record(self.user), self.peer.published_files())
         self.result("DELETE", code)
 
     def cmd_list_users(self):
@@ -385,8 +447,8 @@ class Client:
     def cmd_get_file(self, owner, remote, local):
         try:
             code = self.get_file(owner, remote, local)
-        except LocalFail as e:
-            note(str(e))
+        except (LocalFail, DownloadError) as e:
+            note(str(e) if isinstance(e, LocalFail) else "GET_FILE: %s" % e)
             code = None
         except KeyboardInterrupt:
             if not self.interactive:
@@ -416,7 +478,8 @@ class Client:
         return target
 
     def get_file(self, owner, remote, local):
-        """Download; returns 0, 1 (no such file) or None (any other failure)."""
+        """Download; returns 0 or 1 (no such file), or raises DownloadError
+        with the reason."""
         if self.user is None:
             raise LocalFail("GET_FILE: connect first (the owner's address comes from "
                             "LIST_USERS)")
@@ -426,24 +489,22 @@ class Client:
             if code is not None:
                 note("GET_FILE: LIST_USERS answered %s" % message("LIST_USERS", code))
             return None
-        addr = next(((ip, int(port)) for name, ip, port in users if name == owner), None)
-        if addr is None:
-            raise LocalFail("GET_FILE: %s is not connected (not in LIST_USERS)" % owner)
+        entry = next(((ip, port) for name, ip, port in users if name == owner), None)
+        if entry is None:
+            raise LocalFail("GET_FILE: %s is not connected (not in LIST_USERS)" % shown(owner))
+        addr = peer_address(*entry)
+        where = "%s at %s" % (shown(owner), show_addr(*addr))
         replacing = os.path.lexists(target)
-        wait = "GET_FILE: waiting for %s at %s (Ctrl-C cancels)" % (owner, show_addr(*addr))
-        with SlowNote(self.interactive, wait):
+        with SlowNote(self.interactive, "GET_FILE: waiting for %s (Ctrl-C cancels)" % where):
             try:
                 result = fetch(addr, remote, target, self.interactive)
-            except (OSError, ProtocolError) as e:
-                raise LocalFail("GET_FILE: from %s at %s: %s" % (owner, show_addr(*addr), e))
-            except Exception as e:         # the downloader's own error, with its reason
-                if type(e).__name__.endswith("Error") and str(e):
-                    raise LocalFail("GET_FILE: %s" % e)
-                raise
-        if result is None:
-            raise LocalFail("GET_FILE: no file from %s at %s (offline, refused, cut short "
-                            "or a malformed reply); nothing written"
-                            % (owner, show_addr(*addr)))
+            except DownloadError as e:
+                reason = str(e)
+                for prefix in ("%s:%d: " % addr, "[%s]:%d: " % addr):
+                    if reason.startswith(prefix):
+                        reason = reason[len(prefix):]
+                raise LocalFail("GET_FILE: from %s: %s; nothing written" % (where, reason)) \
+                    from None
         if result == 0:
             umask = os.umask(0)
             os.umask(umask)
@@ -454,7 +515,7 @@ class Client:
             if replacing:
                 note("GET_FILE: replaced the existing %s" % target)
         elif result == 1:
-            note("GET_FILE: %s at %s does not serve %s" % (owner, show_addr(*addr), remote))
+            note("GET_FILE: %s does not serve %s" % (where, shown(remote)))
         return result
 
     def cmd_help(self, name=None):
@@ -636,6 +697,12 @@ def main(argv=None):
                     break
                 client.last_interrupt = now
                 note("\n(Ctrl-C again within a second, Ctrl-D or QUIT to leave)")
+    except BrokenPipeError:
+        # Whoever read our output went away (`client.py | head -1`): stop as at
+        # end of input, quietly, with status 1.
+        silence_output()
+        client.quit(now=True, timeout=EXIT_TIMEOUT)
+        status = 1
     except Leave as e:
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)
@@ -654,3 +721,15 @@ def main(argv=None):
     if status == 0 and not interactive and client.failed:
         status = 1
     return status
+
+
+def silence_output():
+    """Point stdout and stderr at /dev/null, so that nothing (not even the
+    flush at exit) writes to a pipe whose reader is gone."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    os.close(devnull)

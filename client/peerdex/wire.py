@@ -2,13 +2,35 @@
 
 See /work/shared/spec/protocol.md (framing) and docs/client.md.
 """
+import re
+import socket
+import time
 
 FIELD_MAX = 256                 # longest field, without its NUL
 IO_TIMEOUT = 10.0               # seconds for any one network exchange
 
 
+DECIMAL_RX = re.compile(rb"[0-9]{1,20}")
+
+
 class ProtocolError(Exception):
     """The other side broke the protocol or went away."""
+
+
+def parse_decimal(raw, lo=0, hi=None):
+    """A number sent as decimal text: ASCII digits only (no sign, blank,
+    superscript or other Unicode digit), within lo..hi; ProtocolError otherwise."""
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode("ascii")
+        except UnicodeEncodeError:
+            raise ProtocolError("not a number: %r" % raw) from None
+    if not DECIMAL_RX.fullmatch(raw):
+        raise ProtocolError("not a number: %r" % raw)
+    n = int(raw)
+    if n < lo or (hi is not None and n > hi):
+        raise ProtocolError("number out of range: %d" % n)
+    return n
 
 
 def encode(*fields):
@@ -17,14 +39,27 @@ def encode(*fields):
 
 
 class Reader:
-    """Buffered reading of raw bytes and NUL-terminated fields from a socket."""
+    """Buffered reading of raw bytes and NUL-terminated fields from a socket.
 
-    def __init__(self, sock):
+    With a `deadline` (a time.monotonic() value) the whole reading must be
+    done by then, however the bytes trickle in.
+    """
+
+    def __init__(self, sock, deadline=None):
         self.sock = sock
         self.buf = bytearray()
+        self.deadline = deadline
 
     def _fill(self):
-        data = self.sock.recv(65536)
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise ProtocolError("no whole reply within the deadline")
+            self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise ProtocolError("no whole reply within the deadline") from None
         if not data:
             raise ProtocolError("connection closed early")
         self.buf += data
@@ -37,24 +72,25 @@ class Reader:
         del self.buf[0]
         return b
 
-    def field(self, limit=FIELD_MAX):
-        """One NUL-terminated field, at most `limit` bytes."""
+    def raw_field(self, limit=FIELD_MAX):
+        """One NUL-terminated field as bytes, at most `limit` bytes."""
         while True:
             i = self.buf.find(b"\0", 0, limit + 1)
             if i >= 0:
-                text = bytes(self.buf[:i]).decode("utf-8", "replace")
+                raw = bytes(self.buf[:i])
                 del self.buf[:i + 1]
-                return text
+                return raw
             if len(self.buf) > limit:
                 raise ProtocolError("field too long")
             self._fill()
 
-    def number(self, limit=20):
-        """A decimal-text field."""
-        text = self.field(limit)
-        if not text.isdigit():
-            raise ProtocolError("not a number: %r" % text)
-        return int(text)
+    def field(self, limit=FIELD_MAX):
+        """One NUL-terminated field as text, at most `limit` bytes."""
+        return self.raw_field(limit).decode("utf-8", "replace")
+
+    def number(self, lo=0, hi=None):
+        """A decimal-text field (strict: see parse_decimal)."""
+        return parse_decimal(self.raw_field(20), lo, hi)
 
 
 def read_users(reader):

@@ -4,6 +4,16 @@ import pytest
 from client_lib import ClientProc
 
 
+@pytest.fixture(autouse=True)
+def config_home(tmp_path_factory, monkeypatch):
+    """Every client of a test keeps its records (published files, history)
+    under a fresh HOME and XDG_CONFIG_HOME, never the real ones."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    return home / ".config"
+
+
 @pytest.fixture
 def clients():
     """Start clients; every one is stopped by PID afterwards."""
