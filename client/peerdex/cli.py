@@ -117,6 +117,23 @@ def local_path(path):
     return os.path.abspath(os.path.expanduser(path))
 
 
+# Signals the main thread handles (KeyboardInterrupt, Leave).
+MAIN_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+class MainThreadSignals:
+    """Threads started inside this block never take SIGINT, SIGTERM or
+    SIGHUP: the kernel hands a process signal to any thread that does not
+    block it, and one taken by another thread would not interrupt the main
+    thread's wait (a Ctrl-C seemingly ignored until the next key)."""
+
+    def __enter__(self):
+        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_SIGNALS)
+
+    def __exit__(self, *exc):
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+
+
 class SlowNote:
     """While active, says once on stderr what is being waited for once the
     wait passes SLOW_NOTE_AFTER seconds (interactive use only)."""
@@ -127,7 +144,8 @@ class SlowNote:
     def __enter__(self):
         if self.timer is not None:
             self.timer.daemon = True
-            self.timer.start()
+            with MainThreadSignals():
+                self.timer.start()
         return self
 
     def __exit__(self, *exc):
@@ -278,7 +296,8 @@ class Client:
             # Serve what this client published, from earlier sessions too; all
             # in place before the result line is printed.
             peer.replace_published(self._published_files(user))
-            peer.start()
+            with MainThreadSignals():       # its threads inherit the mask
+                peer.start()
         except BaseException:
             if self.peer is not peer:
                 peer.stop()

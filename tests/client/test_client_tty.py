@@ -39,6 +39,8 @@ def test_ctrl_c_cancels_the_line_and_twice_quits(server, tty):
     c.line("CONNECT tina", r"c> CONNECT OK")
     since = c.mark()
     c.type("REGISTER half-typed")
+    c.expect(r"REGISTER half-typed", since=since)
+    time.sleep(0.2)                         # typed, then Ctrl-C: as a person would
     c.type("\x03")
     c.expect(r"Ctrl-C again within a second", since=since)
     c.expect(r"c> ", since=c.mark() - 3)

@@ -67,7 +67,8 @@ class TtyClient:
                     return m
                 left = deadline - time.monotonic()
                 if left <= 0 or getattr(self, "closed", False):
-                    raise AssertionError("no %r in %r" % (pattern, self.text()[since:]))
+                    raise AssertionError("no %r after offset %d of %r"
+                                         % (pattern, since, self.text()[-800:]))
                 self.cond.wait(min(left, 0.1))
 
     def mark(self):
