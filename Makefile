@@ -9,6 +9,7 @@ CC     ?= cc
 PYTHON ?= /usr/bin/python3
 SAN_CFLAGS ?=
 PORT   ?= 8888
+SERVER ?= 127.0.0.1
 
 TIRPC_CFLAGS := $(shell pkg-config --cflags libtirpc 2>/dev/null || echo -I/usr/include/tirpc)
 TIRPC_LIBS   := $(shell pkg-config --libs libtirpc 2>/dev/null || echo -ltirpc)
@@ -29,14 +30,20 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/
 # What `make test` runs, in order; fragments may append their suites.
 TEST_TARGETS := test-unit test-integration
 
-.PHONY: all deps run client test test-unit test-integration clean help
-all: programs
+.PHONY: all programs deps run client test test-unit test-integration clean help
+
+## all: build bin/server and bin/log_server (first installs, or names, missing packages)
+all:
+	@sh scripts/deps.sh build
+	@$(MAKE) --no-print-directory programs
 
 # Component fragments (RPC log, client, benchmarks, hardening) add programs,
 # objects and targets here.
 -include mk/*.mk
 
+## programs: build the programs only, without checking the Debian packages
 programs: $(PROGRAMS)
+	@:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -54,19 +61,20 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeerdex.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(CHECK_LIBS)
 
+## deps: install (or name) every Debian package the build, run and tests need
 deps:
 	@sh scripts/deps.sh test
 
-## run: start the system in the foreground on $(PORT); Ctrl-C stops it all
+## run: build, then run the log server and the index server on port $(PORT); Ctrl-C stops both
 run:
 	@sh scripts/deps.sh run
-	@$(MAKE) --no-print-directory programs
+	@$(MAKE) -s --no-print-directory programs
 	@BIN=$(BIN) PORT=$(PORT) PYTHON=$(PYTHON) sh scripts/run.sh
 
-## client: start a client against the local server on $(PORT)
+## client: start a client against $(SERVER):$(PORT) (make client SERVER=host PORT=n)
 client:
 	@sh scripts/deps.sh run
-	$(PYTHON) client/client.py -s 127.0.0.1 -p $(PORT)
+	@$(PYTHON) client/client.py -s $(SERVER) -p $(PORT)
 
 ## test: every unit and integration test (installs what it needs first)
 test:
@@ -74,16 +82,30 @@ test:
 	@$(MAKE) --no-print-directory programs $(UNIT_TESTS)
 	@$(MAKE) --no-print-directory $(TEST_TARGETS)
 
+## test-unit: the C unit tests (check)
 test-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; CK_DEFAULT_TIMEOUT=20 $$t; done
 
+# pytest's temporary directories go under $(BUILD), not /tmp (a test run
+# leaves /tmp as it found it).
+## test-integration: the pytest suites (PYTEST_ARGS=... passes options)
 test-integration: programs
-	PEERDEX_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests
+	PEERDEX_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    --basetemp=$(abspath $(BUILD))/pytest $(PYTEST_ARGS) tests
 
+## clean: remove build/ and bin/ (sources, operations.log and var/ stay)
 clean:
 	rm -rf build bin
 
+# The list is made from the `## target: text` lines of the Makefile and of
+# mk/*.mk, with the variables they name replaced by their values.
+HELP_VARS := PORT SERVER BUILD BIN FUZZ_SECONDS
+## help: this list
 help:
-	@grep -h '^## ' $(MAKEFILE_LIST) | sed 's/^## /  make /'
+	@echo "peerdex: make [target] [VAR=value...]"
+	@grep -h '^## ' $(MAKEFILE_LIST) | sed -e 's/^## //' \
+	    $(foreach v,$(HELP_VARS),-e 's|\$$($(v))|$($(v))|g') | \
+	    awk -F': ' '{ t = ($$1 == "all") ? "make" : "make " $$1; \
+	                  sub(/^[^:]*: /, ""); printf "  %-22s %s\n", t, $$0 }'
 
 -include $(SERVER_OBJS:.o=.d)

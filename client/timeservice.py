@@ -21,8 +21,14 @@ import sys
 import threading
 from datetime import datetime
 
-from flask import Flask, Response, request
-from werkzeug.serving import make_server
+try:
+    from flask import Flask, Response, request
+    from werkzeug.serving import make_server
+except ImportError as _e:
+    # The first line is what the client reads: say why there is no service.
+    print("cannot import Flask (%s: %s); install python3-flask"
+          % (type(_e).__name__, _e), flush=True)
+    sys.exit(1)
 
 DATETIME_FORMAT = "%d/%m/%Y %H:%M:%S"
 NONCE_HEADER = "X-Peerdex-Nonce"
@@ -56,7 +62,8 @@ def create_app(key=None):
 
 
 def serve(host, port, announce=sys.stdout, key=None):
-    """Create the HTTP server (threaded, keep-alive) and announce its address."""
+    """Create the HTTP server (threaded; it closes each connection after its
+    answer) and announce its address."""
     server = make_server(host, port, create_app(key), threaded=True)
     print("listening on http://%s:%d" % (host, server.server_port), file=announce, flush=True)
     return server

@@ -6,6 +6,7 @@
 ## fuzz: run each libFuzzer target for FUZZ_SECONDS (default 60)
 ## lint: cppcheck and clang-tidy over our own C code
 ## valgrind: the server under valgrind through a full workload and SIGTERM
+## test-fuzz-corpus: the fuzz corpus as regression tests (part of make test)
 
 .PHONY: test-asan test-tsan test-fuzz-corpus fuzz lint valgrind
 

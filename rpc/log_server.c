@@ -73,7 +73,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: log_server [-f FILE] [-p PORT]\n"
                "  -f FILE  append the log to FILE (default operations.log)\n"
                "  -p PORT  also serve on this TCP port (0: any free port), so that\n"
-               "           no rpcbind is needed\n");
+               "           no rpcbind is needed\n"
+               "  -h, --help  this help\n");
 }
 
 /* True when rpcbind answers on this host (a quick TCP connect to port 111). */
@@ -141,6 +142,10 @@ int main(int argc, char **argv)
     const char *path = "operations.log";
     long port = -1;
     int opt;
+    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
     while ((opt = getopt(argc, argv, "f:p:h")) != -1) {
         char *end;
         switch (opt) {

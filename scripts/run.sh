@@ -18,6 +18,20 @@ stop() {
 }
 trap stop INT TERM EXIT
 
+# The first line says what runs where and how to reach it.
+host=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -m1 '\.' || true)
+host=${host:-127.0.0.1}
+if [ -x "$BIN/log_server" ]; then
+    log_note="log server on 127.0.0.1:$LOG_PORT writing ${LOG_FILE:-operations.log}"
+else
+    log_note="no log server (bin/log_server not built)"
+fi
+client="make client"
+[ "$PORT" = 8888 ] || client="make client PORT=$PORT"
+echo "peerdex: index server on port $PORT (this host: $host), $log_note." \
+     "Start a client in another terminal: $client" \
+     "(another machine: make client SERVER=$host PORT=$PORT). Ctrl-C stops it all."
+
 if [ -x "$BIN/log_server" ]; then
     "$BIN/log_server" -f "${LOG_FILE:-operations.log}" -p "$LOG_PORT" &
     pids="$pids $!"

@@ -90,7 +90,7 @@ static void usage(FILE *f)
             fprintf(f, " (default %s)", s->deflt);
         fprintf(f, "\n");
     }
-    fprintf(f, "  -h        this help\nenvironment:\n");
+    fprintf(f, "  -h, --help  this help\nenvironment:\n");
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const struct setting *s = &settings[i];
         if (!s->env)

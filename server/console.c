@@ -27,28 +27,39 @@
 #define LINGER_MS 1                 /* gather lines this long after a write */
 
 /*
+ * One buffered stream: `pending` collects lines, the writer alone uses
+ * `out` (the buffer it is writing).
+ */
+struct stream {
+    int fd;
+    char *pending, *out;
+    size_t len;                     /* bytes in pending */
+};
+
+/*
  * `lock` guards every field; `wake` is signalled when a line arrives for
  * an idle writer, or when stopping; `room` when the writer has taken the
- * pending bytes, or has ended.  The writer alone uses `out` (the buffer it
- * is writing).  While `running` is false, lines go straight to stdout.
+ * pending bytes, or has ended.  stream[0] is stdout (the protocol's
+ * lines), stream[1] stderr (notes such as refused requests).  While
+ * `running` is false, lines go straight out.
  */
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake, room;
-    char *pending, *out;
-    size_t len;                     /* bytes in pending */
+    struct stream stream[2];
     bool running;                   /* the writer takes lines */
     bool idle;                      /* the writer waits for lines */
     bool stopping;
-} con = {.lock = PTHREAD_MUTEX_INITIALIZER, .room = PTHREAD_COND_INITIALIZER};
+} con = {.lock = PTHREAD_MUTEX_INITIALIZER, .room = PTHREAD_COND_INITIALIZER,
+         .stream = {{.fd = STDOUT_FILENO}, {.fd = STDERR_FILENO}}};
 
 static pthread_t writer;
 
-/* Write all of buf to stdout; a failing stdout loses the rest of buf only. */
-static void write_out(const char *buf, size_t len)
+/* Write all of buf to fd; a failing fd loses the rest of buf only. */
+static void write_out(int fd, const char *buf, size_t len)
 {
     while (len > 0) {
-        ssize_t n = write(STDOUT_FILENO, buf, len);
+        ssize_t n = write(fd, buf, len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -58,11 +69,18 @@ static void write_out(const char *buf, size_t len)
     }
 }
 
+/* Bytes pending on both streams; lock held. */
+static size_t pending_len(void)
+{
+    return con.stream[0].len + con.stream[1].len;
+}
+
 /* Wait on `wake` up to LINGER_MS, or until stopping or half full; lock held. */
 static void linger(void)
 {
     struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, LINGER_MS);
-    while (!con.stopping && con.len < PENDING_MAX / 2 &&
+    while (!con.stopping && con.stream[0].len < PENDING_MAX / 2 &&
+           con.stream[1].len < PENDING_MAX / 2 &&
            pthread_cond_timedwait(&con.wake, &con.lock, &until) == 0)
         ;
 }
@@ -73,21 +91,26 @@ static void *writer_main(void *arg)
     (void)arg;
     pthread_mutex_lock(&con.lock);
     for (;;) {
-        while (con.len == 0 && !con.stopping) {
+        while (pending_len() == 0 && !con.stopping) {
             con.idle = true;
             pthread_cond_wait(&con.wake, &con.lock);
             con.idle = false;
         }
-        if (con.len == 0)
+        if (pending_len() == 0)
             break;                  /* stopping, and everything written */
-        char *buf = con.pending;
-        size_t len = con.len;
-        con.pending = con.out;
-        con.out = buf;
-        con.len = 0;
+        size_t len[2];
+        for (int i = 0; i < 2; i++) {
+            struct stream *st = &con.stream[i];
+            char *buf = st->pending;
+            len[i] = st->len;
+            st->pending = st->out;
+            st->out = buf;
+            st->len = 0;
+        }
         pthread_cond_broadcast(&con.room);
         pthread_mutex_unlock(&con.lock);
-        write_out(buf, len);
+        for (int i = 0; i < 2; i++)
+            write_out(con.stream[i].fd, con.stream[i].out, len[i]);
         pthread_mutex_lock(&con.lock);
         linger();
     }
@@ -97,28 +120,40 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* Free both streams' buffers (the writer is not running). */
+static void free_buffers(void)
+{
+    for (int i = 0; i < 2; i++) {
+        free(con.stream[i].pending);
+        free(con.stream[i].out);
+        con.stream[i].pending = con.stream[i].out = NULL;
+    }
+}
+
 int console_start(void)
 {
     cond_init_monotonic(&con.wake);
-    con.pending = malloc(PENDING_MAX);
-    con.out = malloc(PENDING_MAX);
+    bool ok = true;
+    for (int i = 0; i < 2; i++) {
+        con.stream[i].pending = malloc(PENDING_MAX);
+        con.stream[i].out = malloc(PENDING_MAX);
+        ok = ok && con.stream[i].pending != NULL && con.stream[i].out != NULL;
+    }
     con.running = true;
-    if (con.pending == NULL || con.out == NULL ||
-        pthread_create(&writer, NULL, writer_main, NULL) != 0) {
+    if (!ok || pthread_create(&writer, NULL, writer_main, NULL) != 0) {
         con.running = false;
-        free(con.pending);
-        free(con.out);
-        con.pending = con.out = NULL;
+        free_buffers();
         return -1;
     }
     return 0;
 }
 
-void console_printf(const char *fmt, ...)
+/* Queue one formatted line on stream `which` (0 stdout, 1 stderr). */
+static void console_vline(int which, const char *fmt, va_list args)
 {
     char stack[LINE_STACK], *line = stack;
     va_list ap;
-    va_start(ap, fmt);
+    va_copy(ap, args);
     int n = vsnprintf(stack, sizeof stack, fmt, ap);
     va_end(ap);
     if (n < 0)
@@ -127,27 +162,44 @@ void console_printf(const char *fmt, ...)
         line = malloc((size_t)n + 1);
         if (line == NULL)
             return;
-        va_start(ap, fmt);
+        va_copy(ap, args);
         vsnprintf(line, (size_t)n + 1, fmt, ap);
         va_end(ap);
     }
     size_t len = (size_t)n;
+    struct stream *st = &con.stream[which];
 
     pthread_mutex_lock(&con.lock);
-    while (con.running && con.len > 0 && con.len + len > PENDING_MAX)
-        pthread_cond_wait(&con.room, &con.lock);    /* stdout is that slow */
+    while (con.running && st->len > 0 && st->len + len > PENDING_MAX)
+        pthread_cond_wait(&con.room, &con.lock);    /* the stream is that slow */
     bool queued = con.running && len <= PENDING_MAX;
     if (queued) {
-        memcpy(con.pending + con.len, line, len);
-        con.len += len;
+        memcpy(st->pending + st->len, line, len);
+        st->len += len;
         if (con.idle)
             pthread_cond_signal(&con.wake);
     }
     pthread_mutex_unlock(&con.lock);
     if (!queued)
-        write_out(line, len);       /* no writer (yet, or any more) */
+        write_out(st->fd, line, len);   /* no writer (yet, or any more) */
     if (line != stack)
         free(line);
+}
+
+void console_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    console_vline(0, fmt, ap);
+    va_end(ap);
+}
+
+void console_eprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    console_vline(1, fmt, ap);
+    va_end(ap);
 }
 
 void console_stop(void)
@@ -162,9 +214,7 @@ void console_stop(void)
         return;
     pthread_join(writer, NULL);
     /* The writer cleared `running` under the lock: no one uses these now. */
-    free(con.pending);
-    free(con.out);
-    con.pending = con.out = NULL;
+    free_buffers();
 }
 
 /*

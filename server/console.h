@@ -23,6 +23,10 @@ int console_start(void);
  */
 void console_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The same for a line on stderr (notes that are not the protocol's lines,
+ * such as a refused request), written by the same thread. */
+void console_eprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Write every queued line, then end the writer thread. */
 void console_stop(void);
 

@@ -6,6 +6,15 @@
 #include <sys/socket.h>
 #include <time.h>
 
+/*
+ * A request that can no longer be valid (a field refused, or a second
+ * field that is no date-time: "REGISTER\0alice\0" from a client that sends
+ * no date-time) is answered once its sender has sent nothing for this long,
+ * instead of at the deadline.  It is longer than a delayed ACK holding back
+ * the next piece of a request sent in several writes.
+ */
+#define MALFORMED_QUIET_MS 500
+
 /* Milliseconds on the monotonic clock. */
 static long long now_ms(void)
 {
@@ -19,24 +28,40 @@ enum read_status framing_read_request(int fd, char *buf, size_t cap,
 {
     long long deadline = now_ms() + timeout_ms;
     size_t len = 0;
+    bool doomed = false;        /* it can no longer become a valid request */
 
     request_parse(buf, 0, req);
     for (;;) {
         /* Try first: the request has usually arrived already. */
         ssize_t n = recv(fd, buf + len, cap - len, MSG_DONTWAIT);
         if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                req->why = len ? "connection failed mid-request" : NULL;
                 return READ_ERROR;
+            }
             long long left = deadline - now_ms();
-            if (left <= 0)
+            if (left <= 0) {
+                req->why = len ? "no whole request within the deadline"
+                               : "nothing sent within the deadline";
                 return READ_TIMEOUT;
+            }
+            if (doomed && left > MALFORMED_QUIET_MS)
+                left = MALFORMED_QUIET_MS;
             struct pollfd pfd = {.fd = fd, .events = POLLIN};
-            if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+            int ready = poll(&pfd, 1, (int)left);
+            if (ready < 0 && errno != EINTR)
                 return READ_ERROR;
+            if (ready == 0 && doomed) {
+                if (req->why == NULL)
+                    req->why = "no date-time";
+                return READ_BAD_REQUEST;    /* the sender stopped there */
+            }
             continue;
         }
-        if (n == 0)
+        if (n == 0) {
+            req->why = len ? "closed mid-request" : NULL;
             return READ_EOF;
+        }
         len += (size_t)n;
 
         switch (request_parse(buf, len, req)) {
@@ -50,6 +75,7 @@ enum read_status framing_read_request(int fd, char *buf, size_t cap,
         case PARSE_INCOMPLETE:
             if (len == cap)     /* cannot happen with cap >= REQUEST_MAX */
                 return READ_BAD_REQUEST;
+            doomed = req->why != NULL || req->odd_datetime;
             break;
         }
     }

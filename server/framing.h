@@ -5,7 +5,11 @@
  * request.c) accepts or refuses them, so a request is read in as few recv()
  * calls as the peer allows, never byte by byte, and never past its limits.
  * The whole request must arrive within one deadline: a client that stalls
- * or trickles is dropped when it passes, whatever it has sent.
+ * or trickles is dropped when it passes, whatever it has sent.  A request
+ * that can no longer become valid (a refused field, or a second field that
+ * is no date-time) is given up as soon as its sender pauses for 0.5 s.
+ * Whatever the outcome, req->why then says why a request was refused (NULL
+ * for a connection that closed without sending anything).
  * framing_send() writes a reply built in memory with a single send() in
  * the common case, and never waits past its deadline for a peer that does
  * not read.

@@ -1,6 +1,8 @@
 /* handlers.c - one operation per connection; see handlers.h. */
 #include "handlers.h"
 
+#include <string.h>
+
 #include "console.h"
 #include "durable.h"
 #include "framing.h"
@@ -62,13 +64,54 @@ static enum reg_status apply(struct registry *reg, const struct request *req,
     }
 }
 
+/*
+ * Up to 32 bytes of s (stopping at a NUL or at len) as printable ASCII,
+ * anything else as '?', into out (at least 33 bytes): a client's bytes
+ * shown on the console cannot forge lines or move the cursor.
+ */
+static const char *excerpt(const char *s, size_t len, char *out)
+{
+    size_t i;
+    for (i = 0; i < len && i < 32 && s[i] != '\0'; i++)
+        out[i] = s[i] >= ' ' && s[i] < 0x7f && s[i] != '"' ? s[i] : '?';
+    out[i] = '\0';
+    return out;
+}
+
+/*
+ * Say on stderr why a request was refused, and from where, so that whoever
+ * runs the server sees why another client fails.  stdout keeps only the
+ * protocol's lines.
+ */
+static void report_refusal(enum read_status rs, const struct request *req,
+                           const char *buf, const char *peer_ip)
+{
+    char shown[33];
+    if (req->why == NULL)
+        return;                 /* closed without sending anything */
+    if (rs == READ_UNKNOWN_OP)
+        console_eprintf("s> REFUSED request FROM %s: unknown operation \"%s\"\n",
+                        peer_ip, excerpt(buf, 32, shown));
+    else if (req->odd_datetime && strcmp(req->why, "no date-time") == 0)
+        console_eprintf("s> REFUSED %s FROM %s: no date-time (second field \"%s\")\n",
+                        op_name(req->op), peer_ip,
+                        excerpt(req->datetime, strlen(req->datetime), shown));
+    else
+        console_eprintf("s> REFUSED %s FROM %s: %s\n",
+                        req->op == OP_UNKNOWN ? "request" : op_name(req->op),
+                        peer_ip, req->why);
+}
+
 void handle_connection(const struct handler_config *cfg, int fd,
                        const char *peer_ip)
 {
     char buf[REQUEST_MAX];
     struct request req;
+    memset(buf, 0, 33);         /* so excerpt() ends where the bytes received do */
     enum read_status rs = framing_read_request(fd, buf, sizeof buf,
                                                cfg->timeout_ms, &req);
+    if (rs != READ_OK)
+        report_refusal(rs, &req, buf, peer_ip);
     if (rs == READ_UNKNOWN_OP || req.op == OP_UNKNOWN)
         return;                 /* nothing to answer: just close */
 

@@ -66,6 +66,37 @@ static bool has_blank_or_control(const char *s)
     return false;
 }
 
+/* True when s is shaped like the protocol's date-time, DD/MM/YYYY HH:MM:SS. */
+static bool datetime_shaped(const char *s)
+{
+    static const char shape[] = "99/99/9999 99:99:99";
+    size_t i;
+    for (i = 0; shape[i] != '\0'; i++) {
+        if (s[i] == '\0')
+            return false;
+        if (shape[i] == '9' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
+            return false;
+    }
+    return s[i] == '\0';
+}
+
+/* What is wrong with a refused argument, for the console. */
+static const char *refusal(enum field_kind kind)
+{
+    switch (kind) {
+    case F_USER:
+    case F_TARGET:
+        return "user name empty or with blanks or control bytes";
+    case F_PATH:
+        return "path not absolute, or with blanks or control bytes";
+    case F_PORT:
+        return "port not a number in 1..65535";
+    case F_DESCRIPTION:
+        break;
+    }
+    return "bad field";
+}
+
 /* Parse a port: decimal digits only, value 1..65535. */
 static bool parse_port(const char *s, unsigned *port)
 {
@@ -112,8 +143,10 @@ enum parse_status request_parse(const char *buf, size_t len,
     const char *nul = memchr(buf, '\0', len);
     size_t n = nul ? (size_t)(nul - buf) : len;
     enum op op = match_op(buf, n, nul != NULL);
-    if (op == OP_UNKNOWN)
+    if (op == OP_UNKNOWN) {
+        req->why = "unknown operation";
         return PARSE_UNKNOWN_OP;
+    }
     if (op == OP_COUNT)
         return PARSE_INCOMPLETE;
     req->op = op;
@@ -125,15 +158,21 @@ enum parse_status request_parse(const char *buf, size_t len,
     for (int i = -1; i < spec->nargs; i++) {
         nul = memchr(buf + pos, '\0', len - pos);
         n = nul ? (size_t)(nul - (buf + pos)) : len - pos;
-        if (n > FIELD_MAX)
+        if (n > FIELD_MAX) {
+            req->why = "field over 256 bytes";
             return PARSE_TOO_LONG;
+        }
         if (nul == NULL)
             return PARSE_INCOMPLETE;
         const char *field = buf + pos;
-        if (i < 0)
+        if (i < 0) {
             req->datetime = field;
-        else if (!take_arg(req, spec->args[i], field))
+            req->odd_datetime = !datetime_shaped(field);
+        } else if (!take_arg(req, spec->args[i], field)) {
             valid = false;      /* keep going: a later field may be too long */
+            if (req->why == NULL)
+                req->why = refusal(spec->args[i]);
+        }
         pos += n + 1;
     }
     return valid ? PARSE_OK : PARSE_BAD_FIELD;

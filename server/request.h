@@ -9,6 +9,7 @@
 #ifndef PEERDEX_REQUEST_H
 #define PEERDEX_REQUEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Longest user name, file path, description or date-time, without its NUL. */
@@ -53,6 +54,18 @@ struct request {
     const char *description;/* PUBLISH */
     const char *target;     /* LIST_CONTENT */
     unsigned port;          /* CONNECT, 1..65535 */
+    /*
+     * Why the request is refused, or can no longer become valid (a field
+     * already refused while later ones are still to come); NULL while it
+     * may still be valid.  The reader fills in its own reasons (deadline,
+     * closed early) for the console line.
+     */
+    const char *why;
+    /* The date-time field arrived and is not shaped DD/MM/YYYY HH:MM:SS.
+     * Such a request is still served when it arrives whole (other clients'
+     * clocks may differ in format); it only tells the reader not to wait
+     * out the whole deadline when the sender stops there. */
+    bool odd_datetime;
 };
 
 enum parse_status request_parse(const char *buf, size_t len,

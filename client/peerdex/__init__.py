@@ -5,6 +5,7 @@
     peer        the peer file server (GET_FILE for our published files)
     download    the downloader (GET_FILE from another peer)
     cli         the c> command line
+    terminal    readline history and tab completion (on a terminal only)
 
 `client/client.py` is the entry point.  See docs/client.md.
 """

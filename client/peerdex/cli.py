@@ -1,31 +1,54 @@
-"""The c> command line: one index operation per command, result lines as in the protocol."""
+"""The c> command line: one index operation per command, result lines as in the protocol.
+
+stdout carries exactly the protocol's result lines (and what HELP prints);
+every note around them (why something failed, what a long wait waits for,
+usage errors) goes to stderr.  See docs/client.md.
+"""
 import argparse
 import os
+import shlex
+import signal
 import socket
+import stat
 import sys
+import threading
+import time
+import traceback
 
 from .download import DownloadError, fetch, peer_address
 from .peer import PeerServer
 from .published import Record, pin
 from .term import shown
+from .terminal import setup_readline
 from .timeclient import TimeClient, TimeError, TimeService
-from .wire import IO_TIMEOUT, ProtocolError, Reader, encode, read_content, read_users
+from .wire import FIELD_MAX, IO_TIMEOUT, ProtocolError, Reader, encode, read_content, read_users
 
+EXIT_TIMEOUT = 2.0      # seconds for the DISCONNECT sent on the way out
+SLOW_NOTE_AFTER = 2.0   # an interactive wait past this says what it waits for
+UPLOAD_GRACE = 5.0      # QUIT waits this long for uploads in progress
+DOUBLE_INTERRUPT = 1.0  # a second Ctrl-C within this many seconds quits
 
-# name: (minimum args, maximum args or None, usage)
+# name: (minimum args, maximum args or None, usage, what it does)
 COMMANDS = {
-    "REGISTER": (1, 1, "REGISTER <user>"),
-    "UNREGISTER": (1, 1, "UNREGISTER <user>"),
-    "CONNECT": (1, 1, "CONNECT <user>"),
-    "DISCONNECT": (1, 1, "DISCONNECT <user>"),
-    "PUBLISH": (1, None, "PUBLISH <path> <description...>"),
-    "DELETE": (1, 1, "DELETE <path>"),
-    "LIST_USERS": (0, 0, "LIST_USERS"),
-    "LIST_CONTENT": (1, 1, "LIST_CONTENT <user>"),
-    "GET_FILE": (3, 3, "GET_FILE <user> <remote path> <local path>"),
-    "QUIT": (0, 0, "QUIT"),
-    "HELP": (0, 0, "HELP"),
+    "REGISTER": (1, 1, "REGISTER <user>", "create a user on the index server"),
+    "UNREGISTER": (1, 1, "UNREGISTER <user>",
+                   "delete a user and its files from the index"),
+    "CONNECT": (1, 1, "CONNECT <user>",
+                "act as <user>: serve its files to peers"),
+    "DISCONNECT": (1, 1, "DISCONNECT <user>",
+                   "stop serving; the index no longer lists <user>"),
+    "PUBLISH": (1, None, "PUBLISH <path> [description...]",
+                "offer a local file (no whitespace in the path)"),
+    "DELETE": (1, 1, "DELETE <path>", "withdraw a published file"),
+    "LIST_USERS": (0, 0, "LIST_USERS", "the connected users, with address and port"),
+    "LIST_CONTENT": (1, 1, "LIST_CONTENT <user>", "the paths a user published"),
+    "GET_FILE": (3, 3, "GET_FILE <user> <remote path> <local path>",
+                 "download from the owner (into a directory: same name)"),
+    "QUIT": (0, 1, "QUIT [now]",
+             "disconnect and leave (now: without waiting for uploads)"),
+    "HELP": (0, 1, "HELP [command]", "this list, or a command's usage and result lines"),
 }
+ALIASES = {"EXIT": "QUIT"}
 
 # The console line for each result code; None is the generic failure.
 MESSAGES = {
@@ -46,11 +69,88 @@ MESSAGES = {
     "GET_FILE": ["GET_FILE OK", "GET_FILE FAIL, FILE NOT EXIST"],
 }
 
+class Leave(BaseException):
+    """Raised in the main thread by SIGTERM and SIGHUP: disconnect and exit."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class LocalFail(Exception):
+    """A command refused before anything was sent; the text says why."""
+
 
 def message(op, code):
     """The console text for an operation's result code."""
     known = MESSAGES[op]
     return known[code] if code is not None and code < len(known) else op + " FAIL"
+
+
+def note(text):
+    """One line on stderr; a stderr that is gone (a closed terminal) is ignored."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def show_addr(host, port):
+    """host:port, with brackets around an IPv6 address."""
+    return "[%s]:%s" % (host, port) if ":" in str(host) else "%s:%s" % (host, port)
+
+
+def field_bytes(text):
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def check_field(op, what, text):
+    """A field the protocol cannot carry: over 256 bytes."""
+    n = field_bytes(text)
+    if n > FIELD_MAX:
+        raise LocalFail("%s: %s is %d bytes; the protocol allows at most %d"
+                        % (op, what, n, FIELD_MAX))
+
+
+def local_path(path):
+    """A local path as the user typed it: ~ expanded, made absolute."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+# Signals the main thread handles (KeyboardInterrupt, Leave).
+MAIN_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+class MainThreadSignals:
+    """Threads started inside this block never take SIGINT, SIGTERM or
+    SIGHUP: the kernel hands a process signal to any thread that does not
+    block it, and one taken by another thread would not interrupt the main
+    thread's wait (a Ctrl-C seemingly ignored until the next key)."""
+
+    def __enter__(self):
+        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_SIGNALS)
+
+    def __exit__(self, *exc):
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+
+
+class SlowNote:
+    """While active, says once on stderr what is being waited for once the
+    wait passes SLOW_NOTE_AFTER seconds (interactive use only)."""
+
+    def __init__(self, enabled, text):
+        self.timer = threading.Timer(SLOW_NOTE_AFTER, note, [text]) if enabled else None
+
+    def __enter__(self):
+        if self.timer is not None:
+            self.timer.daemon = True
+            with MainThreadSignals():
+                self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 class Client:
@@ -64,45 +164,101 @@ class Client:
         self.interactive = interactive
         self.user = None            # the user of the last successful CONNECT
         self.peer = None            # our PeerServer while connected
+        self.failed = False         # a result line other than OK, or a usage error
+        self.known_users = []       # names from the last LIST_USERS (completion)
+        self.ascii_noted = False
+        self.last_interrupt = 0.0   # when Ctrl-C last cancelled something
 
     def say(self, text):
-        print("c> " + text, file=self.out, flush=True)
+        """A result line on stdout; any line that is not an OK counts as a failure."""
+        if not text.endswith(" OK"):
+            self.failed = True
+        try:
+            print("c> " + text, file=self.out, flush=True)
+        except BrokenPipeError:
+            raise                   # nobody reads our output any more: main() stops
+        except (OSError, ValueError):
+            pass                    # stdout gone (a closed terminal): go on
 
     def detail(self, text):
         """An indented line of data from the network, escaped (see term.py)."""
-        print("\t" + shown(text), file=self.out, flush=True)
+        try:
+            print("\t" + shown(text), file=self.out, flush=True)
+        except BrokenPipeError:
+            raise                   # nobody reads our output any more: main() stops
+        except (OSError, ValueError):
+            pass
 
     @staticmethod
     def warn(text):
         """A diagnostic line on stderr."""
-        print(text, file=sys.stderr, flush=True)
+        note(text)
+
+    def where(self):
+        return "the index server at " + show_addr(*self.server)
 
     # -- talking to the index server --
 
-    def call(self, op, *fields, read_data=None):
-        """Send one operation; return (code, data) or (None, None) on failure.
+    def call(self, op, *fields, read_data=None, timeout=IO_TIMEOUT):
+        """Send one operation; return (code, data) or (None, None) on failure,
+        saying on stderr why.
 
         read_data(reader) reads the data that follows a 0 result.
         """
         try:
             stamp = self.time.now()
         except TimeError as e:
-            self.warn("%s: no date-time, operation not sent: %s" % (op, shown(e)))
+            note("%s: no date-time, operation not sent: %s" % (op, shown(e)))
             return None, None
+        wait = "%s: waiting for %s (up to %d s; Ctrl-C cancels)" % (op, self.where(), timeout)
         try:
-            with socket.create_connection(self.server, timeout=IO_TIMEOUT) as s:
+            with SlowNote(self.interactive, wait), \
+                    socket.create_connection(self.server, timeout=timeout) as s:
                 s.sendall(encode(op, stamp, *fields))
                 reader = Reader(s)
-                code = reader.byte()
+                code = self._read_code(reader, read_data is not None)
                 data = read_data(reader) if code == 0 and read_data else None
                 return code, data
-        except (OSError, ProtocolError, UnicodeError):
-            return None, None
+        except socket.gaierror as e:
+            note("%s: cannot resolve the index server's name %r: %s"
+                 % (op, self.server[0], e.strerror))
+        except socket.timeout:
+            note("%s: no answer from %s within %d s" % (op, self.where(), timeout))
+        except OSError as e:
+            note("%s: cannot reach %s: %s" % (op, self.where(), e.strerror or e))
+        except (ProtocolError, UnicodeError) as e:
+            note("%s: bad reply from %s: %s" % (op, self.where(), e))
+        return None, None
+
+    def _read_code(self, reader, data_follows):
+        """The result byte.  Some servers send the ASCII digit ('0'..'4',
+        maybe followed by a NUL) instead of the raw value; those bytes are
+        never valid raw codes, so they are read as the codes they spell."""
+        code = reader.byte()
+        if 0x30 <= code <= 0x34:
+            code -= 0x30
+            if not self.ascii_noted:
+                self.ascii_noted = True
+                note("the index server at %s answers ASCII result codes; accepted"
+                     % show_addr(*self.server))
+            if code == 0 and data_follows:
+                if not reader.buf:
+                    reader._fill()
+                if reader.buf[:1] == b"\0":
+                    del reader.buf[0]
+        return code
+
+    def result(self, op, code):
+        """Print the result line; a generic failure from the server says why."""
+        if code is not None and message(op, code) == op + " FAIL":
+            note("%s: %s answered code %d (other error: a field it refused, or its own "
+                 "failure)" % (op, self.where(), code))
+        self.say(message(op, code))
 
     def simple(self, op, *fields):
         """An operation whose reply is just the code; prints its line."""
         code, _ = self.call(op, *fields)
-        self.say(message(op, code))
+        self.result(op, code)
         return code
 
     # -- commands --
@@ -126,20 +282,26 @@ class Client:
         try:
             peer = PeerServer()
         except OSError as e:
-            print("CONNECT: cannot listen: %s" % e, file=sys.stderr)
+            note("CONNECT: cannot listen for peers: %s" % e)
             self.say(message("CONNECT", None))
             return
-        code, _ = self.call("CONNECT", user, peer.port)
-        if code != 0:
-            peer.stop()
-            self.say(message("CONNECT", code))
-            return
-        self._stop_peer()
-        self.user, self.peer = user, peer
-        # Serve what this client published, from earlier sessions too; all in
-        # place before the result line is printed.
-        peer.replace_published(self._published_files(user))
-        peer.start()
+        try:
+            code, _ = self.call("CONNECT", user, peer.port)
+            if code != 0:
+                peer.stop()
+                self.result("CONNECT", code)
+                return
+            self._stop_peer()
+            self.user, self.peer = user, peer
+            # Serve what this client published, from earlier sessions too; all
+            # in place before the result line is printed.
+            peer.replace_published(self._published_files(user))
+            with MainThreadSignals():       # its threads inherit the mask
+                peer.start()
+        except BaseException:
+            if self.peer is not peer:
+                peer.stop()
+            raise
         self.say(message("CONNECT", code))
 
     def _published_files(self, user):
@@ -177,12 +339,19 @@ class Client:
             self.warn("cannot save the record of published files %s: %s"
                       % (shown(record.path), e.strerror or e))
 
-    def cmd_disconnect(self, user):
+    def cmd_disconnect(self, user, timeout=IO_TIMEOUT):
         # Stop the listener (in every case, as the protocol says) before
         # printing, so whoever reads the result line sees it already closed.
-        code, _ = self.call("DISCONNECT", user)
+        code, _ = self.call("DISCONNECT", user, timeout=timeout)
+        ours = self.user
         self._stop_peer()
-        self.say(message("DISCONNECT", code))
+        if ours is not None and ours != user:
+            # Another user named (a typo?): our listener stopped all the
+            # same, so the index must not keep listing ours as reachable.
+            extra, _ = self.call("DISCONNECT", ours, timeout=timeout)
+            note("DISCONNECT: this client's listener stopped, so its user %s was "
+                 "disconnected on the index too (%s)" % (ours, message("DISCONNECT", extra)))
+        self.result("DISCONNECT", code)
 
     def _stop_peer(self):
         if self.peer is not None:
@@ -193,157 +362,309 @@ class Client:
     def _acting_user(self, op):
         """The connected user, or print the NOT CONNECTED line and None."""
         if self.user is None:
+            note("%s: no user connected on this client (CONNECT <user> first)" % op)
             self.say(message(op, 2))
         return self.user
 
-    def cmd_publish(self, path, *description):
+    def publish_checks(self, path, description, words):
+        """Refuse locally what the index cannot carry or peers could not get."""
+        if any(c.isspace() for c in path):
+            raise LocalFail("PUBLISH: the path %r has whitespace, which the protocol cannot "
+                            "carry; rename the file or a directory" % path)
+        check_field("PUBLISH", "the path", path)
+        check_field("PUBLISH", "the description", description)
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            # `PUBLISH /dir with space/a b.txt d`: say what the words meant.
+            for k in range(2, len(words) + 1):
+                if os.path.exists(local_path(" ".join(words[:k]))):
+                    raise LocalFail("PUBLISH: %r has whitespace, which the protocol cannot "
+                                    "carry; rename it" % local_path(" ".join(words[:k])))
+            raise LocalFail("PUBLISH: cannot publish %s: %s" % (path, e.strerror))
+        if stat.S_ISDIR(st.st_mode):
+            raise LocalFail("PUBLISH: %s is a directory; only regular files can be "
+                            "published" % path)
+        if not stat.S_ISREG(st.st_mode):
+            raise LocalFail("PUBLISH: %s is not a regular file" % path)
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as e:
+            raise LocalFail("PUBLISH: cannot read %s: %s" % (path, e.strerror))
+
+    def cmd_publish(self, raw_path, *description):
         if self._acting_user("PUBLISH") is None:
             return
-        path = os.path.abspath(os.path.expanduser(path))
+        description = " ".join(description)
+        words = [raw_path] + description.split()
+        if raw_path[:1] in "'\"":
+            # A quoted path: the quotes are not part of it, and a path with
+            # whitespace cannot travel in the protocol anyway.
+            try:
+                parts = shlex.split(raw_path + " " + description)
+                raw_path, description = parts[0], " ".join(parts[1:])
+            except ValueError:
+                pass
+        path = local_path(raw_path)
+        try:
+            self.publish_checks(path, description, words)
+        except LocalFail as e:
+            note(str(e))
+            self.say(message("PUBLISH", None))
+            return
         # Pin the file the path names now, before the result line: whatever
         # happens to the path after "PUBLISH OK" cannot change what is served.
         try:
             pinned = pin(path)
         except OSError as e:
             pinned, why = None, e.strerror or str(e)
-        code, _ = self.call("PUBLISH", self.user, path, " ".join(description))
+        code, _ = self.call("PUBLISH", self.user, path, description)
         if code == 0:
             if pinned is None:
                 self.warn("PUBLISH: %s will not be served: %s" % (shown(path), why))
             else:
                 self.peer.publish(path, pinned)
                 self._save_record(self._record(self.user), self.peer.published_files())
-        self.say(message("PUBLISH", code))
+        self.result("PUBLISH", code)
 
     def cmd_delete(self, path):
         if self._acting_user("DELETE") is None:
             return
-        path = os.path.abspath(os.path.expanduser(path))
+        path = local_path(path)
+        try:
+            check_field("DELETE", "the path", path)
+        except LocalFail as e:
+            note(str(e))
+            self.say(message("DELETE", None))
+            return
         code, _ = self.call("DELETE", self.user, path)
         # Withdrawn whatever the index answers, before the result line.
         if path in self.peer.published_files():
             self.peer.unpublish(path)
             self._save_record(self._record(self.user), self.peer.published_files())
-        self.say(message("DELETE", code))
+        self.result("DELETE", code)
 
     def cmd_list_users(self):
         if self._acting_user("LIST_USERS") is None:
             return
         code, users = self.call("LIST_USERS", self.user, read_data=read_users)
-        self.say(message("LIST_USERS", code))
+        self.result("LIST_USERS", code)
         for name, ip, port in users or []:
             self.detail("%s %s %s" % (name, ip, port))
+        if code == 0:
+            self.known_users = [name for name, _, _ in users]
 
     def cmd_list_content(self, target):
         if self._acting_user("LIST_CONTENT") is None:
             return
         code, paths = self.call("LIST_CONTENT", self.user, target, read_data=read_content)
-        self.say(message("LIST_CONTENT", code))
+        self.result("LIST_CONTENT", code)
         for path in paths or []:
             self.detail(path)
 
     def cmd_get_file(self, owner, remote, local):
         try:
             code = self.get_file(owner, remote, local)
-        except DownloadError as e:
-            self.warn("GET_FILE: %s" % e)
+        except (LocalFail, DownloadError) as e:
+            note(str(e) if isinstance(e, LocalFail) else "GET_FILE: %s" % e)
+            code = None
+        except KeyboardInterrupt:
+            if not self.interactive:
+                raise               # in a script, Ctrl-C quits
+            self.last_interrupt = time.monotonic()
+            note("GET_FILE: cancelled (Ctrl-C); no file written")
             code = None
         self.say(message("GET_FILE", code))
+
+    def destination(self, remote, local):
+        """The local file a download goes to, checked before anyone is asked:
+        ~ expanded; a directory (or a name ending in /) means inside it under
+        the remote file's name."""
+        target = local_path(local)
+        if os.path.isdir(target) or local.endswith("/"):
+            target = os.path.join(target, os.path.basename(remote.rstrip("/")))
+        folder = os.path.dirname(target)
+        if not os.path.isdir(folder):
+            raise LocalFail("GET_FILE: cannot write %s: %s" % (
+                target, "No such directory" if not os.path.exists(folder) else
+                "%s is not a directory" % folder))
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise LocalFail("GET_FILE: cannot write %s: Permission denied" % target)
+        if os.path.isdir(target):
+            raise LocalFail("GET_FILE: cannot write %s: it is a directory" % target)
+        check_field("GET_FILE", "the remote path", remote)
+        return target
 
     def get_file(self, owner, remote, local):
         """Download; returns 0 or 1 (no such file), or raises DownloadError
         with the reason."""
         if self.user is None:
-            raise DownloadError("connect first (the owner's address comes from LIST_USERS)")
+            raise LocalFail("GET_FILE: connect first (the owner's address comes from "
+                            "LIST_USERS)")
+        target = self.destination(remote, local)
         code, users = self.call("LIST_USERS", self.user, read_data=read_users)
         if code != 0:
-            raise DownloadError("LIST_USERS failed: %s" % message("LIST_USERS", code))
+            if code is not None:
+                note("GET_FILE: LIST_USERS answered %s" % message("LIST_USERS", code))
+            return None
         entry = next(((ip, port) for name, ip, port in users if name == owner), None)
         if entry is None:
-            raise DownloadError("%s is not connected" % shown(owner))
-        return fetch(peer_address(*entry), remote, local, self.interactive)
+            raise LocalFail("GET_FILE: %s is not connected (not in LIST_USERS)" % shown(owner))
+        addr = peer_address(*entry)
+        where = "%s at %s" % (shown(owner), show_addr(*addr))
+        replacing = os.path.lexists(target)
+        with SlowNote(self.interactive, "GET_FILE: waiting for %s (Ctrl-C cancels)" % where):
+            try:
+                result = fetch(addr, remote, target, self.interactive)
+            except DownloadError as e:
+                reason = str(e)
+                for prefix in ("%s:%d: " % addr, "[%s]:%d: " % addr):
+                    if reason.startswith(prefix):
+                        reason = reason[len(prefix):]
+                raise LocalFail("GET_FILE: from %s: %s; nothing written" % (where, reason)) \
+                    from None
+        if result == 0:
+            umask = os.umask(0)
+            os.umask(umask)
+            try:
+                os.chmod(target, 0o666 & ~umask)    # as cp would create it
+            except OSError:
+                pass
+            if replacing:
+                note("GET_FILE: replaced the existing %s" % target)
+        elif result == 1:
+            note("GET_FILE: %s does not serve %s" % (where, shown(remote)))
+        return result
 
-    def cmd_help(self):
-        print("commands (case does not matter):", file=self.out)
-        for _, _, usage in COMMANDS.values():
-            print("  " + usage, file=self.out)
-        self.out.flush()
+    def cmd_help(self, name=None):
+        lines = []
+        if name is None:
+            lines.append("commands (case does not matter; `exit` = QUIT; # starts a comment):")
+            for _, _, usage, what in COMMANDS.values():
+                lines.append("  %-44s %s" % (usage, what))
+            lines.append("HELP <command> shows its result lines.")
+        else:
+            key = ALIASES.get(name.upper(), name.upper())
+            if key not in COMMANDS:
+                self.usage_error("HELP: no command %r (HELP lists them)" % name)
+                return
+            _, _, usage, what = COMMANDS[key]
+            lines += ["usage: " + usage, "  " + what]
+            if key in MESSAGES:
+                lines.append("result lines:")
+                lines += ["  c> " + m for m in MESSAGES[key] + [key + " FAIL"]]
+        try:
+            print("\n".join(lines), file=self.out, flush=True)
+        except (OSError, ValueError):
+            pass
 
-    def quit(self):
-        """QUIT and end of input: disconnect our user first."""
+    def usage_error(self, text):
+        self.failed = True
+        note(text)
+
+    def quit(self, now=False, timeout=IO_TIMEOUT):
+        """QUIT and every other way out: disconnect our user first, then (unless
+        `now`) give uploads in progress a few seconds to finish."""
+        peer = self.peer
         if self.user is not None:
-            self.cmd_disconnect(self.user)
+            self.cmd_disconnect(self.user, timeout=timeout)
+        busy = peer.active_uploads() if peer is not None else 0
+        if busy and not now:
+            note("QUIT: %d upload%s to other peers in progress; waiting up to %d s for them "
+                 "(Ctrl-C stops waiting; `QUIT now` does not wait)"
+                 % (busy, "" if busy == 1 else "s", UPLOAD_GRACE))
+            deadline = time.monotonic() + UPLOAD_GRACE
+            try:
+                while peer.active_uploads() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            except KeyboardInterrupt:
+                pass
+            left = peer.active_uploads()
+            if left:
+                note("QUIT: leaving; %d upload%s cut short" % (left, "" if left == 1 else "s"))
 
     def run_line(self, line):
         """Run one command line; returns False when the client should stop."""
         words = line.split()
-        if not words:
-            return True
-        name = words[0].upper()
+        if not words or words[0].startswith("#"):
+            return True             # blank lines and comments
+        name = ALIASES.get(words[0].upper(), words[0].upper())
         if name not in COMMANDS:
-            print("unknown command %r (type HELP for the list)" % words[0], file=self.out,
-                  flush=True)
+            self.usage_error("unknown command %r (type HELP for the list)" % words[0])
             return True
-        lo, hi, usage = COMMANDS[name]
+        lo, hi, usage, _ = COMMANDS[name]
         args = words[1:]
         if name == "PUBLISH" and len(args) >= 1:
             # The description is the rest of the line, spaces kept.
             rest = line.split(None, 2)
             args = rest[1:2] + ([rest[2].strip()] if len(rest) > 2 else [])
-        if len(args) < lo or (hi is not None and len(args) > hi):
-            print("usage: " + usage, file=self.out, flush=True)
+        if len(args) < lo or (hi is not None and len(args) > hi) or \
+                (name == "QUIT" and args and args[0].lower() != "now"):
+            self.usage_error("usage: " + usage)
             return True
         if name == "QUIT":
-            self.quit()
+            self.quit(now=bool(args))
             return False
-        getattr(self, "cmd_" + name.lower())(*args)
+        try:
+            for what, value in self.field_args(name, args):
+                check_field(name, what, value)
+        except LocalFail as e:
+            note(str(e))
+            self.say(message(name, None))
+            return True
+        try:
+            getattr(self, "cmd_" + name.lower())(*args)
+        except KeyboardInterrupt:
+            if self.interactive and name in MESSAGES:
+                self.last_interrupt = time.monotonic()
+                note("%s: cancelled (Ctrl-C); the index server may have done it already"
+                     % name)
+                self.say(message(name, None))
+            else:
+                raise
         return True
 
-
-def setup_readline():
-    """History in ~/.peerdex_history and completion of command names."""
-    try:
-        import readline
-    except ImportError:
-        return
-    import atexit
-    history = os.path.join(os.path.expanduser("~"), ".peerdex_history")
-    try:
-        readline.read_history_file(history)
-    except OSError:
-        pass
-    readline.set_history_length(1000)
-    atexit.register(lambda: _save_history(readline, history))
-    names = sorted(COMMANDS)
-
-    def complete(text, state):
-        matches = [n for n in names if n.startswith(text.upper())]
-        return matches[state] if state < len(matches) else None
-
-    readline.set_completer(complete)
-    readline.parse_and_bind("tab: complete")
-
-
-def _save_history(readline, path):
-    try:
-        readline.write_history_file(path)
-    except OSError:
-        pass
+    @staticmethod
+    def field_args(name, args):
+        """The user-name arguments of a command, checked before sending."""
+        if name in ("REGISTER", "UNREGISTER", "CONNECT", "LIST_CONTENT", "GET_FILE"):
+            return [("the user name", args[0])]
+        return []
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="client.py", description="peerdex client: c> command line and peer file server")
-    parser.add_argument("-s", "--server", required=True, help="index server host")
+        prog="client.py", description="peerdex client: c> command line and peer file server",
+        epilog="Exit status: 0, or 1 when a run whose input is not a terminal printed a "
+               "result line other than OK (or a usage error); 2 for bad arguments.")
+    parser.add_argument("-s", "--server", required=True,
+                        help="index server: a host name, an IPv4 or an IPv6 address")
     parser.add_argument("-p", "--port", required=True, type=int, help="index server port")
     parser.add_argument("--time-url", help="use this time web service instead of our own, "
                         "e.g. http://host:8000/datetime")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="diagnostics on stderr (e.g. the time service's PID)")
+                        help="say on stderr where the time service listens, and its PID")
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error("port must be 1..65535")
+    if args.server.startswith("[") and args.server.endswith("]"):
+        args.server = args.server[1:-1]         # [::1] as in a URL
     return args
+
+
+def _raise_leave(signum, frame):
+    raise Leave(signum)
+
+
+def read_line(interactive):
+    """The next command line; EOFError at the end of input."""
+    if interactive:
+        return input("c> ")
+    line = sys.stdin.readline()
+    if line == "":
+        raise EOFError
+    return line
 
 
 def main(argv=None):
@@ -355,36 +676,70 @@ def main(argv=None):
         except TimeError as e:
             print("client.py: %s" % e, file=sys.stderr)
             return 2
+        if args.verbose:
+            note("time service: %s (--time-url)" % args.time_url)
     else:
         time_client = TimeClient(service=TimeService(verbose=args.verbose))
+        if args.verbose:
+            try:
+                time_client.now()           # start it now, so -v says where it listens
+            except TimeError as e:
+                note("time service: %s" % e)
+    if args.verbose:
+        note("index server: %s" % show_addr(args.server, args.port))
     client = Client(args.server, args.port, time_client, interactive=interactive)
     if interactive:
-        setup_readline()
+        setup_readline(lambda: client.known_users, sorted(COMMANDS), ALIASES)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_leave)
+    status = 0
     try:
         while True:
             try:
-                line = input("c> ") if interactive else sys.stdin.readline()
-                if not interactive and line == "":
-                    raise EOFError
-            except EOFError:
-                if interactive:
-                    print()
-                client.quit()
-                break
-            if not client.run_line(line):
-                break
-    except KeyboardInterrupt:
-        print()
-        client.quit()
+                try:
+                    line = read_line(interactive)
+                except EOFError:
+                    if interactive:
+                        print()
+                    client.quit()
+                    break
+                if not client.run_line(line):
+                    break
+            except KeyboardInterrupt:
+                # Ctrl-C cancels the line (or what the command left to do);
+                # a second one within a second, or any in a script, quits.
+                now = time.monotonic()
+                if not interactive or now - client.last_interrupt < DOUBLE_INTERRUPT:
+                    note("")
+                    client.quit(now=True, timeout=EXIT_TIMEOUT)
+                    status = 130
+                    break
+                client.last_interrupt = now
+                note("\n(Ctrl-C again within a second, Ctrl-D or QUIT to leave)")
     except BrokenPipeError:
         # Whoever read our output went away (`client.py | head -1`): stop as at
         # end of input, quietly, with status 1.
         silence_output()
-        client.quit()
-        return 1
+        client.quit(now=True, timeout=EXIT_TIMEOUT)
+        status = 1
+    except Leave as e:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        client.quit(now=True, timeout=EXIT_TIMEOUT)
+        status = 128 + e.signum
+    except Exception:
+        note("client.py: unexpected error, disconnecting and leaving:\n"
+             + traceback.format_exc().rstrip())
+        try:
+            client.quit(now=True, timeout=EXIT_TIMEOUT)
+        except Exception:
+            pass
+        status = 1
     finally:
         time_client.close()
-    return 0
+    if status == 0 and not interactive and client.failed:
+        status = 1
+    return status
 
 
 def silence_output():

@@ -63,6 +63,31 @@ def parse_request(buf):
     return ("more",)
 
 
+def listen_any():
+    """A listening socket on every address, IPv6 and IPv4 (the index lists
+    whichever address our CONNECT came from), or IPv4 only where the host
+    has no IPv6."""
+    if socket.has_ipv6:
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        except OSError:
+            sock = None
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("::", 0))
+                sock.listen(1024)
+                return sock
+            except OSError:
+                sock.close()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", 0))
+    sock.listen(1024)
+    return sock
+
+
 class PeerServer:
     """Serves GET_FILE for the files our user has published, while connected.
 
@@ -73,10 +98,7 @@ class PeerServer:
     """
 
     def __init__(self, max_transfers=MAX_TRANSFERS, max_per_ip=MAX_PER_IP):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", 0))
-        self.sock.listen(1024)
+        self.sock = listen_any()
         self.sock.setblocking(False)
         self.port = self.sock.getsockname()[1]
         self.max_transfers, self.max_per_ip = max_transfers, max_per_ip
@@ -109,6 +131,11 @@ class PeerServer:
     def publish(self, path, pinned):
         with self.lock:
             self.published[path] = pinned
+
+    def active_uploads(self):
+        """How many transfers to other peers are running right now."""
+        with self.lock:
+            return self.transfers
 
     def unpublish(self, path):
         with self.lock:

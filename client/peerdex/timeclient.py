@@ -57,17 +57,21 @@ class TimeService:
         self.proc = subprocess.Popen(
             [python_with_flask(), SERVICE,
              "--host", "127.0.0.1", "--port", "0", "--parent-pipe", "--key-stdin"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C or hang-up meant for the client does
+            # not kill it (it ends when our end of its stdin closes).
+            start_new_session=True)
         try:
             self.proc.stdin.write(self.key.hex().encode() + b"\n")
             self.proc.stdin.flush()
         except OSError:
             pass                        # it died already: no line below
-        line = self.proc.stdout.readline().decode().strip()
+        line = self.proc.stdout.readline().decode("utf-8", "replace").strip()
         m = re.match(r"^listening on (http://\S+)$", line)
         if not m:
             self.stop()
-            raise TimeError("the time service did not start")
+            raise TimeError("the time service did not start: %s"
+                            % (line or "it printed nothing"))
         self.url = m.group(1)
         if self.verbose:
             print("time service pid %d at %s" % (self.proc.pid, self.url), file=sys.stderr,

@@ -34,7 +34,7 @@ def test_every_result_line(server, tmp_path):
         "UNREGISTER alice",
     ]
     status, out, err = run_script(server.port, script)
-    assert status == 0, err
+    assert status == 1, err             # a scripted run with failures exits 1
     assert out == [
         "c> LIST_USERS FAIL, USER NOT CONNECTED",
         "c> PUBLISH FAIL, USER NOT CONNECTED",
@@ -80,15 +80,18 @@ def test_list_users_lines(server):
 
 
 def test_commands_are_case_insensitive_and_checked(server):
-    status, out, _ = run_script(server.port, [
+    status, out, err = run_script(server.port, [
         "register Dave", "Register Dave", "rEgIsTeR", "REGISTER a b", "frobnicate x", "",
         "help", "GET_FILE a b"])
-    assert status == 0
+    assert status == 1
     assert out[0:2] == ["c> REGISTER OK", "c> USERNAME IN USE"]
-    assert out[2] == out[3] == "usage: REGISTER <user>"
-    assert out[4].startswith("unknown command 'frobnicate'")
-    assert "  GET_FILE <user> <remote path> <local path>" in out
-    assert out[-1] == "usage: GET_FILE <user> <remote path> <local path>"
+    assert any(line.startswith("  GET_FILE <user> <remote path> <local path> ")
+               for line in out)
+    # Usage errors go to stderr, stdout keeps result lines and HELP's text.
+    err = err.splitlines()
+    assert err[0] == err[1] == "usage: REGISTER <user>"
+    assert err[2].startswith("unknown command 'frobnicate'")
+    assert err[-1] == "usage: GET_FILE <user> <remote path> <local path>"
 
 
 def test_quit_disconnects_and_stops(server):
@@ -124,7 +127,7 @@ def test_unreachable_server_prints_fail_lines():
     port = harness.free_port()
     status, out, _ = run_script(port, ["REGISTER a", "UNREGISTER a", "CONNECT a",
                                        "DISCONNECT a"])
-    assert status == 0
+    assert status == 1
     assert out == ["c> REGISTER FAIL", "c> UNREGISTER FAIL", "c> CONNECT FAIL",
                    "c> DISCONNECT FAIL"]
 

@@ -96,9 +96,11 @@ class RecordingServer:
 
 def test_every_operation_carries_a_well_formed_datetime(tmp_path):
     rec = RecordingServer()
+    shared = tmp_path / "y.txt"             # PUBLISH checks the file before sending
+    shared.write_text("y")
     status, out, err = run_script(rec.port, [
-        "REGISTER a", "CONNECT a", "PUBLISH /x/y.txt d e", "DELETE /x/y.txt", "LIST_USERS",
-        "LIST_CONTENT a", "DISCONNECT a", "UNREGISTER a"])
+        "REGISTER a", "CONNECT a", "PUBLISH %s d e" % shared, "DELETE %s" % shared,
+        "LIST_USERS", "LIST_CONTENT a", "DISCONNECT a", "UNREGISTER a"])
     rec.sock.close()
     assert status == 0, err
     ops = [r[0] for r in rec.requests]
@@ -108,7 +110,7 @@ def test_every_operation_carries_a_well_formed_datetime(tmp_path):
         assert DT_RX.match(r[1]), r
         when = datetime.strptime(r[1], "%d/%m/%Y %H:%M:%S")
         assert abs((when - datetime.now()).total_seconds()) < 60
-    assert rec.requests[3][2:] == ["a", "/x/y.txt", "d e"]
+    assert rec.requests[3][2:] == ["a", str(shared), "d e"]
 
 
 def test_killed_service_is_restarted(server, clients):
@@ -128,7 +130,7 @@ def test_broken_time_url_gives_fail_lines_not_a_crash(server, clients):
     c.do("REGISTER nope", "c> REGISTER FAIL")
     c.do("CONNECT nope", "c> CONNECT FAIL")
     c.do("LIST_USERS", "c> LIST_USERS FAIL, USER NOT CONNECTED")
-    assert c.finish() == 0
+    assert c.finish() == 1                  # a scripted run with failures
     assert any("no date-time" in l for l in c.err_lines)
     # Nothing was sent: the name is still free.
     assert harness.code(server.port, "REGISTER", "nope") == 0

@@ -17,7 +17,9 @@
  *    what was committed, and every committed (origin, seq) is still known.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,15 +41,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_RECORDS 64
 
-static char log_path[64], idx_path[80];
+static char dir[PATH_MAX], log_path[PATH_MAX + 16], idx_path[PATH_MAX + 16];
 
-/* A scratch directory for the whole run, made once. */
+/* At exit: remove the scratch directory and what the store left in it. */
+static void remove_dir(void)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+    rmdir(dir);
+}
+
+/* A scratch directory for the whole run ($TMPDIR or /tmp), made once and
+ * removed at exit, so a run leaves nothing behind. */
 static void make_paths(void)
 {
     if (log_path[0])
         return;
-    char dir[] = "/tmp/peerdex-fuzz-XXXXXX";
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/peerdex-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     CHECK(mkdtemp(dir) != NULL);
+    CHECK(atexit(remove_dir) == 0);
     snprintf(log_path, sizeof log_path, "%s/ops.log", dir);
     snprintf(idx_path, sizeof idx_path, "%s/ops.log.idx", dir);
 }
