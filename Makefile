@@ -79,7 +79,7 @@ client:
 ## test: every unit and integration test (installs what it needs first)
 test:
 	@sh scripts/deps.sh test
-	@$(MAKE) --no-print-directory programs $(UNIT_TESTS)
+	@$(MAKE) --no-print-directory programs $(UNIT_TESTS) $(FUZZ_REGRESS)
 	@$(MAKE) --no-print-directory $(TEST_TARGETS)
 
 ## test-unit: the C unit tests (check)
