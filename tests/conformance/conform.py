@@ -455,7 +455,7 @@ def s_list_users_format(t):
 
 
 @check("server", "server.list-users.only-connected",
-       "LIST_USERS on 0: ... for each **connected** user; a user is connected from CONNECT "
+       "LIST_USERS on 0: ... for each connected user; a user is connected from CONNECT "
        "until DISCONNECT (or UNREGISTER)")
 def s_list_users_connected(t):
     viewer = t.connected("viewer", "40020")
@@ -1135,6 +1135,10 @@ class ClientRun:
         try:
             if self.master is not None:
                 os.write(self.master, b"\x04")
+                try:
+                    self.proc.wait(2)
+                except subprocess.TimeoutExpired:
+                    os.write(self.master, b"QUIT\n")   # ^D can be lost on a terminal
             else:
                 self.proc.stdin.close()
         except OSError:
