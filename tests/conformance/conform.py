@@ -136,8 +136,8 @@ def run_check(chk, ctx):
 
 def print_result(r, out=sys.stdout):
     """One result in human form: the id line, then on failure the evidence."""
-    print("%s  %-34s %s" % (r["status"], r["id"], r["rule"]), file=out)
-    if r["status"] == "FAIL":
+    print("%-5s %-34s %s" % (r["status"], r["id"], r["rule"]), file=out)
+    if r["status"] != "PASS":
         print("      why:      %s" % r["why"], file=out)
         for key, label in (("sent", "sent"), ("received", "received")):
             if key in r:
@@ -1493,6 +1493,9 @@ def parse_args(argv):
     p.add_argument("--timeout", type=float, default=TIMEOUT,
                    help="seconds for any one exchange (default %(default)s)")
     p.add_argument("--jobs", type=int, default=4, help="client checks run at once")
+    p.add_argument("--xfail", action="append", default=[], metavar="ID",
+                   help="a check known to fail (glob; repeatable): its failure is reported "
+                   "as XFAIL and not counted; if it passes, that counts as a failure")
     p.add_argument("target", nargs="?", choices=("server", "peer", "client"))
     p.add_argument("args", nargs="*")
     p.add_argument("--pty", action="store_true",
@@ -1533,29 +1536,43 @@ def main(argv=None):
     if not checks:
         parser.error("no check matches %s" % " ".join(args.only))
     results = []
+
+    def run(chk):
+        """One check, with --xfail applied."""
+        r = run_check(chk, ctx)
+        if any(fnmatch.fnmatchcase(chk.id, pat) for pat in args.xfail):
+            if r["status"] == "FAIL":
+                r["status"] = "XFAIL"
+            else:
+                r.update(status="FAIL", why="passes, but was named with --xfail: take it "
+                         "off the list of known failures")
+        return r
     try:
         if args.target == "client":
             with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-                results = list(pool.map(lambda c: run_check(c, ctx), checks))
+                results = list(pool.map(run, checks))
             if not args.json:
                 for r in results:
                     print_result(r)
         else:
             for c in checks:
-                results.append(run_check(c, ctx))
+                results.append(run(c))
                 if not args.json:
                     print_result(results[-1])
     finally:
         if args.target == "server":
             ctx.cleanup()
     passed = sum(r["status"] == "PASS" for r in results)
-    failed = len(results) - passed
+    known = sum(r["status"] == "XFAIL" for r in results)
+    failed = len(results) - passed - known
     if args.json:
         json.dump({"target": args.target, "args": args.args, "passed": passed,
-                   "failed": failed, "results": results}, sys.stdout, indent=1)
+                   "failed": failed, "known_failures": known, "results": results},
+                  sys.stdout, indent=1)
         print()
     else:
-        print("%d passed, %d failed" % (passed, failed))
+        print("%d passed, %d failed%s" % (passed, failed,
+                                          ", %d known failure(s)" % known if known else ""))
     return 1 if failed else 0
 
 

@@ -21,6 +21,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 KIT = os.path.join(HERE, "conform.py")
+# Checks our own programs are known to fail today, with the reason; the kit
+# reports them as XFAIL, and as a failure once they pass (then drop them here).
+KNOWN_FAILURES = {
+    "client": {
+        "client.get-file.too-much": "our downloader stops at the announced size and says OK "
+                                    "when the peer sends more (issue 12 makes it FAIL)",
+    },
+}
 
 
 def stop(proc):
@@ -121,9 +129,13 @@ def main():
         ok &= kit(args.python, "server", "127.0.0.1:%d" % port, *args.kit_args)
         peer, peer_port, path = start_peer(args.python, port, workdir)
         ok &= kit(args.python, "peer", "127.0.0.1:%d" % peer_port, path, *args.kit_args)
+        known = []
+        for cid, why in sorted(KNOWN_FAILURES["client"].items()):
+            print("known failure of our client, %s: %s" % (cid, why))
+            known += ["--xfail", cid]
         ok &= kit(args.python, "client", "%s %s" % (
             shlex.quote(args.python), shlex.quote(os.path.join(ROOT, "client", "client.py"))),
-            *args.kit_args)
+            *known, *args.kit_args)
     finally:
         if peer is not None:
             peer.stdin.close()
