@@ -985,14 +985,16 @@ class ClientRun:
                                          stderr=subprocess.PIPE, env=env,
                                          start_new_session=True)
             os.close(slave)
-            out = os.fdopen(self.master, "rb", buffering=0)
+            out = self.master_file = os.fdopen(self.master, "rb", buffering=0)
         else:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, env=env)
             out = self.proc.stdout
         self.err = []
-        threading.Thread(target=self._read, args=(out,), daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
+        self.readers = [threading.Thread(target=self._read, args=(out,), daemon=True),
+                        threading.Thread(target=self._read_err, daemon=True)]
+        for r in self.readers:
+            r.start()
 
     def _read(self, stream):
         buf = b""
@@ -1152,11 +1154,10 @@ class ClientRun:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        for r in self.readers:
+            r.join(2)
         if self.master is not None:
-            try:
-                os.close(self.master)
-            except OSError:
-                pass
+            self.master_file.close()    # the one owner of the descriptor: closed once
         self.server.close()
         self.peer.close()
         shutil.rmtree(self.dir, ignore_errors=True)
