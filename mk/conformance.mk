@@ -1,7 +1,7 @@
 # mk/conformance.mk - the conformance kit (tests/conformance/conform.py, see
 # docs/conformance.md) against our own server, peer and client, or others.
 
-## conformance: the protocol conformance kit against ours (or SERVER=h:p PEER="h:p path" CLIENT="cmd")
+## conformance: the protocol kit against ours (or SERVER=h:p PEER="h:p path" CLIENT="cmd")
 .PHONY: conformance
 TEST_TARGETS += conformance
 CONFORM_ARGS ?=
@@ -9,4 +9,4 @@ CONFORM_ARGS ?=
 conformance: programs
 	@$(PYTHON) tests/conformance/ours.py --bin $(abspath $(BIN)) --python $(PYTHON) \
 	    $(if $(SERVER),--server '$(SERVER)') $(if $(PEER),--peer '$(PEER)') \
-	    $(if $(CLIENT),--client '$(CLIENT)') $(CONFORM_ARGS)
+	    $(if $(CLIENT),--client '$(CLIENT)') -- $(CONFORM_ARGS)

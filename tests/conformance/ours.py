@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -52,7 +52,6 @@ def start_server(bin_dir):
         stop(proc)
         sys.exit("conformance: the server did not start (%r)" % line)
     # Keep draining the console so the server never blocks on a full pipe.
-    import threading
     threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()
     return proc, int(m.group(1))
 
