@@ -11,7 +11,8 @@ Checks any implementation, not only peerdex, against the normative protocol
                                          (or a terminal) against a scripted server
 
 COMMAND may contain {host} and {port}; otherwise `-s HOST -p PORT` is appended.
-Options: --list, --only ID (glob, repeatable), --json, --timeout SECONDS.
+Options: --list, --only ID (glob, repeatable), --json, --timeout SECONDS,
+--jobs N, --xfail ID (a known failure, counted apart).
 Each check prints its id, PASS or FAIL and the rule it checks; a failure says
 what was sent and what came back (bytes in hex).  Exit status 1 on any failure.
 See docs/conformance.md.
@@ -280,11 +281,6 @@ class ServerTarget:
                           "path per file, each NUL-terminated, nothing more", data, raw,
                           "a list cut short, a count that does not match, or a missing NUL")
         return [p[0].decode("utf-8", "replace") for p in parsed[1]], data, raw
-
-    def source_ip(self):
-        """The address the server sees our connections come from."""
-        with socket.create_connection(self.addr, timeout=self.timeout) as s:
-            return s.getsockname()[0]
 
     def cleanup(self):
         """UNREGISTER every user this run created (the answers do not matter)."""
@@ -736,6 +732,7 @@ def s_concurrent_same(t):
        "registering, connecting and publishing; all are listed)")
 def s_concurrent_many(t):
     def life(i):
+        """One user's registration, connection and publication."""
         name = t.user("many%02d" % i)
         t.expect(0, "REGISTER", name)
         t.expect(0, "CONNECT", name, str(41000 + i))
@@ -905,6 +902,7 @@ class ScriptedServer:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
+        """Accept connections; each is served in its own thread."""
         while True:
             try:
                 conn, _ = self.sock.accept()
@@ -913,6 +911,7 @@ class ScriptedServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
+        """Read one request, record it with the current step, send the scripted reply."""
         with conn:
             raw = read_request(conn, self.timeout, FIELDS.get)
             req = Request(0, raw)
@@ -928,11 +927,13 @@ class ScriptedServer:
                 pass
 
     def set(self, step, replies):
+        """Begin a step: the replies (by operation) that its requests get."""
         with self.lock:
             self.step = step
             self.replies = dict(replies)
 
     def close(self):
+        """Stop listening."""
         self.sock.close()
 
 
@@ -940,6 +941,7 @@ class ScriptedPeer(ScriptedServer):
     """A peer stand-in: answers GET_FILE with the bytes the check set."""
 
     def _serve(self, conn):
+        """Read one GET_FILE request, record it, send the scripted bytes, close."""
         with conn:
             raw = read_request(conn, self.timeout, lambda op: 2 if op == "GET_FILE" else None)
             req = Request(0, raw)
@@ -987,15 +989,21 @@ class ClientRun:
             import pty
             import termios
             self.master, slave = pty.openpty()
-            attrs = termios.tcgetattr(slave)
-            attrs[3] &= ~termios.ECHO
-            termios.tcsetattr(slave, termios.TCSANOW, attrs)
-            env.update(TERM="dumb", HOME=self.dir)
-            self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave,
-                                         stderr=subprocess.PIPE, env=env,
-                                         start_new_session=True)
-            os.close(slave)
-            out = self.master_file = os.fdopen(self.master, "rb", buffering=0)
+            self.master_file = os.fdopen(self.master, "rb", buffering=0)
+            try:
+                attrs = termios.tcgetattr(slave)
+                attrs[3] &= ~termios.ECHO
+                termios.tcsetattr(slave, termios.TCSANOW, attrs)
+                env.update(TERM="dumb", HOME=self.dir)     # no history file left behind
+                self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave,
+                                             stderr=subprocess.PIPE, env=env,
+                                             start_new_session=True)
+            except BaseException:
+                self.master_file.close()
+                raise
+            finally:
+                os.close(slave)
+            out = self.master_file
         else:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, env=env)
@@ -1007,6 +1015,7 @@ class ClientRun:
             r.start()
 
     def _read(self, stream):
+        """Collect the client's output lines until it closes its side."""
         buf = b""
         while True:
             try:
@@ -1026,12 +1035,14 @@ class ClientRun:
             self.cond.notify_all()
 
     def _add(self, line):
+        """One output line, without terminal escapes and carriage returns."""
         text = ANSI_RX.sub("", line.decode("utf-8", "replace")).replace("\r", "")
         with self.cond:
             self.lines.append(text)
             self.cond.notify_all()
 
     def _read_err(self):
+        """Keep the client's stderr, for the failure reports."""
         for line in iter(self.proc.stderr.readline, b""):
             self.err.append(line.decode("utf-8", "replace").rstrip("\n"))
 
@@ -1049,6 +1060,7 @@ class ClientRun:
         return out
 
     def send(self, command):
+        """Type one command line into the client."""
         self.sent.append(command)
         data = (command + "\n").encode()
         try:
@@ -1071,6 +1083,7 @@ class ClientRun:
         before = len(self.relevant())
 
         def new_lines():
+            """Output lines since the command was sent, `skip` lines left out."""
             return [l for l in self.relevant()[before:]
                     if not any(line_matches(s, l) for s in skip)]
         self.send(command)
@@ -1105,6 +1118,7 @@ class ClientRun:
         return "scripted answers: " + ("; ".join(notes) if notes else "defaults")
 
     def stderr_note(self):
+        """The client's last stderr lines, for a failure report."""
         return (" (client stderr: %r)" % self.err[-3:]) if self.err else ""
 
     def requests(self, op, step=None, peer=False):
@@ -1224,11 +1238,13 @@ class ClientTarget:
         self.file = None
 
     def argv(self, host, port):
+        """The client's command line for a server at host:port."""
         if "{port}" in self.command:
             return shlex.split(self.command.replace("{host}", host).replace("{port}", str(port)))
         return shlex.split(self.command) + ["-s", host, "-p", str(port)]
 
     def run(self):
+        """A client run for one check (use it in a with statement)."""
         return ClientRun(self)
 
 
@@ -1500,6 +1516,7 @@ def host_port(text):
 
 
 def parse_args(argv):
+    """The parser and the parsed command line."""
     p = argparse.ArgumentParser(
         prog="conform.py", description="Check an implementation of the classic peer-to-peer "
         "index protocol (docs/conformance.md).")
@@ -1527,6 +1544,7 @@ def selected(target, only):
 
 
 def main(argv=None):
+    """Run the selected checks of one target; the exit status."""
     parser, args = parse_args(argv)
     if args.list:
         for c in selected(args.target, args.only):

@@ -104,6 +104,7 @@ def kit(python, *args):
 
 
 def main():
+    """Run the selected targets; the exit status."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bin", default=os.path.join(ROOT, "bin"), help="our programs")
     p.add_argument("--python", default=sys.executable, help="interpreter for our client")

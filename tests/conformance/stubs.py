@@ -28,6 +28,7 @@ SERVER_DEFECTS = ("ascii-codes", "datetime-last", "global-publish", "truncate-25
 
 
 def encode(*fields):
+    """Fields, each followed by a NUL byte."""
     return b"".join((f if isinstance(f, bytes) else str(f).encode()) + b"\0" for f in fields)
 
 
@@ -88,6 +89,7 @@ class IndexStub:
         self.files = {}             # user -> [paths]
 
     def handle(self, conn, addr):
+        """One connection: read the request, apply it, reply."""
         with conn:
             limit = 10 ** 6 if self.defect == "truncate-255" else 256
             fields, status = read_fields(conn, FIELDS.get, limit)
@@ -110,6 +112,7 @@ class IndexStub:
             self.reply(conn, code, data)
 
     def reply(self, conn, code, data=None):
+        """The result code (as an ASCII digit with that defect) and the data."""
         first = str(code).encode() if self.defect == "ascii-codes" else bytes([code])
         body = b""
         if data is not None:
@@ -183,6 +186,7 @@ class IndexStub:
 def peer_handler(published, defect):
     """GET_FILE of `published` (any existing file with the defect)."""
     def handle(conn, addr):
+        """One GET_FILE request."""
         with conn:
             fields, status = read_fields(conn, lambda op: 2 if op == "GET_FILE" else None)
             if status == "unknown" or not fields:
@@ -234,6 +238,7 @@ class StubClient:
         self.listener = None
 
     def say(self, op, code):
+        """The console line of a result code."""
         known = MESSAGES[op]
         text = known[code] if code is not None and code < len(known) else known[-1]
         if self.defect == "fail-comma":
@@ -259,6 +264,7 @@ class StubClient:
         return raw[0], [f.decode() for f in raw[1:].split(b"\0")[:-1]]
 
     def stop_listener(self):
+        """Stop serving files and forget the user."""
         if self.listener is not None:
             try:
                 self.listener.shutdown(socket.SHUT_RDWR)    # wakes the accepting thread
@@ -268,6 +274,7 @@ class StubClient:
         self.listener, self.user = None, None
 
     def run(self, line):
+        """One command line; False when the client should stop."""
         words = line.split()
         if not words:
             return True
@@ -315,6 +322,7 @@ class StubClient:
         return True
 
     def get_file(self, owner, remote, local):
+        """Download from the owner's peer; 0, 1 or None (other failure)."""
         code, data = self.call("LIST_USERS", self.user)
         if code != 0:
             return None
@@ -346,6 +354,7 @@ class StubClient:
 
 
 def main():
+    """Start the chosen stub."""
     p = argparse.ArgumentParser()
     p.add_argument("role", choices=("server", "peer", "client"))
     p.add_argument("--defect")

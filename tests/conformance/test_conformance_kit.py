@@ -33,6 +33,7 @@ def kit(*args, isolated=False):
 
 
 def failed(results):
+    """The ids of the checks that failed."""
     return {cid for cid, res in results.items() if res["status"] == "FAIL"}
 
 
@@ -42,6 +43,7 @@ def stub():
     started = []
 
     def start(role, *args):
+        """Start one stub; its HOST:PORT."""
         p = harness.Process([sys.executable, STUBS, role, *args])
         started.append(p)
         return "127.0.0.1:%s" % p.wait_line(r"^port (\d+)$").group(1)
@@ -53,6 +55,7 @@ def stub():
 
 @pytest.fixture
 def published(tmp_path):
+    """A file for the stub peer to serve."""
     path = tmp_path / "published.bin"
     path.write_bytes(b"stub file\n" + bytes(range(256)))
     return str(path)
@@ -82,6 +85,7 @@ def test_faithful_stubs_pass_every_check(stub, published):
      "cut short"),
 ])
 def test_broken_servers_fail_the_right_checks(stub, defect, ids, words):
+    """Each broken server fails the checks of its defect, with evidence."""
     status, results = kit("server", stub("server", "--defect", defect))
     assert status == 1
     assert ids <= failed(results), failed(results)
@@ -93,11 +97,13 @@ def test_broken_servers_fail_the_right_checks(stub, defect, ids, words):
 
 
 def test_global_publish_fails_only_where_two_users_share_a_path(stub):
+    """A narrow defect fails only the checks it touches."""
     _, results = kit("server", stub("server", "--defect", "global-publish"))
     assert failed(results) == {"server.publish.per-user", "server.concurrency.many-users"}
 
 
 def test_peer_serving_unpublished_files(stub, published):
+    """A peer serving /etc/passwd fails the unpublished-file check."""
     _, results = kit("peer", stub("peer", "--file", published, "--defect",
                                   "serve-unpublished"), published)
     assert failed(results) == {"peer.get-file.unpublished"}
@@ -106,6 +112,7 @@ def test_peer_serving_unpublished_files(stub, published):
 
 
 def test_client_printing_fail_space_comma(stub):
+    """A client printing `FAIL ,` fails every check with a FAIL, REASON line."""
     _, results = kit("client", STUB_CLIENT + " --defect fail-comma")
     assert {"client.connect", "client.disconnect", "client.publish", "client.delete",
             "client.list-users", "client.list-content",
@@ -139,6 +146,7 @@ def test_cleanup_leaves_no_user_behind(stub):
 
 
 def test_human_output_list_only_and_exit_status(stub):
+    """The human output, --list, --only, and the exit statuses 0, 1 and 2."""
     addr = stub("server", "--defect", "ascii-codes")
     r = subprocess.run([sys.executable, KIT, "server", addr, "--only", "server.reply.*",
                         "--only", "server.register.codes"], capture_output=True, timeout=60)
