@@ -393,6 +393,8 @@ def s_publish(t):
     t.expect(0, "PUBLISH", name, path, "a description with spaces")
     t.expect(3, "PUBLISH", name, path, "again")
     t.expect(0, "PUBLISH", name, t.path("other.txt"), "")
+    t.expect(4, "PUBLISH", name, t.path("long.txt"), "d" * 257,
+             why="a description over 256 bytes must get 4 (other error)")
 
 
 @check("server", "server.delete.codes",
@@ -410,6 +412,8 @@ def s_delete(t):
     t.expect(3, "DELETE", name, path)
     t.expect(0, "PUBLISH", name, path, "again",
              why="after DELETE the same path can be published again (PUBLISH 0)")
+    t.expect(4, "DELETE", name, ("/" + t.prefix + "/").ljust(257, "p"),
+             why="a path over 256 bytes must get 4 (other error)")
 
 
 @check("server", "server.list-users.codes",
@@ -826,12 +830,12 @@ def p_not_exist(t):
 
 @check("peer", "peer.get-file.unpublished",
        "Each connected client ... serves the files that its user has published (an existing "
-       "file that was not published: 1 or 2, never 0)")
+       "file that was not published: 1 file does not exist)")
 def p_unpublished(t):
     candidates = ["/etc/passwd", "/etc/hostname", os.path.dirname(t.path) or "/"]
     for remote in candidates:
-        t.expect_refused(remote, (1, 2), "GET_FILE of %s, which was not published, must be "
-                         "refused with 1 (or 2), not served" % remote)
+        t.expect_refused(remote, (1,), "GET_FILE of %s, which was not published, must be "
+                         "refused with the single byte 1, not served" % remote)
 
 
 @check("peer", "peer.get-file.relative-path",
