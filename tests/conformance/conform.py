@@ -862,12 +862,23 @@ DEFAULT_REPLY = {"LIST_USERS": b"\x000\x00", "LIST_CONTENT": b"\x000\x00"}
 
 
 class Request:
-    """A request the client sent to the scripted server (or the built-in peer)."""
+    """A request the client sent to the scripted server (or the built-in peer);
+    for CONNECT, whether its port accepted connections when the request came."""
 
     def __init__(self, step, raw):
         self.step, self.raw = step, raw
+        self.listening = None
         self.fields = raw.split(b"\0")[:-1] if raw.endswith(b"\0") else raw.split(b"\0")
         self.op = self.fields[0].decode("ascii", "replace") if self.fields else ""
+
+
+def port_open(port):
+    """True when something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
 
 
 def read_request(conn, timeout, count_of):
@@ -919,6 +930,8 @@ class ScriptedServer:
         with conn:
             raw = read_request(conn, self.timeout, FIELDS.get)
             req = Request(0, raw)
+            if req.op == "CONNECT" and len(req.fields) >= 4 and req.fields[3].isdigit():
+                req.listening = port_open(int(req.fields[3]))
             with self.lock:
                 req.step = self.step
                 self.requests.append(req)
@@ -1154,11 +1167,7 @@ class ClientRun:
 
     def listening(self, port):
         """True when something accepts TCP connections on 127.0.0.1:port."""
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return True
-        except OSError:
-            return False
+        return port_open(port)
 
     def close(self):
         """End of input, then wait; stop the client by PID if it will not exit."""
@@ -1288,7 +1297,8 @@ def c_unregister(t):
 
 
 @check("client", "client.connect",
-       "CONNECT, date-time, user, listening port · `c> CONNECT OK` · `c> CONNECT FAIL, USER "
+       "the client opens a listening socket first and sends only its port: CONNECT, "
+       "date-time, user, listening port · `c> CONNECT OK` · `c> CONNECT FAIL, USER "
        "DOES NOT EXIST` · `c> USER ALREADY CONNECTED` · `c> CONNECT FAIL`")
 def c_connect(t):
     with t.run() as c:
@@ -1296,7 +1306,10 @@ def c_connect(t):
                            (2, "c> USER ALREADY CONNECTED"), (3, "c> CONNECT FAIL")):
             c.step("CONNECT alice", [line], {"CONNECT": bytes([code])})
         port = connect(c)
-        c.expect_request("CONNECT", "alice", str(port))
+        req = c.expect_request("CONNECT", "alice", str(port))
+        require(req.listening, "when the CONNECT request arrived nothing listened on port %d: "
+                "the client opens a listening socket first and sends only its port" % port,
+                received=req.raw)
         require(c.listening(port), "after `c> CONNECT OK` nothing listens on the port %d the "
                 "client sent (the client opens a listening socket first)" % port)
 
