@@ -1154,11 +1154,7 @@ class ClientRun:
                           % (op, len(reqs)),
                           received=b" | ".join(others) if others else None)
         req = reqs[0]
-        if len(req.fields) < 2 or not DT_RX.match(req.fields[1]):
-            want = encode(op, "DD/MM/YYYY HH:MM:SS", *fields)
-            raise Failure("the second field of %s must be the date-time DD/MM/YYYY HH:MM:SS; "
-                          "expected like %s" % (op, readable(want)), received=req.raw,
-                          hint="date-time sent last or in another format?")
+        require_datetime(req, fields)
         want = encode(op, req.fields[1], *fields)
         if req.raw != want:
             raise Failure("%s request bytes differ; expected %s" % (op, hexdump(want)),
@@ -1261,12 +1257,23 @@ class ClientTarget:
         return ClientRun(self)
 
 
+def require_datetime(req, fields):
+    """The request's second field must be a date-time (Failure showing the framing)."""
+    if len(req.fields) < 2 or not DT_RX.match(req.fields[1]):
+        want = encode(req.op, "DD/MM/YYYY HH:MM:SS", *fields)
+        raise Failure("the second field of %s must be the date-time DD/MM/YYYY HH:MM:SS; "
+                      "expected like %s" % (req.op, readable(want)), received=req.raw,
+                      hint="date-time sent last or in another format?")
+
+
 def connect(c, user="alice"):
     """CONNECT the client's user; returns the listening port it sent."""
     c.step("CONNECT %s" % user, ["c> CONNECT OK"], {"CONNECT": b"\x00"})
     req = c.requests("CONNECT")
-    require(len(req) == 1 and len(req[0].fields) == 4, "CONNECT request not as expected",
-            received=req[0].raw if req else None)
+    require(len(req) == 1, "expected one CONNECT request, the server got %d" % len(req))
+    require_datetime(req[0], (user, "PORT"))
+    require(len(req[0].fields) == 4, "CONNECT must have 4 fields: CONNECT, date-time, user, "
+            "port", received=req[0].raw)
     port = req[0].fields[3]
     require(port.isdigit() and 1 <= int(port) <= 65535,
             "CONNECT's port field must be decimal text 1..65535", received=req[0].raw)

@@ -248,9 +248,11 @@ class StubClient:
     def call(self, op, *fields):
         """(code, data fields) or (None, None)."""
         stamp = time.strftime("%d/%m/%Y %H:%M:%S")
+        request = encode(op, *fields, stamp) if self.defect == "datetime-last" \
+            else encode(op, stamp, *fields)
         try:
             with socket.create_connection(self.server, timeout=10) as s:
-                s.sendall(encode(op, stamp, *fields))
+                s.sendall(request)
                 raw = b""
                 while True:
                     chunk = s.recv(65536)
@@ -300,7 +302,8 @@ class StubClient:
             self.say(op, code)
         elif op == "DISCONNECT":
             code = self.call(op, args[0])[0]
-            self.stop_listener()
+            if code == 0 or self.defect != "keep-listener":
+                self.stop_listener()
             self.say(op, code)
         elif op in ("PUBLISH", "DELETE", "LIST_USERS", "LIST_CONTENT") and self.user is None:
             self.say(op, 2)
@@ -344,8 +347,12 @@ class StubClient:
         if raw[:1] != b"\x00":
             return raw[0] if raw[:1] == b"\x01" else None
         end = raw.find(b"\0", 1)
-        if end < 0 or not raw[1:end].isdigit() or len(raw) - end - 1 != int(raw[1:end]):
+        if end < 0 or not raw[1:end].isdigit() or len(raw) - end - 1 < int(raw[1:end]):
             return None
+        if len(raw) - end - 1 > int(raw[1:end]):
+            if self.defect != "accept-too-much":
+                return None
+            raw = raw[:end + 1 + int(raw[1:end])]
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(local)))
         with os.fdopen(fd, "wb") as f:
             f.write(raw[end + 1:])

@@ -137,6 +137,22 @@ def test_xfail_counts_known_failures_apart(stub):
     assert status == 1 and "take it off" in results["server.publish.codes"]["why"]
 
 
+@pytest.mark.parametrize("defect, ids, words", [
+    ("datetime-last", {"client.register", "client.connect", "client.publish"},
+     "must be the date-time DD/MM/YYYY HH:MM:SS"),
+    ("keep-listener", {"client.disconnect.listener"}, "still accepts connections"),
+    ("accept-too-much", {"client.get-file.too-much"}, "expected the line 'c> GET_FILE FAIL'"),
+])
+def test_broken_clients_fail_the_right_checks(defect, ids, words):
+    """Each broken client fails the checks of its defect, and only those."""
+    _, results = kit("client", STUB_CLIENT + " --defect " + defect)
+    assert ids <= failed(results), failed(results)
+    if defect != "datetime-last":
+        assert failed(results) == ids
+    for cid in ids:
+        assert words in results[cid]["why"], results[cid]
+
+
 def test_cleanup_leaves_no_user_behind(stub):
     """After a run the kit's users are gone (the stub's STUB_USERS lists them)."""
     addr = stub("server")
