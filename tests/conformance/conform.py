@@ -598,6 +598,32 @@ def s_fields_256(t):
             "a path cut short: is the buffer 256 bytes including the NUL?")
 
 
+@check("server", "server.fields.1-byte",
+       "Every request field is a byte string terminated by one \\0 byte (fields of one byte: "
+       "a user name, the path \"/\", a description, a port, travel whole)")
+def s_fields_1(t):
+    name = None
+    for ch in random.sample("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", 20):
+        data, raw = t.send("REGISTER", ch)
+        if raw == b"\x00":
+            name = ch
+            with t.lock:
+                t.users.add(ch)
+            break
+        require(raw == b"\x01", "REGISTER of the one-byte name %r must answer 0 (or 1 if it "
+                "is taken)" % ch, data, raw, diagnose(b"\x00", raw))
+    require(name is not None, "twenty one-byte user names are all taken on this server")
+    t.expect(0, "CONNECT", name, "7")
+    t.expect(0, "PUBLISH", name, "/", "d")
+    users, data, raw = t.list_users(name)
+    require(users.get(name, (None, None))[1] == "7",
+            "LIST_USERS must list the one-byte name with the one-byte port", data, raw)
+    data, raw = t.send("LIST_CONTENT", name, name)
+    want = b"\x00" + encode("1", "/")
+    require(raw == want, "LIST_CONTENT must give back the one-byte path \"/\"", data, raw,
+            diagnose(want, raw))
+
+
 @check("server", "server.fields.257-refused",
        "a field over 256 bytes: the server answers the operation's \"other error\" code "
        "..., keeps running, and changes no state")
