@@ -7,8 +7,15 @@ Run standalone:  python3 client/timeservice.py [--host 127.0.0.1] [--port 8000]
 With --port 0 it picks a free port.  It prints one line, "listening on http://HOST:PORT",
 so whoever started it learns the address.  With --parent-pipe it also exits as soon
 as its standard input closes (the client that started it went away).
+
+With --key-stdin it first reads a secret key (hex, one line) from its standard
+input, and answers every request that carries an `X-Peerdex-Nonce` header with
+`X-Peerdex-Proof: HMAC-SHA256(key, nonce)` (hex): the client that started it
+can so tell its own service from any other process on the same port.
 """
 import argparse
+import hashlib
+import hmac
 import logging
 import sys
 import threading
@@ -18,10 +25,18 @@ from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
 DATETIME_FORMAT = "%d/%m/%Y %H:%M:%S"
+NONCE_HEADER = "X-Peerdex-Nonce"
+PROOF_HEADER = "X-Peerdex-Proof"
 
 
-def create_app():
-    """The Flask application with its one route."""
+def proof(key, nonce):
+    """The answer to a nonce that only the holder of `key` can give."""
+    return hmac.new(key, nonce.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+
+
+def create_app(key=None):
+    """The Flask application with its one route; with `key`, answers carry
+    the proof for the request's nonce."""
     app = Flask("peerdex-timeservice")
 
     @app.get("/datetime")
@@ -31,14 +46,18 @@ def create_app():
             text = now.isoformat(timespec="seconds")
         else:
             text = now.strftime(DATETIME_FORMAT)
-        return Response(text, mimetype="text/plain")
+        resp = Response(text, mimetype="text/plain")
+        nonce = request.headers.get(NONCE_HEADER)
+        if key is not None and nonce:
+            resp.headers[PROOF_HEADER] = proof(key, nonce)
+        return resp
 
     return app
 
 
-def serve(host, port, announce=sys.stdout):
+def serve(host, port, announce=sys.stdout, key=None):
     """Create the HTTP server (threaded, keep-alive) and announce its address."""
-    server = make_server(host, port, create_app(), threaded=True)
+    server = make_server(host, port, create_app(key), threaded=True)
     print("listening on http://%s:%d" % (host, server.server_port), file=announce, flush=True)
     return server
 
@@ -55,12 +74,25 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--parent-pipe", action="store_true",
                         help="exit when standard input closes")
+    parser.add_argument("--key-stdin", action="store_true",
+                        help="read a hex key from the first line of standard input and "
+                        "prove it on every request with a nonce")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("port must be 0..65535")
+    key = None
+    if args.key_stdin:
+        try:
+            key = bytes.fromhex(sys.stdin.buffer.readline().decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            key = b""
+        if len(key) < 16:
+            print("timeservice: --key-stdin: no key of at least 16 bytes on stdin",
+                  file=sys.stderr)
+            return 2
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:
-        server = serve(args.host, args.port)
+        server = serve(args.host, args.port, key=key)
     except OSError as e:
         print("timeservice: cannot listen on %s:%d: %s" % (args.host, args.port, e),
               file=sys.stderr)

@@ -166,3 +166,70 @@ void console_stop(void)
     free(con.out);
     con.pending = con.out = NULL;
 }
+
+/*
+ * The length of the UTF-8 sequence at s (1..4) and its code point, or 0 when
+ * s does not start a well-formed one (overlong forms and surrogates included).
+ */
+static size_t utf8_decode(const unsigned char *s, unsigned *cp)
+{
+    size_t len;
+    unsigned min;
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    } else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2, min = 0x80, *cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3, min = 0x800, *cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4, min = 0x10000, *cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)      /* also stops at the NUL */
+            return 0;
+        *cp = (*cp << 6) | (s[i] & 0x3f);
+    }
+    if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* True for the code points console_escape() writes as escapes. */
+static bool invisible(unsigned cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0xad || cp == 0x61c ||
+           cp == 0x180e || (cp >= 0x200b && cp <= 0x200f) ||
+           (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) ||
+           cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb);
+}
+
+const char *console_escape(const char *in, char *out, size_t outsz)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    size_t used = 0;
+    if (outsz == 0)
+        return out;
+    while (*s) {
+        char esc[8];
+        const char *piece = (const char *)s;
+        unsigned cp;
+        size_t len = utf8_decode(s, &cp), n = len;
+        if (len == 0) {
+            n = (size_t)snprintf(esc, sizeof esc, "\\x%02x", *s);
+            piece = esc, len = 1;
+        } else if (invisible(cp)) {
+            n = (size_t)snprintf(esc, sizeof esc, "\\u%04x", cp);
+            piece = esc;
+        }
+        if (used + n >= outsz)
+            break;
+        memcpy(out + used, piece, n);
+        used += n;
+        s += len;
+    }
+    out[used] = '\0';
+    return out;
+}

@@ -11,6 +11,8 @@
 #ifndef PEERDEX_CONSOLE_H
 #define PEERDEX_CONSOLE_H
 
+#include <stddef.h>
+
 /* Start the writer thread.  Returns 0, or -1 (lines then go out directly). */
 int console_start(void);
 
@@ -23,5 +25,20 @@ void console_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Write every queued line, then end the writer thread. */
 void console_stop(void);
+
+/* The size of a buffer that holds any string of n bytes escaped, with its NUL. */
+#define CONSOLE_ESCAPED_MAX(n) (4 * (n) + 1)
+
+/*
+ * Copy `in` to `out` (`outsz` bytes, NUL included) so that it cannot change
+ * what a terminal shows: ASCII controls and DEL, C1 controls (U+0080..U+009F),
+ * bidi and other invisible format characters (U+00AD, U+061C, U+180E,
+ * U+200B..U+200F, U+2028..U+202E, U+2060..U+206F, U+FEFF, U+FFF9..U+FFFB)
+ * become `\u202e`-style escapes, bytes that are not UTF-8 become `\xff`-style
+ * escapes; anything else is copied as is, so plain names print unchanged.
+ * Stops at a character boundary if `out` is too small.  Returns `out`.
+ * For names and paths from the network in console lines.
+ */
+const char *console_escape(const char *in, char *out, size_t outsz);
 
 #endif

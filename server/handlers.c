@@ -76,7 +76,10 @@ void handle_connection(const struct handler_config *cfg, int fd,
         /* Bad, partial or stalled request: "other error", no state change. */
         reply_add_byte(&out, op_other_error(req.op));
     } else {
-        console_printf("s> OPERATION %s FROM %s\n", op_name(req.op), req.user);
+        /* The user name comes from the network: escaped (see console.h). */
+        char user[CONSOLE_ESCAPED_MAX(FIELD_MAX)];
+        console_printf("s> OPERATION %s FROM %s\n", op_name(req.op),
+                       console_escape(req.user, user, sizeof user));
         if (!oplog_submit(req.user, op_name(req.op), req.path, req.datetime)) {
             reply_add_byte(&out, op_other_error(req.op));
         } else {

@@ -9,6 +9,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import harness  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def config_home(tmp_path_factory, monkeypatch):
+    """Every program a test starts (clients above all: their records of
+    published files, their history) sees a fresh HOME and XDG_CONFIG_HOME,
+    never the real ones."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    return home / ".config"
+
+
 @pytest.fixture
 def server():
     """A fresh index server on a free port, stopped by PID afterwards."""

@@ -1,10 +1,13 @@
 """Helpers for the client tests: real client processes driven through stdin."""
 import os
 import subprocess
+import sys
 
 import harness
 
 CLIENT = os.path.join(harness.ROOT, "client", "client.py")
+# The client's package (client/peerdex/), importable in-process by the unit tests.
+sys.path.insert(0, os.path.join(harness.ROOT, "client"))
 
 
 class ClientProc(harness.Process):

@@ -146,15 +146,100 @@ def test_bad_time_url_is_a_usage_error(server):
 
 
 def test_time_client_overhead_function_exists():
-    """The benchmark calls TimeClient.now(); keep it importable."""
+    """The benchmark calls TimeClient.now() (through client/client.py); keep it
+    importable from both."""
     import importlib.util
+    from peerdex.timeclient import TimeClient, TimeService
     spec = importlib.util.spec_from_file_location(
         "peerdex_client", os.path.join(harness.ROOT, "client", "client.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    tc = mod.TimeClient(service=mod.TimeService())
+    assert mod.TimeClient is TimeClient and mod.TimeService is TimeService
+    tc = TimeClient(service=TimeService())
     try:
         assert DT_RX.match(tc.now())
         assert DT_RX.match(tc.now())
+    finally:
+        tc.close()
+
+
+class Impostor:
+    """Whoever takes a port after our time service died: answers every GET
+    with a date-time of its choosing and a made-up proof header."""
+
+    def __init__(self, port):
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                body = b"31/12/1999 23:59:59"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Peerdex-Proof", "0" * 64)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        deadline = time.monotonic() + 5
+        while True:                 # until the killed service's socket is gone
+            try:
+                self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_time_impostor_on_the_old_port_is_never_believed():
+    rec = RecordingServer()
+    from client_lib import ClientProc
+    c = ClientProc(rec.port, "-v")
+    impostor = None
+    try:
+        c.do("REGISTER a", "c> REGISTER OK")
+        m = re.search(r"time service pid (\d+) at http://127.0.0.1:(\d+)", "\n".join(c.err_lines))
+        os.kill(int(m.group(1)), signal.SIGKILL)
+        impostor = Impostor(int(m.group(2)))        # takes the port at once
+        c.do("REGISTER b", "c> REGISTER OK")
+        c.do("REGISTER c", "c> REGISTER OK")
+        assert c.finish() == 0
+    finally:
+        c.stop()
+        rec.sock.close()
+        if impostor is not None:
+            impostor.close()
+    stamps = [r[1] for r in rec.requests]
+    assert len(stamps) == 3 and not any(s.startswith("31/12/1999") for s in stamps), stamps
+    pids = re.findall(r"time service pid (\d+)", "\n".join(c.err_lines))
+    assert len(pids) == 2
+
+
+def test_an_answer_without_our_proof_is_refused():
+    """In-process: a TimeClient for our own service refuses a service that
+    cannot prove our key (here: a standalone one, started without it)."""
+    from peerdex.timeclient import TimeClient, TimeError, TimeService
+
+    class Stranger(TimeService):
+        def start(self):
+            super().start()
+            self.key = b"another key, not the child's one"
+
+    tc = TimeClient(service=Stranger())
+    try:
+        with pytest.raises(TimeError) as e:
+            tc.now()
+        assert "not from our own time service" in str(e.value)
     finally:
         tc.close()

@@ -38,6 +38,35 @@ static char *captured(int fd, size_t *len)
     return buf;
 }
 
+/* console_escape(): plain text unchanged; controls, C1, bidi and bad UTF-8
+ * escaped; a short buffer cut at a character boundary. */
+START_TEST(escape_shows_invisible_characters)
+{
+    char out[CONSOLE_ESCAPED_MAX(64)];
+    static const struct { const char *in, *want; } cases[] = {
+        {"alice", "alice"},
+        {"caf\xc3\xa9_\xe6\x97\xa5\xf0\x9f\x98\x80", "caf\xc3\xa9_\xe6\x97\xa5\xf0\x9f\x98\x80"},
+        {"/home/evil/\xe2\x80\xae" "fdp.exe", "/home/evil/\\u202efdp.exe"},
+        {"a\xc2\x9b" "b", "a\\u009bb"},
+        {"x\x1b[2Jy\x7f", "x\\u001b[2Jy\\u007f"},
+        {"\xe2\x81\xa6z\xef\xbb\xbf", "\\u2066z\\ufeff"},
+        {"bad\xff\xc3(\xed\xa0\x80", "bad\\xff\\xc3(\\xed\\xa0\\x80"},
+        {"\xc0\xaf", "\\xc0\\xaf"},                 /* overlong '/' */
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ck_assert_str_eq(console_escape(cases[i].in, out, sizeof out), cases[i].want);
+    char small[8];
+    ck_assert_str_eq(console_escape("ab\xc2\x9b" "cd", small, sizeof small), "ab");
+    ck_assert_str_eq(console_escape("abcdefghij", small, sizeof small), "abcdefg");
+    /* The worst case fits the documented size: 64 bytes that are not UTF-8. */
+    char worst[65];
+    memset(worst, 0xff, 64);
+    worst[64] = '\0';
+    ck_assert_uint_eq(strlen(console_escape(worst, out, sizeof out)), 4 * 64);
+}
+END_TEST
+
 START_TEST(lines_keep_their_order)
 {
     int fd = capture_stdout();
@@ -211,6 +240,7 @@ int main(void)
     Suite *s = suite_create("console");
     TCase *tc = tcase_create("console");
     tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, escape_shows_invisible_characters);
     tcase_add_test(tc, lines_keep_their_order);
     tcase_add_test(tc, concurrent_lines_are_whole);
     tcase_add_test(tc, long_lines_are_not_cut);

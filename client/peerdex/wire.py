@@ -1,0 +1,103 @@
+"""The wire format: NUL-terminated fields, one-byte result codes, decimal numbers.
+
+See /work/shared/spec/protocol.md (framing) and docs/client.md.
+"""
+import re
+import socket
+import time
+
+FIELD_MAX = 256                 # longest field, without its NUL
+IO_TIMEOUT = 10.0               # seconds for any one network exchange
+
+
+DECIMAL_RX = re.compile(rb"[0-9]{1,20}")
+
+
+class ProtocolError(Exception):
+    """The other side broke the protocol or went away."""
+
+
+def parse_decimal(raw, lo=0, hi=None):
+    """A number sent as decimal text: ASCII digits only (no sign, blank,
+    superscript or other Unicode digit), within lo..hi; ProtocolError otherwise."""
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode("ascii")
+        except UnicodeEncodeError:
+            raise ProtocolError("not a number: %r" % raw) from None
+    if not DECIMAL_RX.fullmatch(raw):
+        raise ProtocolError("not a number: %r" % raw)
+    n = int(raw)
+    if n < lo or (hi is not None and n > hi):
+        raise ProtocolError("number out of range: %d" % n)
+    return n
+
+
+def encode(*fields):
+    """Frame fields: each one as UTF-8 followed by a NUL byte."""
+    return b"".join((f if isinstance(f, bytes) else str(f).encode()) + b"\0" for f in fields)
+
+
+class Reader:
+    """Buffered reading of raw bytes and NUL-terminated fields from a socket.
+
+    With a `deadline` (a time.monotonic() value) the whole reading must be
+    done by then, however the bytes trickle in.
+    """
+
+    def __init__(self, sock, deadline=None):
+        self.sock = sock
+        self.buf = bytearray()
+        self.deadline = deadline
+
+    def _fill(self):
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise ProtocolError("no whole reply within the deadline")
+            self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise ProtocolError("no whole reply within the deadline") from None
+        if not data:
+            raise ProtocolError("connection closed early")
+        self.buf += data
+
+    def byte(self):
+        """One raw byte (a result code)."""
+        while not self.buf:
+            self._fill()
+        b = self.buf[0]
+        del self.buf[0]
+        return b
+
+    def raw_field(self, limit=FIELD_MAX):
+        """One NUL-terminated field as bytes, at most `limit` bytes."""
+        while True:
+            i = self.buf.find(b"\0", 0, limit + 1)
+            if i >= 0:
+                raw = bytes(self.buf[:i])
+                del self.buf[:i + 1]
+                return raw
+            if len(self.buf) > limit:
+                raise ProtocolError("field too long")
+            self._fill()
+
+    def field(self, limit=FIELD_MAX):
+        """One NUL-terminated field as text, at most `limit` bytes."""
+        return self.raw_field(limit).decode("utf-8", "replace")
+
+    def number(self, lo=0, hi=None):
+        """A decimal-text field (strict: see parse_decimal)."""
+        return parse_decimal(self.raw_field(20), lo, hi)
+
+
+def read_users(reader):
+    """LIST_USERS data: a count, then name, IP and port per user."""
+    return [(reader.field(), reader.field(), reader.field()) for _ in range(reader.number())]
+
+
+def read_content(reader):
+    """LIST_CONTENT data: a count, then one path per file."""
+    return [reader.field() for _ in range(reader.number())]
