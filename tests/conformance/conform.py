@@ -1027,7 +1027,9 @@ class ClientRun:
     def _start(self, target):
         """Start the client on a pipe or a terminal, and the threads reading its output."""
         argv = target.argv("127.0.0.1", self.server.port)
-        env = dict(os.environ)
+        # A home of its own: what the client keeps (history, records of what it
+        # published to this scripted server) goes away with the run.
+        env = dict(os.environ, HOME=self.dir, XDG_CONFIG_HOME=os.path.join(self.dir, ".config"))
         if target.pty:
             import pty
             import termios
@@ -1037,7 +1039,7 @@ class ClientRun:
                 attrs = termios.tcgetattr(slave)
                 attrs[3] &= ~termios.ECHO
                 termios.tcsetattr(slave, termios.TCSANOW, attrs)
-                env.update(TERM="dumb", HOME=self.dir)     # no history file left behind
+                env.update(TERM="dumb")
                 self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave,
                                              stderr=subprocess.PIPE, env=env,
                                              start_new_session=True)
