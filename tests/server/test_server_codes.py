@@ -1,7 +1,9 @@
 """Every result code of every operation, provoked for real, and the reply formats.
 
 The expected codes are the table of the protocol spec; each test builds the
-state it needs through the wire protocol only.
+state it needs through the wire protocol only.  What the conformance kit
+checks against our server (`make conformance`, docs/conformance.md) is not
+repeated here; these are the cases it leaves to us.
 """
 import socket
 
@@ -45,30 +47,7 @@ def test_unregister_codes(server):
     assert op(server, "UNREGISTER", "") == 2
 
 
-def test_unregister_drops_files_and_connection(server):
-    """UNREGISTER removes the user's files and connection; a re-registered name starts empty."""
-    connected(server, "alice")
-    connected(server, "bob", "40002")
-    assert op(server, "PUBLISH", "alice", "/a/one.txt", "one") == 0
-    assert op(server, "UNREGISTER", "alice") == 0
-    names = listing(server, "LIST_USERS", "bob")[1][1::3]
-    assert "alice" not in names
-    assert op(server, "REGISTER", "alice") == 0
-    assert listing(server, "LIST_CONTENT", "bob", "alice") == (0, ["0"])
-    # Re-registered, alice starts disconnected.
-    assert op(server, "PUBLISH", "alice", "/a/one.txt", "one") == 2
-
-
 # --- CONNECT / DISCONNECT ---------------------------------------------------
-
-def test_connect_codes(server):
-    """1 unknown user, 0 connected, 2 already connected, 3 bad port."""
-    assert op(server, "CONNECT", "ghost", "40001") == 1
-    assert op(server, "REGISTER", "alice") == 0
-    assert op(server, "CONNECT", "alice", "40001") == 0
-    assert op(server, "CONNECT", "alice", "40002") == 2
-    assert op(server, "CONNECT", "alice", "abc") == 3
-
 
 def test_disconnect_codes(server):
     """1 unknown user, 2 not connected, 0 disconnected, 3 bad name."""
@@ -79,15 +58,6 @@ def test_disconnect_codes(server):
     assert op(server, "DISCONNECT", "alice") == 0
     assert op(server, "DISCONNECT", "alice") == 2
     assert op(server, "DISCONNECT", "") == 3
-
-
-def test_reconnect_updates_port(server):
-    """DISCONNECT then CONNECT with a new port: LIST_USERS shows the new port."""
-    connected(server, "alice", "40001")
-    assert listing(server, "LIST_USERS", "alice") == (0, ["1", "alice", "127.0.0.1", "40001"])
-    assert op(server, "DISCONNECT", "alice") == 0
-    assert op(server, "CONNECT", "alice", "40099") == 0
-    assert listing(server, "LIST_USERS", "alice") == (0, ["1", "alice", "127.0.0.1", "40099"])
 
 
 # --- PUBLISH / DELETE -------------------------------------------------------
@@ -117,26 +87,6 @@ def test_delete_codes(server):
     assert op(server, "DELETE", "alice", "/" + "x" * 256) == 4
 
 
-def test_published_is_per_user(server):
-    """Two users may publish the same path; deleting one leaves the other."""
-    connected(server, "alice", "40001")
-    connected(server, "bob", "40002")
-    assert op(server, "PUBLISH", "alice", "/same/path", "a") == 0
-    assert op(server, "PUBLISH", "bob", "/same/path", "b") == 0
-    assert op(server, "DELETE", "alice", "/same/path") == 0
-    assert listing(server, "LIST_CONTENT", "alice", "bob") == (0, ["1", "/same/path"])
-    assert listing(server, "LIST_CONTENT", "alice", "alice") == (0, ["0"])
-
-
-def test_files_stay_while_owner_disconnected(server):
-    """Files outlive their owner's DISCONNECT."""
-    connected(server, "alice", "40001")
-    connected(server, "bob", "40002")
-    assert op(server, "PUBLISH", "alice", "/a/b.txt", "b") == 0
-    assert op(server, "DISCONNECT", "alice") == 0
-    assert listing(server, "LIST_CONTENT", "bob", "alice") == (0, ["1", "/a/b.txt"])
-
-
 # --- LIST_USERS / LIST_CONTENT ----------------------------------------------
 
 def test_list_users_codes(server):
@@ -147,26 +97,6 @@ def test_list_users_codes(server):
     assert op(server, "CONNECT", "alice", "40001") == 0
     assert op(server, "LIST_USERS", "alice") == 0
     assert op(server, "LIST_USERS", "") == 3
-
-
-def test_list_users_shows_only_connected(server):
-    """Never-connected and disconnected users are not listed."""
-    connected(server, "alice", "40001")
-    connected(server, "bob", "40002")
-    assert op(server, "REGISTER", "carol") == 0            # never connected
-    connected(server, "dave", "40004")
-    assert op(server, "DISCONNECT", "dave") == 0
-    code, fields = listing(server, "LIST_USERS", "alice")
-    assert code == 0 and fields[0] == "2" and len(fields) == 1 + 2 * 3
-    triples = sorted(tuple(fields[i:i + 3]) for i in range(1, len(fields), 3))
-    assert triples == [("alice", "127.0.0.1", "40001"), ("bob", "127.0.0.1", "40002")]
-
-
-def test_list_users_reply_bytes(server):
-    """The exact bytes: raw code 0, count, name, IP, port, each NUL-terminated."""
-    connected(server, "alice", "40001")
-    raw = harness.exchange(server.port, harness.encode("LIST_USERS", harness.DATETIME, "alice"))
-    assert raw == b"\x001\x00alice\x00127.0.0.1\x0040001\x00"
 
 
 @pytest.mark.parametrize("source_ip", ["127.0.0.2", "127.0.0.3"])
@@ -191,22 +121,6 @@ def test_list_content_codes(server):
     assert op(server, "LIST_CONTENT", "alice", "alice") == 0
     assert op(server, "LIST_CONTENT", "alice", "") == 4
     assert op(server, "LIST_CONTENT", "", "alice") == 4
-
-
-def test_list_content_reply_bytes(server):
-    """The exact bytes: raw code 0, count, path, each NUL-terminated."""
-    connected(server, "alice", "40001")
-    assert op(server, "PUBLISH", "alice", "/x/one", "first") == 0
-    raw = harness.exchange(server.port,
-                           harness.encode("LIST_CONTENT", harness.DATETIME, "alice", "alice"))
-    assert raw == b"\x001\x00/x/one\x00"
-
-
-def test_list_content_target_need_not_be_connected(server):
-    """A registered but never-connected target is listed (here: empty)."""
-    connected(server, "alice", "40001")
-    assert op(server, "REGISTER", "bob") == 0
-    assert listing(server, "LIST_CONTENT", "alice", "bob") == (0, ["0"])
 
 
 def test_list_content_of_2000_files(server):
@@ -301,22 +215,6 @@ def test_unknown_requester_comes_before_unknown_target(server):
     assert op(server, "LIST_CONTENT", "alice", "phantom") == 2
 
 
-def test_unregistered_user_is_gone_everywhere(server):
-    """After UNREGISTER the name is unknown to every operation."""
-    connected(server, "alice", "40001")
-    connected(server, "bob", "40002")
-    assert op(server, "PUBLISH", "alice", "/a/one.txt", "one") == 0
-    assert op(server, "UNREGISTER", "alice") == 0
-    assert op(server, "LIST_CONTENT", "bob", "alice") == 3
-    assert op(server, "CONNECT", "alice", "40001") == 1
-    assert op(server, "DISCONNECT", "alice") == 1
-    assert op(server, "PUBLISH", "alice", "/a/two.txt", "d") == 1
-    assert op(server, "DELETE", "alice", "/a/one.txt") == 1
-    assert op(server, "LIST_USERS", "alice") == 1
-    assert op(server, "LIST_CONTENT", "alice", "bob") == 1
-    assert listing(server, "LIST_USERS", "bob") == (0, ["1", "bob", "127.0.0.1", "40002"])
-
-
 def test_unregister_a_connected_user_then_register_again(server):
     """UNREGISTER while connected disconnects; the new user must CONNECT again."""
     connected(server, "alice", "40001")
@@ -327,15 +225,6 @@ def test_unregister_a_connected_user_then_register_again(server):
     assert op(server, "CONNECT", "alice", "40003") == 0
     assert listing(server, "LIST_USERS", "alice") == (0, ["1", "alice", "127.0.0.1", "40003"])
     assert listing(server, "LIST_CONTENT", "alice", "alice") == (0, ["0"])
-
-
-def test_publish_again_after_delete(server):
-    """DELETE really removes the entry: the same path can be published anew."""
-    connected(server, "alice", "40001")
-    assert op(server, "PUBLISH", "alice", "/f", "d") == 0
-    assert op(server, "DELETE", "alice", "/f") == 0
-    assert op(server, "PUBLISH", "alice", "/f", "d2") == 0
-    assert listing(server, "LIST_CONTENT", "alice", "alice") == (0, ["1", "/f"])
 
 
 def test_list_content_reply_with_several_files(server):

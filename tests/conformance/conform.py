@@ -1,0 +1,1667 @@
+#!/usr/bin/env python3
+"""Conformance kit for the classic peer-to-peer index protocol.
+
+Checks any implementation, not only peerdex, against the normative protocol
+(shared/spec/protocol.md).  Standard library only, Python 3.8 or later:
+
+    conform.py server HOST:PORT          an index server
+    conform.py peer HOST:PORT PATH       a connected client's file server; PATH is
+                                         a file its user has published
+    conform.py client "COMMAND" [--pty]  a client program, driven through a pipe
+                                         (or a terminal) against a scripted server
+
+COMMAND may contain {host} and {port}; otherwise `-s HOST -p PORT` is appended.
+Options: --list, --only ID (glob, repeatable), --json, --timeout SECONDS,
+--jobs N, --xfail ID (a known failure, counted apart).
+Each check prints its id, PASS or FAIL and the rule it checks; a failure says
+what was sent and what came back (bytes in hex).  Exit status 1 on any failure.
+See docs/conformance.md.
+"""
+import argparse
+import fnmatch
+import json
+import os
+import random
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+DT = "17/12/2014 13:20:35"
+DT_OTHER = "01/01/2020 00:00:01"
+DT_RX = re.compile(rb"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}$")
+# Request fields per operation, the operation name and the date-time included.
+FIELDS = {"REGISTER": 3, "UNREGISTER": 3, "CONNECT": 4, "DISCONNECT": 3, "PUBLISH": 5,
+          "DELETE": 4, "LIST_USERS": 3, "LIST_CONTENT": 4}
+TIMEOUT = 10.0                  # seconds for any one exchange (--timeout)
+
+
+# --- checks and their results ------------------------------------------------------
+
+class Failure(Exception):
+    """A check failed: why, and the bytes sent and received that show it."""
+
+    def __init__(self, why, sent=None, received=None, hint=None):
+        super().__init__(why)
+        self.why, self.sent, self.received, self.hint = why, sent, received, hint
+
+
+class Check:
+    """One rule of the spec, tested by one function of a target's context."""
+
+    def __init__(self, target, cid, rule, func):
+        self.target, self.id, self.rule, self.func = target, cid, rule, func
+
+
+CHECKS = []
+
+
+def check(target, cid, rule):
+    """Register a check function under its id and the spec rule it quotes."""
+    def register(func):
+        CHECKS.append(Check(target, cid, rule, func))
+        return func
+    return register
+
+
+def hexdump(data, limit=96):
+    """Bytes as space-separated hex, cut after `limit` bytes with the total."""
+    if data is None:
+        return "(nothing)"
+    if not data:
+        return "(no bytes: the connection was closed)"
+    text = " ".join("%02x" % b for b in data[:limit])
+    if len(data) > limit:
+        text += " ... (%d bytes in all)" % len(data)
+    return text
+
+
+def readable(data, limit=96):
+    """Bytes as a Python literal, with NUL shown as \\0, cut like hexdump."""
+    text = repr(bytes(data[:limit]))[2:-1].replace("\\x00", "\\0")
+    return text + ("..." if len(data) > limit else "")
+
+
+def diagnose(expected, received):
+    """A hint for the usual reasons a reply differs from what the spec wants."""
+    if received is None:
+        return None
+    if received == b"":
+        return ("the connection was closed without a reply: is the request framed as "
+                "NUL-terminated fields, with the date-time as the second field?")
+    if 0x30 <= received[0] <= 0x34 and expected and expected[0] < 5:
+        return ("result code sent as an ASCII digit (%r is 0x%02x); the spec wants the raw "
+                "byte value %d" % (chr(received[0]), received[0], received[0] - 0x30))
+    if expected is not None and len(received) > len(expected) and \
+            received.startswith(expected):
+        return "extra bytes after the expected reply"
+    if expected is not None and len(received) < len(expected) and \
+            expected.startswith(received):
+        return "the reply stops early: a list cut short, or a missing NUL at the end"
+    return None
+
+
+def run_check(chk, ctx):
+    """Run one check; a result dict with id, rule, status and failure details."""
+    result = {"id": chk.id, "target": chk.target, "rule": chk.rule}
+    start = time.monotonic()
+    try:
+        chk.func(ctx)
+        result["status"] = "PASS"
+    except Failure as f:
+        result.update(status="FAIL", why=f.why)
+        if f.sent is not None:
+            result["sent"] = hexdump(f.sent) if isinstance(f.sent, bytes) else str(f.sent)
+            if isinstance(f.sent, bytes):
+                result["sent_text"] = readable(f.sent)
+        if f.received is not None:
+            result["received"] = hexdump(f.received) if isinstance(f.received, bytes) \
+                else str(f.received)
+            if isinstance(f.received, bytes):
+                result["received_text"] = readable(f.received)
+        if f.hint:
+            result["hint"] = f.hint
+    except Exception as e:          # a check that breaks is a failure, said plainly
+        result.update(status="FAIL", why="%s: %s" % (type(e).__name__, e))
+    result["seconds"] = round(time.monotonic() - start, 3)
+    return result
+
+
+def print_result(r, out=sys.stdout):
+    """One result in human form: the id line, then on failure the evidence."""
+    print("%-5s %-34s %s" % (r["status"], r["id"], r["rule"]), file=out)
+    if r["status"] != "PASS":
+        print("      why:      %s" % r["why"], file=out)
+        for key, label in (("sent", "sent"), ("received", "received")):
+            if key in r:
+                print("      %-9s %s" % (label + ":", r[key]), file=out)
+                if key + "_text" in r:
+                    print("      %-9s %s" % ("", r[key + "_text"]), file=out)
+        if "hint" in r:
+            print("      hint:     %s" % r["hint"], file=out)
+    out.flush()
+
+
+# --- wire helpers ------------------------------------------------------------------
+
+def encode(*fields):
+    """Request fields, each one followed by a NUL byte."""
+    return b"".join((f if isinstance(f, bytes) else str(f).encode()) + b"\0" for f in fields)
+
+
+def recv_all(sock, timeout):
+    """Everything until the peer closes; Failure if it does not within `timeout`."""
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Failure("no close within %.0f s (the spec: one connection per "
+                          "operation, closed after the reply)" % timeout,
+                          received=b"".join(chunks))
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_list(raw, per_item):
+    """A LIST reply body (after the code): (count, items) or None if malformed:
+    a decimal count, then count * per_item NUL-terminated strings, nothing more."""
+    if not raw.endswith(b"\0"):
+        return None
+    fields = raw[:-1].split(b"\0")
+    if not fields[0].isdigit():
+        return None
+    n = int(fields[0])
+    if len(fields) != 1 + n * per_item:
+        return None
+    items = [tuple(fields[1 + i * per_item:1 + (i + 1) * per_item]) for i in range(n)]
+    return n, items
+
+
+# --- target: server ----------------------------------------------------------------
+
+class ServerTarget:
+    """An index server at host:port, with users named under a random prefix."""
+
+    def __init__(self, host, port, timeout):
+        self.addr = (host, port)
+        self.timeout = timeout
+        self.prefix = "cf%06x" % random.randrange(1 << 24)
+        self.users = set()
+        self.lock = threading.Lock()
+
+    def user(self, label):
+        """A fresh user name for this run (remembered for the final UNREGISTER)."""
+        name = "%s_%s" % (self.prefix, label)
+        with self.lock:
+            assert name not in self.users, "label %r used twice" % label
+            self.users.add(name)
+        return name
+
+    def long_user(self, length, fill="n"):
+        """A user name of exactly `length` bytes, under this run's prefix."""
+        name = (self.prefix + "_L%d_" % length).ljust(length, fill)[:length]
+        with self.lock:
+            self.users.update((name, name[:256], name[:255]))
+        return name
+
+    def path(self, label):
+        """A file path unique to this run (nothing is read from disk)."""
+        return "/conformance/%s/%s" % (self.prefix, label)
+
+    def exchange(self, data, shut_wr=False):
+        """Send raw bytes; everything the server sends until it closes."""
+        with socket.create_connection(self.addr, timeout=self.timeout) as s:
+            if data:
+                s.sendall(data)
+            if shut_wr:
+                s.shutdown(socket.SHUT_WR)
+            return recv_all(s, self.timeout)
+
+    def send(self, op, *fields, dt=DT):
+        """One operation; (request bytes, reply bytes)."""
+        data = encode(op, dt, *fields)
+        return data, self.exchange(data)
+
+    def expect(self, code, op, *fields, dt=DT, why=None):
+        """The reply must be exactly the one raw code byte."""
+        data, raw = self.send(op, *fields, dt=dt)
+        want = bytes([code])
+        if raw != want:
+            raise Failure(why or "%s answered %s, the spec wants the single byte %d"
+                          % (op, hexdump(raw), code), data, raw, diagnose(want, raw))
+
+    def connected(self, label, port="40001"):
+        """A registered and connected fresh user."""
+        name = self.user(label)
+        self.expect(0, "REGISTER", name)
+        self.expect(0, "CONNECT", name, port)
+        return name
+
+    def list_users(self, requester):
+        """LIST_USERS that must succeed: {name: (ip, port)} of the listed users."""
+        data, raw = self.send("LIST_USERS", requester)
+        if raw[:1] != b"\0":
+            raise Failure("LIST_USERS of a connected user did not answer 0", data, raw,
+                          diagnose(b"\0", raw))
+        parsed = parse_list(raw[1:], 3)
+        if parsed is None:
+            raise Failure("LIST_USERS reply is not: code 0, a decimal count, then name, IP "
+                          "and port per user, each NUL-terminated, nothing more", data, raw,
+                          "a list cut short, a count that does not match, or a missing NUL")
+        return {n.decode("utf-8", "replace"): (ip.decode("utf-8", "replace"),
+                                               port.decode("utf-8", "replace"))
+                for n, ip, port in parsed[1]}, data, raw
+
+    def list_content(self, requester, target):
+        """LIST_CONTENT that must succeed: the list of paths."""
+        data, raw = self.send("LIST_CONTENT", requester, target)
+        if raw[:1] != b"\0":
+            raise Failure("LIST_CONTENT by a connected user of an existing user did not "
+                          "answer 0", data, raw, diagnose(b"\0", raw))
+        parsed = parse_list(raw[1:], 1)
+        if parsed is None:
+            raise Failure("LIST_CONTENT reply is not: code 0, a decimal count, then one "
+                          "path per file, each NUL-terminated, nothing more", data, raw,
+                          "a list cut short, a count that does not match, or a missing NUL")
+        return [p[0].decode("utf-8", "replace") for p in parsed[1]], data, raw
+
+    def cleanup(self):
+        """UNREGISTER every user this run created (the answers do not matter)."""
+        for name in sorted(self.users):
+            try:
+                self.send("UNREGISTER", name)
+            except (OSError, Failure):
+                pass
+
+
+def require(cond, why, sent=None, received=None, hint=None):
+    """Failure unless cond."""
+    if not cond:
+        raise Failure(why, sent, received, hint)
+
+
+@check("server", "server.reply.raw-code",
+       "The reply starts with one raw byte holding the result code: the value 0, 1, 2, 3 "
+       "or 4 (not the ASCII digit '0')")
+def s_raw_code(t):
+    t.expect(0, "REGISTER", t.user("raw"))
+
+
+@check("server", "server.framing.datetime-second",
+       "The second field of every request to the index server is the client's date-time")
+def s_datetime_second(t):
+    name = t.user("dt")
+    t.expect(0, "REGISTER", name, dt=DT,
+             why="REGISTER of a fresh user name was not answered 0: does the server read "
+                 "the user from the third field (the second is the date-time)?")
+    t.expect(1, "REGISTER", name, dt=DT_OTHER,
+             why="the same user name registered twice with two different date-times was "
+                 "accepted twice: the server does not read the user from the third field")
+    t.expect(0, "CONNECT", name, "40001")
+    users, data, raw = t.list_users(name)
+    require(name in users, "LIST_USERS does not list the user under its name %r" % name,
+            data, raw)
+
+
+@check("server", "server.register.codes",
+       "REGISTER: 0 ok · 1 user name in use · 2 other error")
+def s_register(t):
+    name = t.user("Alice_UPPER")
+    t.expect(0, "REGISTER", name)
+    t.expect(1, "REGISTER", name)
+    t.expect(0, "REGISTER", t.user("alice_upper"),
+             why="a name differing only in case is another name: REGISTER must answer 0")
+    t.expect(2, "REGISTER", t.long_user(257))
+
+
+@check("server", "server.unregister.codes",
+       "UNREGISTER: 0 ok · 1 user does not exist · 2 other error")
+def s_unregister(t):
+    name = t.user("unreg")
+    t.expect(1, "UNREGISTER", name)
+    t.expect(0, "REGISTER", name)
+    t.expect(0, "UNREGISTER", name)
+    t.expect(1, "UNREGISTER", name)
+    t.expect(2, "UNREGISTER", t.long_user(257))
+
+
+@check("server", "server.connect.codes",
+       "CONNECT: 0 ok · 1 user does not exist · 2 user already connected · 3 other error")
+def s_connect(t):
+    name = t.user("conn")
+    t.expect(1, "CONNECT", name, "40001")
+    t.expect(0, "REGISTER", name)
+    t.expect(0, "CONNECT", name, "40001")
+    t.expect(2, "CONNECT", name, "40002")
+
+
+@check("server", "server.connect.bad-port",
+       "a port that is not a number in 1..65535: the server answers the operation's "
+       "\"other error\" code ... and changes no state")
+def s_bad_port(t):
+    name = t.user("badport")
+    t.expect(0, "REGISTER", name)
+    for port in ("abc", "0", "65536", "", "-1"):
+        t.expect(3, "CONNECT", name, port,
+                 why="CONNECT with port %r must answer 3 (other error)" % port)
+    t.expect(2, "LIST_USERS", name,
+             why="after refused CONNECTs the user must still be not connected (LIST_USERS 2)")
+    for port in ("1", "65535"):
+        t.expect(0, "CONNECT", name, port, why="port %s is valid: CONNECT must answer 0" % port)
+        t.expect(0, "DISCONNECT", name)
+
+
+@check("server", "server.disconnect.codes",
+       "DISCONNECT: 0 ok · 1 user does not exist · 2 user not connected · 3 other error")
+def s_disconnect(t):
+    name = t.user("disc")
+    t.expect(1, "DISCONNECT", name)
+    t.expect(0, "REGISTER", name)
+    t.expect(2, "DISCONNECT", name)
+    t.expect(0, "CONNECT", name, "40001")
+    t.expect(0, "DISCONNECT", name)
+    t.expect(2, "DISCONNECT", name)
+    t.expect(3, "DISCONNECT", t.long_user(257))
+
+
+@check("server", "server.publish.codes",
+       "PUBLISH: 0 ok · 1 user does not exist · 2 user not connected · 3 content already "
+       "published · 4 other error")
+def s_publish(t):
+    name, path = t.user("pub"), t.path("pub.txt")
+    t.expect(1, "PUBLISH", name, path, "d")
+    t.expect(0, "REGISTER", name)
+    t.expect(2, "PUBLISH", name, path, "d")
+    t.expect(0, "CONNECT", name, "40001")
+    t.expect(0, "PUBLISH", name, path, "a description with spaces")
+    t.expect(3, "PUBLISH", name, path, "again")
+    t.expect(0, "PUBLISH", name, t.path("other.txt"), "")
+    t.expect(4, "PUBLISH", name, t.path("long.txt"), "d" * 257,
+             why="a description over 256 bytes must get 4 (other error)")
+
+
+@check("server", "server.delete.codes",
+       "DELETE: 0 ok · 1 user does not exist · 2 user not connected · 3 content not "
+       "published · 4 other error")
+def s_delete(t):
+    name, path = t.user("del"), t.path("del.txt")
+    t.expect(1, "DELETE", name, path)
+    t.expect(0, "REGISTER", name)
+    t.expect(2, "DELETE", name, path)
+    t.expect(0, "CONNECT", name, "40001")
+    t.expect(3, "DELETE", name, path)
+    t.expect(0, "PUBLISH", name, path, "d")
+    t.expect(0, "DELETE", name, path)
+    t.expect(3, "DELETE", name, path)
+    t.expect(0, "PUBLISH", name, path, "again",
+             why="after DELETE the same path can be published again (PUBLISH 0)")
+    t.expect(4, "DELETE", name, ("/" + t.prefix + "/").ljust(257, "p"),
+             why="a path over 256 bytes must get 4 (other error)")
+
+
+@check("server", "server.list-users.codes",
+       "LIST_USERS: 0 ok · 1 user does not exist · 2 user not connected · 3 other error")
+def s_list_users_codes(t):
+    name = t.user("lu")
+    t.expect(1, "LIST_USERS", name)
+    t.expect(0, "REGISTER", name)
+    t.expect(2, "LIST_USERS", name)
+    t.expect(0, "CONNECT", name, "40001")
+    t.list_users(name)
+    t.expect(3, "LIST_USERS", t.long_user(257))
+
+
+@check("server", "server.list-users.format",
+       "LIST_USERS on 0: a count, then for each connected user three strings: name, IP, "
+       "port; the server takes the peer's IP address from the accepted connection")
+def s_list_users_format(t):
+    a = t.user("lfa")
+    b = t.user("lfb")
+    t.expect(0, "REGISTER", a)
+    t.expect(0, "REGISTER", b)
+    ips = {}
+    for name, port in ((a, "40011"), (b, "40012")):
+        with socket.create_connection(t.addr, timeout=t.timeout) as s:
+            ips[name] = s.getsockname()[0]
+            data = encode("CONNECT", DT, name, port)
+            s.sendall(data)
+            raw = recv_all(s, t.timeout)
+        require(raw == b"\0", "CONNECT did not answer the byte 0", data, raw,
+                diagnose(b"\0", raw))
+    users, data, raw = t.list_users(a)
+    for name, port in ((a, "40011"), (b, "40012")):
+        require(users.get(name) == (ips[name], port),
+                "LIST_USERS lists %s as %r, expected (%r, %r): the IP the connection came "
+                "from and the port sent" % (name, users.get(name), ips[name], port),
+                data, raw)
+
+
+@check("server", "server.list-users.only-connected",
+       "LIST_USERS on 0: ... for each connected user; a user is connected from CONNECT "
+       "until DISCONNECT (or UNREGISTER)")
+def s_list_users_connected(t):
+    viewer = t.connected("viewer", "40020")
+    never = t.user("never")
+    t.expect(0, "REGISTER", never)
+    gone = t.connected("gone", "40021")
+    t.expect(0, "DISCONNECT", gone)
+    dropped = t.connected("dropped", "40022")
+    t.expect(0, "UNREGISTER", dropped)
+    users, data, raw = t.list_users(viewer)
+    require(viewer in users, "the connected requester is not listed", data, raw)
+    for name, why in ((never, "never connected"), (gone, "disconnected"),
+                      (dropped, "unregistered")):
+        require(name not in users, "a %s user is listed: %s" % (why, name), data, raw)
+
+
+@check("server", "server.list-content.codes",
+       "LIST_CONTENT: 0 ok · 1 requester does not exist · 2 requester not connected · 3 "
+       "target user does not exist · 4 other error")
+def s_list_content_codes(t):
+    name, ghost = t.user("lc"), t.user("lcghost")
+    t.expect(1, "LIST_CONTENT", name, ghost)
+    t.expect(0, "REGISTER", name)
+    t.expect(2, "LIST_CONTENT", name, ghost,
+             why="a requester that is not connected gets 2, before the target is looked at")
+    t.expect(0, "CONNECT", name, "40001")
+    t.expect(3, "LIST_CONTENT", name, ghost)
+    t.list_content(name, name)
+    t.expect(4, "LIST_CONTENT", name, t.long_user(257))
+
+
+@check("server", "server.list-content.format",
+       "LIST_CONTENT on 0: a count, then one string per file of the target user: its path. "
+       "The target need not be connected")
+def s_list_content_format(t):
+    owner, viewer = t.connected("lcfo", "40031"), t.connected("lcfv", "40032")
+    one = t.path("one.txt")
+    t.expect(0, "PUBLISH", owner, one, "first file")
+    data, raw = t.send("LIST_CONTENT", viewer, owner)
+    want = b"\x00" + encode("1", one)
+    require(raw == want, "LIST_CONTENT of one file must be exactly %s" % hexdump(want),
+            data, raw, diagnose(want, raw))
+    paths = [one, t.path("two.txt"), t.path("three.txt")]
+    for p in paths[1:]:
+        t.expect(0, "PUBLISH", owner, p, "more")
+    t.expect(0, "DISCONNECT", owner)
+    got, data, raw = t.list_content(viewer, owner)
+    require(sorted(got) == sorted(paths),
+            "LIST_CONTENT of a disconnected owner must list its 3 paths, got %r" % got,
+            data, raw)
+    fresh = t.user("lcfresh")
+    t.expect(0, "REGISTER", fresh)
+    got, data, raw = t.list_content(viewer, fresh)
+    require(raw == b"\x000\x00", "LIST_CONTENT of a user with no files must be 00 30 00",
+            data, raw)
+
+
+@check("server", "server.publish.per-user",
+       "\"Already published\" and \"not published\" are per user: two users may publish "
+       "the same path")
+def s_per_user(t):
+    a, b = t.connected("perusera", "40041"), t.connected("peruserb", "40042")
+    path = t.path("same/path.txt")
+    t.expect(0, "PUBLISH", a, path, "a's")
+    t.expect(0, "PUBLISH", b, path, "b's",
+             why="a second user publishing a path the first one published must get 0: "
+                 "\"already published\" is per user, not global")
+    t.expect(3, "DELETE", b, t.path("same/none.txt"))
+    t.expect(0, "DELETE", a, path)
+    got, data, raw = t.list_content(a, b)
+    require(got == [path], "after the first user's DELETE, the second still has the path",
+            data, raw)
+    t.expect(3, "DELETE", a, path,
+             why="the path is no longer published by this user: DELETE must answer 3")
+
+
+@check("server", "server.files.survive-disconnect",
+       "Published files stay registered while their owner is disconnected; they go away "
+       "with DELETE or UNREGISTER")
+def s_files_stay(t):
+    owner, viewer = t.connected("fso", "40051"), t.connected("fsv", "40052")
+    path = t.path("stays.txt")
+    t.expect(0, "PUBLISH", owner, path, "d")
+    t.expect(0, "DISCONNECT", owner)
+    got, data, raw = t.list_content(viewer, owner)
+    require(got == [path], "the file must still be listed after DISCONNECT", data, raw)
+    t.expect(0, "CONNECT", owner, "40053")
+    t.expect(3, "PUBLISH", owner, path, "d",
+             why="after reconnecting the path is still published: PUBLISH must answer 3")
+
+
+@check("server", "server.unregister.effects",
+       "A user is connected from CONNECT until DISCONNECT (or UNREGISTER); published files "
+       "... go away with DELETE or UNREGISTER")
+def s_unregister_effects(t):
+    name, viewer = t.connected("ue", "40061"), t.connected("uev", "40062")
+    t.expect(0, "PUBLISH", name, t.path("ue.txt"), "d")
+    t.expect(0, "UNREGISTER", name)
+    users, data, raw = t.list_users(viewer)
+    require(name not in users, "an unregistered user is still listed", data, raw)
+    t.expect(3, "LIST_CONTENT", viewer, name)
+    for op, fields in (("CONNECT", (name, "40061")), ("DISCONNECT", (name,)),
+                       ("PUBLISH", (name, t.path("x"), "d")), ("DELETE", (name, t.path("x"))),
+                       ("LIST_USERS", (name,)), ("LIST_CONTENT", (name, viewer))):
+        t.expect(1, op, *fields, why="after UNREGISTER, %s must answer 1" % op)
+    t.expect(0, "REGISTER", name)
+    t.expect(2, "LIST_USERS", name,
+             why="a re-registered user starts not connected (LIST_USERS 2)")
+    got, data, raw = t.list_content(viewer, name)
+    require(got == [], "a re-registered user starts with no files", data, raw)
+
+
+@check("server", "server.connect.reconnect",
+       "A user is connected from CONNECT until DISCONNECT; CONNECT sends only its port")
+def s_reconnect(t):
+    name = t.connected("rc", "40071")
+    t.expect(0, "DISCONNECT", name)
+    t.expect(2, "PUBLISH", name, t.path("rc"), "d")
+    t.expect(0, "CONNECT", name, "40099")
+    users, data, raw = t.list_users(name)
+    require(users.get(name, (None, None))[1] == "40099",
+            "after DISCONNECT and CONNECT with a new port, LIST_USERS must show the new port",
+            data, raw)
+
+
+@check("server", "server.fields.256-bytes",
+       "User names, file paths and descriptions are at most 256 bytes each (without the "
+       "\\0): 256 is accepted and kept whole")
+def s_fields_256(t):
+    name = t.long_user(256)
+    path = ("/" + t.prefix + "/").ljust(256, "p")
+    t.expect(0, "REGISTER", name)
+    t.expect(0, "CONNECT", name, "40081")
+    t.expect(0, "PUBLISH", name, path, "d" * 256)
+    users, data, raw = t.list_users(name)
+    require(name in users, "the 256-byte user name is not listed whole by LIST_USERS "
+            "(truncated?)", data, raw)
+    data, raw = t.send("LIST_CONTENT", name, name)
+    want = b"\x00" + encode("1", path)
+    require(raw == want, "LIST_CONTENT must give back the 256-byte path whole", data, raw,
+            "a path cut short: is the buffer 256 bytes including the NUL?")
+
+
+@check("server", "server.fields.1-byte",
+       "Every request field is a byte string terminated by one \\0 byte (fields of one byte: "
+       "a user name, the path \"/\", a description, a port, travel whole)")
+def s_fields_1(t):
+    name = None
+    for ch in random.sample("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", 20):
+        data, raw = t.send("REGISTER", ch)
+        if raw == b"\x00":
+            name = ch
+            with t.lock:
+                t.users.add(ch)
+            break
+        require(raw == b"\x01", "REGISTER of the one-byte name %r must answer 0 (or 1 if it "
+                "is taken)" % ch, data, raw, diagnose(b"\x00", raw))
+    require(name is not None, "twenty one-byte user names are all taken on this server")
+    t.expect(0, "CONNECT", name, "7")
+    t.expect(0, "PUBLISH", name, "/", "d")
+    users, data, raw = t.list_users(name)
+    require(users.get(name, (None, None))[1] == "7",
+            "LIST_USERS must list the one-byte name with the one-byte port", data, raw)
+    data, raw = t.send("LIST_CONTENT", name, name)
+    want = b"\x00" + encode("1", "/")
+    require(raw == want, "LIST_CONTENT must give back the one-byte path \"/\"", data, raw,
+            diagnose(want, raw))
+
+
+@check("server", "server.fields.257-refused",
+       "a field over 256 bytes: the server answers the operation's \"other error\" code "
+       "..., keeps running, and changes no state")
+def s_fields_257(t):
+    name = t.long_user(257)
+    t.expect(2, "REGISTER", name)
+    t.expect(1, "UNREGISTER", name[:256],
+             why="after a refused 257-byte REGISTER, its 256-byte prefix must not exist "
+                 "(silent truncation)")
+    owner = t.connected("f257", "40091")
+    t.expect(4, "PUBLISH", owner, ("/" + t.prefix + "/").ljust(257, "p"), "d")
+    t.expect(4, "PUBLISH", owner, t.path("desc"), "d" * 257)
+    t.expect(3, "CONNECT", t.long_user(257, "c"), "40092")
+    got, data, raw = t.list_content(owner, owner)
+    require(got == [], "refused PUBLISHes must store nothing", data, raw)
+
+
+def snapshot(t, viewer, owner):
+    """What the protocol shows of two users: the owner's files and whether it is listed."""
+    files, _, _ = t.list_content(viewer, owner)
+    users, _, _ = t.list_users(viewer)
+    return sorted(files), owner in users
+
+
+@check("server", "server.request.missing-field",
+       "a missing field: the server answers the operation's \"other error\" code, keeps "
+       "running, and changes no state")
+def s_missing_field(t):
+    owner = t.connected("mf", "40101")
+    other = t.user("mfnew")
+    before = snapshot(t, owner, owner)
+    for fields, code in ((("REGISTER", DT), 2), (("CONNECT", DT, other), 3),
+                         (("PUBLISH", DT, owner, t.path("mf")), 4),
+                         (("DELETE", DT, owner), 4), (("LIST_CONTENT", DT, owner), 4)):
+        data = encode(*fields)
+        raw = t.exchange(data, shut_wr=True)
+        require(raw == bytes([code]),
+                "%s with a field missing (then the write side closed) must answer %d"
+                % (fields[0], code), data, raw, diagnose(bytes([code]), raw))
+    data = encode("REGISTER", DT) + other.encode()
+    raw = t.exchange(data, shut_wr=True)
+    require(raw == b"\x02", "a last field without its NUL is missing: REGISTER must answer 2",
+            data, raw, diagnose(b"\x02", raw))
+    t.expect(1, "UNREGISTER", other, why="the unterminated name must not be registered")
+    require(snapshot(t, owner, owner) == before, "the refused requests changed the state")
+
+
+@check("server", "server.request.unknown-operation",
+       "Any operation name the server does not know: ... (or closes the connection for an "
+       "unknown operation), keeps running")
+def s_unknown_op(t):
+    for data in (encode("HELLO", DT, "x"), encode("REGISTERX", DT, t.user("unk")),
+                 b"\xff\xfe\x00garbage\x00"):
+        raw = t.exchange(data)
+        require(raw == b"", "an unknown operation must be closed without a reply", data, raw)
+    t.expect(0, "REGISTER", t.user("afterunk"),
+             why="after unknown operations the server must keep serving")
+
+
+@check("server", "server.request.byte-at-a-time",
+       "TCP ... Every request field is a byte string terminated by one \\0 byte (a request "
+       "may arrive in any number of pieces)")
+def s_byte_at_a_time(t):
+    name = t.user("bytes")
+    data = encode("REGISTER", DT, name)
+    with socket.create_connection(t.addr, timeout=t.timeout) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for b in data:
+            s.sendall(bytes([b]))
+            time.sleep(0.002)
+        raw = recv_all(s, t.timeout)
+    require(raw == b"\x00", "a REGISTER sent one byte at a time must answer 0", data, raw,
+            diagnose(b"\0", raw) or "does the server parse after a single recv()?")
+    t.expect(1, "REGISTER", name, why="the byte-at-a-time REGISTER did not register the user")
+
+
+@check("server", "server.request.half-sent",
+       "a connection that closes ... mid-request: the server ... keeps running, and changes "
+       "no state")
+def s_half_sent(t):
+    owner = t.connected("half", "40111")
+    before = snapshot(t, owner, owner)
+    data = encode("PUBLISH", DT, owner, t.path("half.txt"), "d")
+    for cut in (3, 9, 12, len(data) - len(t.path("half.txt")) - 5, len(data) - 1):
+        with socket.create_connection(t.addr, timeout=t.timeout) as s:
+            s.sendall(data[:cut])
+    after = snapshot(t, owner, owner)
+    require(after == before, "connections closed mid-PUBLISH changed the file list: %r -> %r"
+            % (before, after), data)
+    t.expect(0, "PUBLISH", owner, t.path("half.txt"), "d",
+             why="the path must still be publishable (none of the cut requests stored it)")
+
+
+@check("server", "server.request.stall-others-served",
+       "a connection that ... stalls mid-request: the server ... keeps running (other "
+       "clients are served meanwhile)")
+def s_stall(t):
+    owner = t.connected("stall", "40121")
+    stalled = []
+    try:
+        for cut in (b"REG", b"REGISTER\0", encode("PUBLISH", DT, owner) + b"/sta"):
+            s = socket.create_connection(t.addr, timeout=t.timeout)
+            s.sendall(cut)
+            stalled.append(s)
+        time.sleep(0.1)
+        start = time.monotonic()
+        name = t.user("prompt")
+        t.expect(0, "REGISTER", name)
+        waited = time.monotonic() - start
+        require(waited < 5.0, "a REGISTER took %.1f s while 3 clients stalled mid-request"
+                % waited, hint="one connection served at a time, or a lock held while "
+                "reading a request")
+    finally:
+        for s in stalled:
+            s.close()
+    files, data, raw = t.list_content(owner, owner)
+    require(files == [], "the stalled PUBLISH stored a file", data, raw)
+
+
+@check("server", "server.concurrency.same-name",
+       "REGISTER: 0 ok · 1 user name in use (16 clients at once, one name: exactly one 0)")
+def s_concurrent_same(t):
+    name = t.user("race")
+    data = encode("REGISTER", DT, name)
+    with ThreadPoolExecutor(16) as pool:
+        replies = list(pool.map(lambda _: t.exchange(data), range(16)))
+    zeros = replies.count(b"\x00")
+    ones = replies.count(b"\x01")
+    require(zeros == 1 and ones == 15,
+            "16 simultaneous REGISTERs of one name gave %d x 0 and %d x 1 (others: %r)"
+            % (zeros, ones, [r for r in replies if r not in (b"\x00", b"\x01")]), data)
+
+
+@check("server", "server.concurrency.many-users",
+       "A user is connected from CONNECT until DISCONNECT (16 clients at once, each "
+       "registering, connecting and publishing; all are listed)")
+def s_concurrent_many(t):
+    def life(i):
+        """One user's registration, connection and publication."""
+        name = t.user("many%02d" % i)
+        t.expect(0, "REGISTER", name)
+        t.expect(0, "CONNECT", name, str(41000 + i))
+        t.expect(0, "PUBLISH", name, t.path("shared.txt"), "same path for all")
+        return name
+    with ThreadPoolExecutor(16) as pool:
+        names = list(pool.map(life, range(16)))
+    users, data, raw = t.list_users(names[0])
+    for i, name in enumerate(names):
+        require(users.get(name, (None, None))[1] == str(41000 + i),
+                "%s is not listed with its port %d after concurrent CONNECTs"
+                % (name, 41000 + i), data, raw)
+    for name in names:
+        got, data, raw = t.list_content(names[0], name)
+        require(got == [t.path("shared.txt")], "%s's file is not listed" % name, data, raw)
+
+
+# --- target: peer ------------------------------------------------------------------
+
+class PeerTarget:
+    """A connected client's file server, and the path of a file its user published."""
+
+    def __init__(self, host, port, path, timeout):
+        self.addr = (host, port)
+        self.path = path
+        self.timeout = timeout
+
+    def get(self, remote, pieces=False):
+        """(request, reply) of GET_FILE for `remote` (bytes or str)."""
+        data = encode("GET_FILE", remote)
+        with socket.create_connection(self.addr, timeout=self.timeout) as s:
+            if pieces:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for b in data:
+                    s.sendall(bytes([b]))
+                    time.sleep(0.002)
+            else:
+                s.sendall(data)
+            return data, recv_all(s, self.timeout)
+
+    def expect_file(self, pieces=False):
+        """GET_FILE of the published path must send 0, the size, those bytes, close."""
+        data, raw = self.get(self.path, pieces)
+        require(raw[:1] == b"\x00", "GET_FILE of the published file must answer 0", data,
+                raw, diagnose(b"\x00", raw))
+        end = raw.find(b"\0", 1)
+        require(end > 1 and raw[1:end].isdigit(),
+                "after the 0, the size must come as decimal text and a NUL", data, raw)
+        size = int(raw[1:end])
+        body = raw[end + 1:]
+        require(len(body) == size, "the size says %d bytes but %d arrived before the close"
+                % (size, len(body)), data, raw)
+        if os.path.isfile(self.path):
+            try:
+                with open(self.path, "rb") as f:
+                    local = f.read()
+            except OSError:
+                local = None
+            require(local is None or local == body,
+                    "the bytes served differ from the file at %s on this machine" % self.path,
+                    data, raw)
+        return body
+
+    def expect_refused(self, remote, allowed, why):
+        """A single code byte from `allowed`, then the close."""
+        data, raw = self.get(remote)
+        require(len(raw) == 1 and raw[0] in allowed, why, data, raw,
+                diagnose(bytes([allowed[0]]), raw))
+
+
+@check("peer", "peer.get-file.published",
+       "GET_FILE: one byte 0 file follows; on 0, the size in bytes as decimal text \\0, then "
+       "exactly that many raw bytes, then the connection is closed")
+def p_published(t):
+    t.expect_file()
+
+
+@check("peer", "peer.get-file.in-pieces",
+       "Every request field is a byte string terminated by one \\0 byte (a GET_FILE sent "
+       "one byte at a time is served the same)")
+def p_pieces(t):
+    t.expect_file(pieces=True)
+
+
+@check("peer", "peer.get-file.not-exist",
+       "GET_FILE: 1 file does not exist")
+def p_not_exist(t):
+    t.expect_refused(t.path + ".conformance-no-such-file", (1,),
+                     "GET_FILE of a path that does not exist must answer the single byte 1")
+
+
+@check("peer", "peer.get-file.unpublished",
+       "Each connected client ... serves the files that its user has published (an existing "
+       "file that was not published: 1 file does not exist)")
+def p_unpublished(t):
+    candidates = ["/etc/passwd", "/etc/hostname", os.path.dirname(t.path) or "/"]
+    for remote in candidates:
+        t.expect_refused(remote, (1,), "GET_FILE of %s, which was not published, must be "
+                         "refused with the single byte 1, not served" % remote)
+
+
+@check("peer", "peer.get-file.relative-path",
+       "A file path is absolute: a relative path is not a published file (1 or 2, never 0)")
+def p_relative(t):
+    base = os.path.basename(t.path)
+    for remote in (base, "./" + base, "../" + base, base.encode() + b"/.."):
+        t.expect_refused(remote, (1, 2), "GET_FILE of the relative path %r must be refused "
+                         "with 1 (or 2)" % remote)
+
+
+@check("peer", "peer.get-file.long-path",
+       "file paths ... are at most 256 bytes: a longer one is refused (1 or 2) and the peer "
+       "keeps serving")
+def p_long(t):
+    t.expect_refused("/" + "a" * 300, (1, 2),
+                     "GET_FILE of a 301-byte path must be refused with 2 (or 1)")
+    t.expect_file()
+
+
+# --- target: client ----------------------------------------------------------------
+
+DEFAULT_REPLY = {"LIST_USERS": b"\x000\x00", "LIST_CONTENT": b"\x000\x00"}
+
+
+class Request:
+    """A request the client sent to the scripted server (or the built-in peer);
+    for CONNECT, whether its port accepted connections when the request came."""
+
+    def __init__(self, step, raw):
+        self.step, self.raw = step, raw
+        self.listening = None
+        self.fields = raw.split(b"\0")[:-1] if raw.endswith(b"\0") else raw.split(b"\0")
+        self.op = self.fields[0].decode("ascii", "replace") if self.fields else ""
+
+
+def port_open(port):
+    """True when something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def read_request(conn, timeout, count_of):
+    """Read one request: fields until the operation's count, a close, or the timeout."""
+    data = b""
+    conn.settimeout(timeout)
+    while True:
+        fields = data.split(b"\0")
+        if len(fields) > 1:
+            need = count_of(fields[0].decode("ascii", "replace"))
+            if need is not None and len(fields) - 1 >= need:
+                return data
+        try:
+            chunk = conn.recv(4096)
+        except (socket.timeout, OSError):
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+class ScriptedServer:
+    """An index server stand-in: answers each operation with the bytes the check set
+    for it, and records every request with the step it came in."""
+
+    def __init__(self, timeout):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(32)
+        self.port = self.sock.getsockname()[1]
+        self.timeout = timeout
+        self.lock = threading.Lock()    # guards requests, replies and step
+        self.requests = []
+        self.replies = {}
+        self.step = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        """Accept connections; each is served in its own thread."""
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        """Read one request, record it with the current step, send the scripted reply."""
+        with conn:
+            raw = read_request(conn, self.timeout, FIELDS.get)
+            req = Request(0, raw)
+            if req.op == "CONNECT" and len(req.fields) >= 4 and req.fields[3].isdigit():
+                req.listening = port_open(int(req.fields[3]))
+            with self.lock:
+                req.step = self.step
+                self.requests.append(req)
+                reply = self.replies.get(req.op, DEFAULT_REPLY.get(req.op, b"\x00"))
+            if req.op not in FIELDS:
+                return
+            try:
+                conn.sendall(reply)
+            except OSError:
+                pass
+
+    def set(self, step, replies):
+        """Begin a step: the replies (by operation) that its requests get."""
+        with self.lock:
+            self.step = step
+            self.replies = dict(replies)
+
+    def close(self):
+        """Stop listening."""
+        self.sock.close()
+
+
+class ScriptedPeer(ScriptedServer):
+    """A peer stand-in: answers GET_FILE with the bytes the check set."""
+
+    def _serve(self, conn):
+        """Read one GET_FILE request, record it, send the scripted bytes, close."""
+        with conn:
+            raw = read_request(conn, self.timeout, lambda op: 2 if op == "GET_FILE" else None)
+            req = Request(0, raw)
+            with self.lock:
+                req.step = self.step
+                self.requests.append(req)
+                reply = self.replies.get("GET_FILE", b"\x02")
+            try:
+                conn.sendall(reply)
+                time.sleep(0.05)
+            except OSError:
+                pass
+
+
+ANSI_RX = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[=>])")
+
+
+class ClientRun:
+    """One client process against a scripted server (and a scripted peer)."""
+
+    def __init__(self, target):
+        self.t = target
+        self.server = ScriptedServer(target.timeout)
+        self.peer = ScriptedPeer(target.timeout)
+        self.dir = tempfile.mkdtemp(prefix="conform-")
+        self.lines = []
+        self.sent = []
+        self.cond = threading.Condition()
+        self.step_no = 0
+        self.reader_done = False
+        self.master = None
+        try:
+            self._start(target)
+        except BaseException:
+            self.server.close()
+            self.peer.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def _start(self, target):
+        """Start the client on a pipe or a terminal, and the threads reading its output."""
+        argv = target.argv("127.0.0.1", self.server.port)
+        # A home of its own: what the client keeps (history, records of what it
+        # published to this scripted server) goes away with the run.
+        env = dict(os.environ, HOME=self.dir, XDG_CONFIG_HOME=os.path.join(self.dir, ".config"))
+        if target.pty:
+            import pty
+            import termios
+            self.master, slave = pty.openpty()
+            self.master_file = os.fdopen(self.master, "rb", buffering=0)
+            try:
+                attrs = termios.tcgetattr(slave)
+                attrs[3] &= ~termios.ECHO
+                termios.tcsetattr(slave, termios.TCSANOW, attrs)
+                env.update(TERM="dumb")
+                self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave,
+                                             stderr=subprocess.PIPE, env=env,
+                                             start_new_session=True)
+            except BaseException:
+                self.master_file.close()
+                raise
+            finally:
+                os.close(slave)
+            out = self.master_file
+        else:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, env=env)
+            out = self.proc.stdout
+        self.err = []
+        self.readers = [threading.Thread(target=self._read, args=(out,), daemon=True),
+                        threading.Thread(target=self._read_err, daemon=True)]
+        for r in self.readers:
+            r.start()
+
+    def _read(self, stream):
+        """Collect the client's output lines until it closes its side."""
+        buf = b""
+        while True:
+            try:
+                chunk = stream.read1(4096) if hasattr(stream, "read1") else stream.read(4096)
+            except OSError:             # pty closed by the child's exit
+                chunk = b""
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                self._add(line)
+        if buf:
+            self._add(buf)              # a last line without its newline (a prompt)
+        with self.cond:
+            self.reader_done = True
+            self.cond.notify_all()
+
+    def _add(self, line):
+        """One output line, without terminal escapes and carriage returns."""
+        text = ANSI_RX.sub("", line.decode("utf-8", "replace")).replace("\r", "")
+        with self.cond:
+            self.lines.append(text)
+            self.cond.notify_all()
+
+    def _read_err(self):
+        """Keep the client's stderr, for the failure reports."""
+        for line in iter(self.proc.stderr.readline, b""):
+            self.err.append(line.decode("utf-8", "replace").rstrip("\n"))
+
+    def relevant(self):
+        """Output lines that carry results: prompts stripped, blank and echoed lines left
+        out."""
+        out = []
+        for line in self.lines:
+            body = strip_prompt(line)
+            if not body.strip():
+                continue
+            if self.t.pty and body.strip() in self.sent:
+                continue                # the terminal's echo of a command
+            out.append(line)
+        return out
+
+    def send(self, command):
+        """Type one command line into the client."""
+        self.sent.append(command)
+        data = (command + "\n").encode()
+        try:
+            if self.master is not None:
+                os.write(self.master, data)
+            else:
+                self.proc.stdin.write(data)
+                self.proc.stdin.flush()
+        except OSError as e:
+            raise Failure("cannot send `%s` to the client (%s): it exited with status %s%s"
+                          % (command, e, self.proc.poll(), self.stderr_note()))
+
+    def step(self, command, expect, replies=None, peer=None, skip=()):
+        """Send one command with the scripted answers; its output lines must be
+        `expect` (result lines as the spec prints them; detail lines start with a tab).
+        Lines matching one of `skip` are allowed in between and not counted."""
+        self.step_no += 1
+        self.server.set(self.step_no, replies or {})
+        self.peer.set(self.step_no, {"GET_FILE": peer} if peer is not None else {})
+        before = len(self.relevant())
+
+        def new_lines():
+            """Output lines since the command was sent, `skip` lines left out."""
+            return [l for l in self.relevant()[before:]
+                    if not any(line_matches(s, l) for s in skip)]
+        self.send(command)
+        deadline = time.monotonic() + self.t.timeout
+        with self.cond:
+            while len(new_lines()) < len(expect):
+                left = deadline - time.monotonic()
+                if left <= 0 or self.reader_done:
+                    raise Failure("`%s`: expected %d line(s) %r, got %r %s%s"
+                                  % (command, len(expect), expect, new_lines(),
+                                     "before the client's output ended" if self.reader_done
+                                     else "within %.0f s" % self.t.timeout,
+                                     self.stderr_note()),
+                                  sent=self.answer_note(replies, peer),
+                                  received="output lines %r" % new_lines())
+                self.cond.wait(min(left, 0.1))
+            got = new_lines()[:len(expect)]
+        for want, line in zip(expect, got):
+            if not line_matches(want, line):
+                raise Failure("`%s`: expected the line %r, got %r%s"
+                              % (command, want, line, self.stderr_note()),
+                              sent=self.answer_note(replies, peer),
+                              received="output lines %r" % got,
+                              hint=line_hint(want, line))
+        return got
+
+    def answer_note(self, replies, peer):
+        """What the scripted server (and peer) answered in this step, for the report."""
+        notes = ["%s -> %s" % (op, hexdump(raw)) for op, raw in sorted((replies or {}).items())]
+        if peer is not None:
+            notes.append("peer GET_FILE -> %s" % hexdump(peer, 32))
+        return "scripted answers: " + ("; ".join(notes) if notes else "defaults")
+
+    def stderr_note(self):
+        """The client's last stderr lines, for a failure report."""
+        return (" (client stderr: %r)" % self.err[-3:]) if self.err else ""
+
+    def requests(self, op, step=None, peer=False):
+        """The requests of this operation sent in this step (default: the last)."""
+        step = self.step_no if step is None else step
+        src = self.peer if peer else self.server
+        with src.lock:
+            return [r for r in src.requests if r.step == step and r.op == op]
+
+    def expect_request(self, op, *fields, step=None):
+        """Exactly one `op` request in the step, framed as op, date-time, fields."""
+        reqs = self.requests(op, step)
+        if len(reqs) != 1:
+            others = [r.raw for r in self.server.requests if r.step == (step or self.step_no)]
+            raise Failure("expected one %s request for this command, the server got %d"
+                          % (op, len(reqs)),
+                          received=b" | ".join(others) if others else None)
+        req = reqs[0]
+        require_datetime(req, fields)
+        want = encode(op, req.fields[1], *fields)
+        if req.raw != want:
+            raise Failure("%s request bytes differ; expected %s" % (op, hexdump(want)),
+                          sent=want, received=req.raw)
+        return req
+
+    def listening(self, port):
+        """True when something accepts TCP connections on 127.0.0.1:port."""
+        return port_open(port)
+
+    def close(self):
+        """End of input, then wait; stop the client by PID if it will not exit."""
+        try:
+            self._end_input()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(3)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            for r in self.readers:
+                r.join(2)
+        finally:
+            if self.master is not None:
+                self.master_file.close()    # the one owner of the descriptor: closed once
+            self.server.close()
+            self.peer.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _end_input(self):
+        """Close the pipe, or type ^D (then QUIT, as ^D can be lost) on the terminal."""
+        try:
+            if self.master is None:
+                self.proc.stdin.close()
+                return
+            os.write(self.master, b"\x04")
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                os.write(self.master, b"QUIT\n")
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def strip_prompt(line):
+    """A line without its leading `c> ` prompts (a client may print its prompt before
+    each result when its input is a pipe)."""
+    body = line
+    while body.startswith("c> ") or body.startswith("c>\t"):
+        body = body[3:]
+    return body
+
+
+def line_matches(want, line):
+    """A result line: `c> ` then the message exactly (extra prompts allowed); a detail
+    line: indented, then the same words."""
+    if want.startswith("\t"):
+        return line[:1] in (" ", "\t") and line.split() == want.split()
+    return line.startswith("c> ") and strip_prompt(line).rstrip() == want[3:]
+
+
+def line_hint(want, line):
+    """The usual reason a console line differs."""
+    body = strip_prompt(line).rstrip()
+    if not line.startswith("c>"):
+        return "result lines start with the prompt `c> `"
+    if body.replace(" ,", ",") == want[3:] or body.replace(",", "") == want[3:].replace(",", ""):
+        return "punctuation differs: the spec writes `FAIL, REASON` (comma right after FAIL)"
+    if body.upper() == want[3:]:
+        return "the spec's lines are upper case"
+    return None
+
+
+class ClientTarget:
+    """A client program started as COMMAND (with {host} and {port}, or -s/-p appended)."""
+
+    def __init__(self, command, pty, timeout):
+        self.command = command
+        self.pty = pty
+        self.timeout = timeout
+        self.file = None
+
+    def argv(self, host, port):
+        """The client's command line for a server at host:port."""
+        if "{port}" in self.command:
+            return shlex.split(self.command.replace("{host}", host).replace("{port}", str(port)))
+        return shlex.split(self.command) + ["-s", host, "-p", str(port)]
+
+    def run(self):
+        """A client run for one check (use it in a with statement)."""
+        return ClientRun(self)
+
+
+def require_datetime(req, fields):
+    """The request's second field must be a date-time (Failure showing the framing)."""
+    if len(req.fields) < 2 or not DT_RX.match(req.fields[1]):
+        want = encode(req.op, "DD/MM/YYYY HH:MM:SS", *fields)
+        raise Failure("the second field of %s must be the date-time DD/MM/YYYY HH:MM:SS; "
+                      "expected like %s" % (req.op, readable(want)), received=req.raw,
+                      hint="date-time sent last or in another format?")
+
+
+def connect(c, user="alice"):
+    """CONNECT the client's user; returns the listening port it sent."""
+    c.step("CONNECT %s" % user, ["c> CONNECT OK"], {"CONNECT": b"\x00"})
+    req = c.requests("CONNECT")
+    require(len(req) == 1, "expected one CONNECT request, the server got %d" % len(req))
+    require_datetime(req[0], (user, "PORT"))
+    require(len(req[0].fields) == 4, "CONNECT must have 4 fields: CONNECT, date-time, user, "
+            "port", received=req[0].raw)
+    port = req[0].fields[3]
+    require(port.isdigit() and 1 <= int(port) <= 65535,
+            "CONNECT's port field must be decimal text 1..65535", received=req[0].raw)
+    return int(port)
+
+
+@check("client", "client.register",
+       "REGISTER, date-time, user · `c> REGISTER OK` · `c> USERNAME IN USE` · "
+       "`c> REGISTER FAIL`")
+def c_register(t):
+    with t.run() as c:
+        c.step("REGISTER alice", ["c> REGISTER OK"], {"REGISTER": b"\x00"})
+        c.expect_request("REGISTER", "alice")
+        c.step("REGISTER alice", ["c> USERNAME IN USE"], {"REGISTER": b"\x01"})
+        c.step("REGISTER Bob_Upper", ["c> REGISTER FAIL"], {"REGISTER": b"\x02"})
+        c.expect_request("REGISTER", "Bob_Upper")
+
+
+@check("client", "client.unregister",
+       "UNREGISTER, date-time, user · `c> UNREGISTER OK` · `c> USER DOES NOT EXIST` · "
+       "`c> UNREGISTER FAIL`")
+def c_unregister(t):
+    with t.run() as c:
+        c.step("UNREGISTER alice", ["c> UNREGISTER OK"], {"UNREGISTER": b"\x00"})
+        c.expect_request("UNREGISTER", "alice")
+        c.step("UNREGISTER alice", ["c> USER DOES NOT EXIST"], {"UNREGISTER": b"\x01"})
+        c.step("UNREGISTER alice", ["c> UNREGISTER FAIL"], {"UNREGISTER": b"\x02"})
+
+
+@check("client", "client.connect",
+       "the client opens a listening socket first and sends only its port: CONNECT, "
+       "date-time, user, listening port · `c> CONNECT OK` · `c> CONNECT FAIL, USER "
+       "DOES NOT EXIST` · `c> USER ALREADY CONNECTED` · `c> CONNECT FAIL`")
+def c_connect(t):
+    with t.run() as c:
+        for code, line in ((1, "c> CONNECT FAIL, USER DOES NOT EXIST"),
+                           (2, "c> USER ALREADY CONNECTED"), (3, "c> CONNECT FAIL")):
+            c.step("CONNECT alice", [line], {"CONNECT": bytes([code])})
+        port = connect(c)
+        req = c.expect_request("CONNECT", "alice", str(port))
+        require(req.listening, "when the CONNECT request arrived nothing listened on port %d: "
+                "the client opens a listening socket first and sends only its port" % port,
+                received=req.raw)
+        require(c.listening(port), "after `c> CONNECT OK` nothing listens on the port %d the "
+                "client sent (the client opens a listening socket first)" % port)
+
+
+@check("client", "client.disconnect",
+       "DISCONNECT, date-time, user · `c> DISCONNECT OK` · `c> DISCONNECT FAIL, USER DOES NOT "
+       "EXIST` · `c> DISCONNECT FAIL, USER NOT CONNECTED` · `c> DISCONNECT FAIL`")
+def c_disconnect(t):
+    with t.run() as c:
+        for code, line in ((1, "c> DISCONNECT FAIL, USER DOES NOT EXIST"),
+                           (2, "c> DISCONNECT FAIL, USER NOT CONNECTED"),
+                           (3, "c> DISCONNECT FAIL"), (0, "c> DISCONNECT OK")):
+            connect(c)
+            c.step("DISCONNECT alice", [line], {"DISCONNECT": bytes([code])})
+            c.expect_request("DISCONNECT", "alice")
+
+
+@check("client", "client.disconnect.listener",
+       "DISCONNECT: ... (the client stops its listener in every case)")
+def c_listener(t):
+    with t.run() as c:
+        for code, line in ((0, "c> DISCONNECT OK"), (3, "c> DISCONNECT FAIL"),
+                           (2, "c> DISCONNECT FAIL, USER NOT CONNECTED")):
+            port = connect(c)
+            require(c.listening(port), "after `c> CONNECT OK` nothing listens on port %d"
+                    % port)
+            c.step("DISCONNECT alice", [line], {"DISCONNECT": bytes([code])})
+            deadline = time.monotonic() + 2
+            while c.listening(port) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            require(not c.listening(port), "after DISCONNECT answered %d the client still "
+                    "accepts connections on port %d" % (code, port))
+
+
+@check("client", "client.publish",
+       "PUBLISH, date-time, user, file path, description · `c> PUBLISH OK` · `c> PUBLISH "
+       "FAIL, USER DOES NOT EXIST` · `... USER NOT CONNECTED` · `... CONTENT ALREADY "
+       "PUBLISHED` · `c> PUBLISH FAIL`")
+def c_publish(t):
+    with t.run() as c:
+        path = os.path.join(c.dir, "notes.txt")
+        with open(path, "w") as f:
+            f.write("notes\n")
+        connect(c)
+        c.step("PUBLISH %s lecture notes  2" % path, ["c> PUBLISH OK"], {"PUBLISH": b"\x00"})
+        req = c.requests("PUBLISH")
+        require(len(req) == 1 and req[0].fields[2:4] == [b"alice", path.encode()],
+                "PUBLISH must send the connected user and the absolute path",
+                received=req[0].raw if req else None)
+        require(req[0].fields[4:5] in ([b"lecture notes  2"], [b"lecture notes 2"]),
+                "the description is the rest of the line, spaces included",
+                received=req[0].raw)
+        for code, line in ((1, "c> PUBLISH FAIL, USER DOES NOT EXIST"),
+                           (2, "c> PUBLISH FAIL, USER NOT CONNECTED"),
+                           (3, "c> PUBLISH FAIL, CONTENT ALREADY PUBLISHED"),
+                           (4, "c> PUBLISH FAIL")):
+            c.step("PUBLISH %s d" % path, [line], {"PUBLISH": bytes([code])})
+        c.expect_request("PUBLISH", "alice", path, "d")
+
+
+@check("client", "client.delete",
+       "DELETE, date-time, user, file path · `c> DELETE OK` · `c> DELETE FAIL, USER DOES NOT "
+       "EXIST` · `... USER NOT CONNECTED` · `... CONTENT NOT PUBLISHED` · `c> DELETE FAIL`")
+def c_delete(t):
+    with t.run() as c:
+        connect(c)
+        path = os.path.join(c.dir, "gone.txt")
+        for code, line in ((0, "c> DELETE OK"), (1, "c> DELETE FAIL, USER DOES NOT EXIST"),
+                           (2, "c> DELETE FAIL, USER NOT CONNECTED"),
+                           (3, "c> DELETE FAIL, CONTENT NOT PUBLISHED"),
+                           (4, "c> DELETE FAIL")):
+            c.step("DELETE %s" % path, [line], {"DELETE": bytes([code])})
+            c.expect_request("DELETE", "alice", path)
+
+
+@check("client", "client.list-users",
+       "LIST_USERS, date-time, requesting user · `c> LIST_USERS OK` then one line per user, "
+       "`name ip port`, indented · `... FAIL, USER DOES NOT EXIST` · `... FAIL, USER NOT "
+       "CONNECTED` · `c> LIST_USERS FAIL`")
+def c_list_users(t):
+    with t.run() as c:
+        connect(c)
+        listing = b"\x00" + encode("2", "alice", "10.0.0.5", "40001", "bob", "10.0.0.7",
+                                   "40002")
+        c.step("LIST_USERS", ["c> LIST_USERS OK", "\talice 10.0.0.5 40001",
+                              "\tbob 10.0.0.7 40002"], {"LIST_USERS": listing})
+        c.expect_request("LIST_USERS", "alice")
+        for code, line in ((1, "c> LIST_USERS FAIL, USER DOES NOT EXIST"),
+                           (2, "c> LIST_USERS FAIL, USER NOT CONNECTED"),
+                           (3, "c> LIST_USERS FAIL")):
+            c.step("LIST_USERS", [line], {"LIST_USERS": bytes([code])})
+
+
+@check("client", "client.list-content",
+       "LIST_CONTENT, date-time, requesting user, target user · `c> LIST_CONTENT OK` then one "
+       "indented path per line · `... FAIL, USER DOES NOT EXIST` · `... USER NOT CONNECTED` · "
+       "`... REMOTE USER DOES NOT EXIST` · `c> LIST_CONTENT FAIL`")
+def c_list_content(t):
+    with t.run() as c:
+        connect(c)
+        listing = b"\x00" + encode("2", "/home/bob/a.txt", "/home/bob/b c.txt")
+        c.step("LIST_CONTENT bob", ["c> LIST_CONTENT OK", "\t/home/bob/a.txt",
+                                    "\t/home/bob/b c.txt"], {"LIST_CONTENT": listing})
+        c.expect_request("LIST_CONTENT", "alice", "bob")
+        for code, line in ((1, "c> LIST_CONTENT FAIL, USER DOES NOT EXIST"),
+                           (2, "c> LIST_CONTENT FAIL, USER NOT CONNECTED"),
+                           (3, "c> LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST"),
+                           (4, "c> LIST_CONTENT FAIL")):
+            c.step("LIST_CONTENT bob", [line], {"LIST_CONTENT": bytes([code])})
+
+
+def owner_listing(c):
+    """LIST_USERS reply naming `bob` at the built-in peer's address."""
+    return {"LIST_USERS": b"\x00" + encode("2", "alice", "127.0.0.1", "40001", "bob",
+                                           "127.0.0.1", str(c.peer.port))}
+
+
+def expect_no_file(c, local, what):
+    """The failed download left no local file (partial or not) behind."""
+    left = sorted(n for n in os.listdir(c.dir) if n != "notes.txt")
+    require(not os.path.exists(local) and not left,
+            "after %s the download directory holds %r: a failed GET_FILE leaves no partial "
+            "local file behind" % (what, left))
+
+
+@check("client", "client.get-file",
+       "GET_FILE, remote file path · on 0, the size in bytes as decimal text \\0, then "
+       "exactly that many raw bytes · `c> GET_FILE OK`")
+def c_get_file(t):
+    with t.run() as c:
+        connect(c)
+        body = bytes(range(256)) * 40 + b"\0end"
+        local = os.path.join(c.dir, "copy.bin")
+        c.step("GET_FILE bob /home/bob/data.bin %s" % local, ["c> GET_FILE OK"],
+               owner_listing(c), peer=b"\x00" + encode(len(body)) + body)
+        reqs = c.requests("GET_FILE", peer=True)
+        want = encode("GET_FILE", "/home/bob/data.bin")
+        require(len(reqs) == 1 and reqs[0].raw == want,
+                "the peer must receive exactly GET_FILE and the remote path, each NUL-"
+                "terminated, no date-time", sent=want,
+                received=b" | ".join(r.raw for r in reqs) if reqs else None)
+        try:
+            with open(local, "rb") as f:
+                got = f.read()
+        except OSError as e:
+            raise Failure("after `c> GET_FILE OK` the local file cannot be read: %s" % e)
+        require(got == body, "the local file differs from the %d bytes the peer sent"
+                % len(body), sent=body, received=got)
+
+
+@check("client", "client.get-file.refused",
+       "GET_FILE: 1 file does not exist · 2 other error · `c> GET_FILE FAIL, FILE NOT EXIST` "
+       "· `c> GET_FILE FAIL`")
+def c_get_file_refused(t):
+    with t.run() as c:
+        connect(c)
+        local = os.path.join(c.dir, "x.bin")
+        c.step("GET_FILE bob /home/bob/none %s" % local, ["c> GET_FILE FAIL, FILE NOT EXIST"],
+               owner_listing(c), peer=b"\x01")
+        expect_no_file(c, local, "a reply of 1")
+        c.step("GET_FILE bob /home/bob/err %s" % local, ["c> GET_FILE FAIL"],
+               owner_listing(c), peer=b"\x02")
+        expect_no_file(c, local, "a reply of 2")
+
+
+@check("client", "client.get-file.short",
+       "The downloader writes the bytes to its local file name; if fewer bytes than "
+       "announced arrive, it leaves no partial local file behind")
+def c_get_file_short(t):
+    with t.run() as c:
+        connect(c)
+        local = os.path.join(c.dir, "short.bin")
+        c.step("GET_FILE bob /home/bob/big %s" % local, ["c> GET_FILE FAIL"],
+               owner_listing(c), peer=b"\x00" + encode("1000") + b"z" * 300)
+        expect_no_file(c, local, "a transfer cut short (1000 announced, 300 sent)")
+
+
+@check("client", "client.get-file.too-much",
+       "on 0, the size in bytes as decimal text \\0, then exactly that many raw bytes, then "
+       "the connection is closed (more bytes: `c> GET_FILE FAIL`)")
+def c_get_file_too_much(t):
+    with t.run() as c:
+        connect(c)
+        local = os.path.join(c.dir, "much.bin")
+        c.step("GET_FILE bob /home/bob/much %s" % local, ["c> GET_FILE FAIL"],
+               owner_listing(c), peer=b"\x00" + encode("10") + b"0123456789" + b"EXTRA" * 4)
+        expect_no_file(c, local, "a peer that sent 30 bytes after announcing 10")
+
+
+@check("client", "client.quit",
+       "QUIT disconnects a connected user first; CONNECT as another user disconnects the "
+       "current one first")
+def c_quit(t):
+    with t.run() as c:
+        first = connect(c, "alice")
+        c.step("CONNECT bob", ["c> CONNECT OK"], {"CONNECT": b"\x00"}, skip=("c> DISCONNECT OK",))
+        c.expect_request("DISCONNECT", "alice")
+        require(not c.listening(first), "after CONNECT as another user, the first user's "
+                "listener (port %d) still accepts connections" % first)
+        c.step_no += 1
+        c.server.set(c.step_no, {})
+        c.send("QUIT")
+        try:
+            c.proc.wait(t.timeout)
+        except subprocess.TimeoutExpired:
+            raise Failure("the client did not exit within %.0f s of QUIT" % t.timeout)
+        reqs = c.requests("DISCONNECT")
+        require([r.fields[2:3] for r in reqs] == [[b"bob"]],
+                "QUIT must send one DISCONNECT for the connected user bob",
+                received=b" | ".join(r.raw for r in reqs) if reqs else None)
+
+
+# --- running -----------------------------------------------------------------------
+
+def host_port(text):
+    """HOST:PORT (IPv6 literals in brackets) into (host, port)."""
+    m = re.match(r"^\[?([^\]]+?)\]?:(\d+)$", text)
+    if not m or not 1 <= int(m.group(2)) <= 65535:
+        raise argparse.ArgumentTypeError("expected HOST:PORT, got %r" % text)
+    return m.group(1), int(m.group(2))
+
+
+def parse_args(argv):
+    """The parser and the parsed command line."""
+    p = argparse.ArgumentParser(
+        prog="conform.py", description="Check an implementation of the classic peer-to-peer "
+        "index protocol (docs/conformance.md).")
+    p.add_argument("--list", action="store_true", help="list the checks and exit")
+    p.add_argument("--only", action="append", default=[], metavar="ID",
+                   help="run only checks whose id matches (glob; repeatable)")
+    p.add_argument("--json", action="store_true", help="results as one JSON document")
+    p.add_argument("--timeout", type=float, default=TIMEOUT,
+                   help="seconds for any one exchange (default %(default)s)")
+    p.add_argument("--jobs", type=int, default=4, help="client checks run at once")
+    p.add_argument("--xfail", action="append", default=[], metavar="ID",
+                   help="a check known to fail (glob; repeatable): its failure is reported "
+                   "as XFAIL and not counted; if it passes, that counts as a failure")
+    p.add_argument("target", nargs="?", choices=("server", "peer", "client"))
+    p.add_argument("args", nargs="*")
+    p.add_argument("--pty", action="store_true",
+                   help="client: run it on a terminal instead of a pipe")
+    return p, p.parse_args(argv)
+
+
+def selected(target, only):
+    """The checks of a target (all targets when None) that --only selects."""
+    return [c for c in CHECKS if (target is None or c.target == target) and
+            (not only or any(fnmatch.fnmatchcase(c.id, pat) for pat in only))]
+
+
+def main(argv=None):
+    """Run the selected checks of one target; the exit status."""
+    parser, args = parse_args(argv)
+    if args.list:
+        for c in selected(args.target, args.only):
+            print("%-34s %s" % (c.id, c.rule))
+        return 0
+    if args.target is None:
+        parser.error("name a target: server HOST:PORT, peer HOST:PORT PATH or "
+                     "client \"COMMAND\"")
+    need = {"server": 1, "peer": 2, "client": 1}[args.target]
+    if len(args.args) != need:
+        parser.error("%s takes %s" % (args.target, {"server": "HOST:PORT",
+                                                     "peer": "HOST:PORT PATH",
+                                                     "client": "\"COMMAND\""}[args.target]))
+    try:
+        if args.target == "server":
+            ctx = ServerTarget(*host_port(args.args[0]), timeout=args.timeout)
+        elif args.target == "peer":
+            ctx = PeerTarget(*host_port(args.args[0]), args.args[1], args.timeout)
+        else:
+            ctx = ClientTarget(args.args[0], args.pty, args.timeout)
+    except argparse.ArgumentTypeError as e:
+        parser.error(str(e))
+    checks = selected(args.target, args.only)
+    if not checks:
+        parser.error("no check matches %s" % " ".join(args.only))
+    results = []
+
+    def run(chk):
+        """One check, with --xfail applied."""
+        r = run_check(chk, ctx)
+        if any(fnmatch.fnmatchcase(chk.id, pat) for pat in args.xfail):
+            if r["status"] == "FAIL":
+                r["status"] = "XFAIL"
+            else:
+                r.update(status="FAIL", why="passes, but was named with --xfail: take it "
+                         "off the list of known failures")
+        return r
+    try:
+        if args.target == "client":
+            with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+                results = list(pool.map(run, checks))
+            if not args.json:
+                for r in results:
+                    print_result(r)
+        else:
+            for c in checks:
+                results.append(run(c))
+                if not args.json:
+                    print_result(results[-1])
+    finally:
+        if args.target == "server":
+            ctx.cleanup()
+    passed = sum(r["status"] == "PASS" for r in results)
+    known = sum(r["status"] == "XFAIL" for r in results)
+    failed = len(results) - passed - known
+    if args.json:
+        json.dump({"target": args.target, "args": args.args, "passed": passed,
+                   "failed": failed, "known_failures": known, "results": results},
+                  sys.stdout, indent=1)
+        print()
+    else:
+        print("%d passed, %d failed%s" % (passed, failed,
+                                          ", %d known failure(s)" % known if known else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

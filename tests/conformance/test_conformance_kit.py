@@ -1,0 +1,204 @@
+"""The conformance kit's own tests: it must catch deliberately broken
+implementations (stubs.py) with the right check ids and a useful message.
+
+That our own server, peer and client pass every check is `make conformance`,
+which `make test` runs after this suite.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import harness
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KIT = os.path.join(HERE, "conform.py")
+STUBS = os.path.join(HERE, "stubs.py")
+sys.path.insert(0, HERE)
+import conform  # noqa: E402
+
+
+def kit(*args, isolated=False):
+    """Run the kit with --json; (exit status, {id: result})."""
+    flags = ["-I", "-S"] if isolated else []
+    r = subprocess.run([sys.executable, *flags, KIT, *args, "--json"],
+                       capture_output=True, timeout=120)
+    assert r.returncode in (0, 1), r.stderr.decode()
+    doc = json.loads(r.stdout.decode())
+    assert doc["passed"] + doc["failed"] + doc["known_failures"] == len(doc["results"])
+    assert r.returncode == (1 if doc["failed"] else 0)
+    return r.returncode, {res["id"]: res for res in doc["results"]}
+
+
+def failed(results):
+    """The ids of the checks that failed."""
+    return {cid for cid, res in results.items() if res["status"] == "FAIL"}
+
+
+@pytest.fixture
+def stub():
+    """Start stubs.py in a role; every one is stopped by PID afterwards."""
+    started = []
+
+    def start(role, *args):
+        """Start one stub; its HOST:PORT."""
+        p = harness.Process([sys.executable, STUBS, role, *args])
+        started.append(p)
+        return "127.0.0.1:%s" % p.wait_line(r"^port (\d+)$").group(1)
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+@pytest.fixture
+def published(tmp_path):
+    """A file for the stub peer to serve."""
+    path = tmp_path / "published.bin"
+    path.write_bytes(b"stub file\n" + bytes(range(256)))
+    return str(path)
+
+
+STUB_CLIENT = "%s %s client" % (sys.executable, STUBS)
+
+
+def test_faithful_stubs_pass_every_check(stub, published):
+    """Without a defect each stub passes all: a failure below is its defect's.
+    The server run is in isolated mode (-I -S): the kit needs only the stdlib."""
+    status, results = kit("server", stub("server"), isolated=True)
+    assert status == 0 and failed(results) == set()
+    assert len(results) == len(conform.selected("server", []))
+    status, results = kit("peer", stub("peer", "--file", published), published)
+    assert status == 0 and failed(results) == set()
+    status, results = kit("client", STUB_CLIENT)
+    assert status == 0 and failed(results) == set()
+
+
+@pytest.mark.parametrize("defect, ids, words", [
+    ("ascii-codes", {"server.reply.raw-code", "server.register.codes"}, "ASCII digit"),
+    ("datetime-last", {"server.framing.datetime-second"}, "third field"),
+    ("global-publish", {"server.publish.per-user"}, "per user, not global"),
+    ("truncate-255", {"server.fields.256-bytes", "server.fields.257-refused"}, "truncat"),
+    ("list-cut-short", {"server.list-users.format", "server.list-content.format"},
+     "cut short"),
+])
+def test_broken_servers_fail_the_right_checks(stub, defect, ids, words):
+    """Each broken server fails the checks of its defect, with evidence."""
+    status, results = kit("server", stub("server", "--defect", defect))
+    assert status == 1
+    assert ids <= failed(results), failed(results)
+    first = results[sorted(ids)[0]]
+    assert words in first["why"] + first.get("hint", ""), first
+    # The evidence: the request sent and the reply received, in hex.
+    assert first["sent"].startswith(("52 45 47", "50 55 42", "4c 49 53")), first
+    assert "received" in first
+
+
+def test_global_publish_fails_only_where_two_users_share_a_path(stub):
+    """A narrow defect fails only the checks it touches."""
+    _, results = kit("server", stub("server", "--defect", "global-publish"))
+    assert failed(results) == {"server.publish.per-user", "server.concurrency.many-users"}
+
+
+def test_peer_serving_unpublished_files(stub, published):
+    """A peer serving /etc/passwd fails the unpublished-file check."""
+    _, results = kit("peer", stub("peer", "--file", published, "--defect",
+                                  "serve-unpublished"), published)
+    assert failed(results) == {"peer.get-file.unpublished"}
+    res = results["peer.get-file.unpublished"]
+    assert "which was not published" in res["why"] and res["received"].startswith("00 ")
+
+
+def test_client_printing_fail_space_comma(stub):
+    """A client printing `FAIL ,` fails every check with a FAIL, REASON line."""
+    _, results = kit("client", STUB_CLIENT + " --defect fail-comma")
+    assert {"client.connect", "client.disconnect", "client.publish", "client.delete",
+            "client.list-users", "client.list-content",
+            "client.get-file.refused"} <= failed(results)
+    assert {"client.register", "client.get-file", "client.quit"} <= set(results) - \
+        failed(results)
+    res = results["client.connect"]
+    assert "CONNECT FAIL , USER DOES NOT EXIST" in res["why"]
+    assert "comma right after FAIL" in res["hint"]
+
+
+def test_xfail_counts_known_failures_apart(stub):
+    """--xfail: a known failure is XFAIL and not counted; a pass under it is a failure."""
+    addr = stub("server", "--defect", "global-publish")
+    status, results = kit("server", addr, "--only", "server.publish.*",
+                          "--xfail", "server.publish.per-user")
+    assert status == 0
+    assert results["server.publish.per-user"]["status"] == "XFAIL"
+    assert results["server.publish.codes"]["status"] == "PASS"
+    status, results = kit("server", addr, "--only", "server.publish.codes",
+                          "--xfail", "server.publish.codes")
+    assert status == 1 and "take it off" in results["server.publish.codes"]["why"]
+
+
+@pytest.mark.parametrize("defect, ids, words", [
+    ("datetime-last", {"client.register", "client.connect", "client.publish"},
+     "must be the date-time DD/MM/YYYY HH:MM:SS"),
+    ("keep-listener", {"client.disconnect.listener"}, "still accepts connections"),
+    ("accept-too-much", {"client.get-file.too-much"}, "expected the line 'c> GET_FILE FAIL'"),
+])
+def test_broken_clients_fail_the_right_checks(defect, ids, words):
+    """Each broken client fails the checks of its defect, and only those."""
+    _, results = kit("client", STUB_CLIENT + " --defect " + defect)
+    assert ids <= failed(results), failed(results)
+    if defect != "datetime-last":
+        assert failed(results) == ids
+    for cid in ids:
+        assert words in results[cid]["why"], results[cid]
+
+
+def test_cleanup_leaves_no_user_behind(stub):
+    """After a run the kit's users are gone (the stub's STUB_USERS lists them)."""
+    addr = stub("server")
+    kit("server", addr)
+    host, port = addr.split(":")
+    assert harness.exchange(int(port), b"STUB_USERS\0") == b""
+
+
+def test_human_output_list_only_and_exit_status(stub):
+    """The human output, --list, --only, and the exit statuses 0, 1 and 2."""
+    addr = stub("server", "--defect", "ascii-codes")
+    r = subprocess.run([sys.executable, KIT, "server", addr, "--only", "server.reply.*",
+                        "--only", "server.register.codes"], capture_output=True, timeout=60)
+    out = r.stdout.decode().splitlines()
+    assert r.returncode == 1
+    assert out[0].startswith("FAIL  server.reply.raw-code ")
+    assert any(l.strip().startswith("sent:") and "52 45 47 49 53 54 45 52 00" in l for l in out)
+    assert any(l.strip().startswith("received:") and l.strip().endswith("30") for l in out)
+    assert out[-1] == "0 passed, 2 failed"
+    r = subprocess.run([sys.executable, KIT, "--list"], capture_output=True, timeout=60)
+    listed = [l.split()[0] for l in r.stdout.decode().splitlines()]
+    assert r.returncode == 0 and listed == [c.id for c in conform.CHECKS]
+    assert len(set(listed)) == len(listed)
+    r = subprocess.run([sys.executable, KIT, "server", "nowhere"], capture_output=True,
+                       timeout=60)
+    assert r.returncode == 2 and b"HOST:PORT" in r.stderr
+
+
+def test_every_check_quotes_a_rule():
+    """Each check has a unique id under its target and a one-line rule."""
+    for c in conform.CHECKS:
+        assert c.id.startswith(c.target + ".") and c.rule and "\n" not in c.rule
+
+
+def test_our_client_on_a_terminal():
+    """--pty: our client on a terminal (readline, prompts, echo) passes too."""
+    command = "%s %s" % (harness.PYTHON, os.path.join(harness.ROOT, "client", "client.py"))
+    _, results = kit("client", command, "--pty", "--only", "client.register",
+                     "--only", "client.list-users", "--only", "client.get-file")
+    assert set(results) == {"client.register", "client.list-users", "client.get-file"}
+    assert failed(results) == set(), results
+
+
+def test_docs_table_lists_every_check():
+    """docs/conformance.md has a row for each check id, and no row for a check that is gone."""
+    with open(os.path.join(harness.ROOT, "docs", "conformance.md")) as f:
+        table = f.read().split("## The checks", 1)[1]
+    rows = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
+    assert rows == {c.id for c in conform.CHECKS}
