@@ -9,7 +9,9 @@ CC     ?= cc
 PYTHON ?= /usr/bin/python3
 SAN_CFLAGS ?=
 PORT   ?= 8888
-SERVER ?= 127.0.0.1
+# The index server `make client` talks to; SERVER=host overrides it (and
+# means host:port to `make conformance`, mk/conformance.mk).
+CLIENT_HOST = $(or $(SERVER),127.0.0.1)
 
 TIRPC_CFLAGS := $(shell pkg-config --cflags libtirpc 2>/dev/null || echo -I/usr/include/tirpc)
 TIRPC_LIBS   := $(shell pkg-config --libs libtirpc 2>/dev/null || echo -ltirpc)
@@ -71,10 +73,10 @@ run:
 	@$(MAKE) -s --no-print-directory programs
 	@BIN=$(BIN) PORT=$(PORT) PYTHON=$(PYTHON) sh scripts/run.sh
 
-## client: start a client against $(SERVER):$(PORT) (make client SERVER=host PORT=n)
+## client: start a client against $(CLIENT_HOST):$(PORT) (make client SERVER=host PORT=n)
 client:
 	@sh scripts/deps.sh run
-	@$(PYTHON) client/client.py -s $(SERVER) -p $(PORT)
+	@$(PYTHON) client/client.py -s $(CLIENT_HOST) -p $(PORT)
 
 ## test: every unit and integration test (installs what it needs first)
 test:
@@ -99,7 +101,7 @@ clean:
 
 # The list is made from the `## target: text` lines of the Makefile and of
 # mk/*.mk, with the variables they name replaced by their values.
-HELP_VARS := PORT SERVER BUILD BIN FUZZ_SECONDS
+HELP_VARS := PORT CLIENT_HOST BUILD BIN FUZZ_SECONDS
 ## help: this list
 help:
 	@echo "peerdex: make [target] [VAR=value...]"
