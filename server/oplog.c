@@ -31,11 +31,11 @@
 
 #include <rpc/rpc.h>
 
+#include "config.h"
 #include "deadline.h"
 #include "logrpc.h"
 #include "net.h"
 
-#define QUEUE_MAX_DEFAULT 65536
 #define BATCH_MAX 1024              /* entries per RPC call */
 #define CALL_TIMEOUT_MS 5000
 #define CONNECT_TIMEOUT_MS 1000
@@ -72,7 +72,7 @@ static struct {
 
 /* Set once by oplog_start(), read-only afterwards. */
 static bool enabled;
-static size_t queue_max = QUEUE_MAX_DEFAULT;
+static size_t queue_max;           /* from config.log_queue_max */
 static uint64_t origin;             /* this server run, 64 random bits */
 static struct sockaddr_in log_addr; /* port 0: ask rpcbind on each connect */
 static pthread_t thread;
@@ -267,8 +267,8 @@ static void *logging_main(void *arg)
     return NULL;
 }
 
-/* Resolve LOG_RPC_IP (a name or an IPv4 address) into log_addr. */
-static int resolve(const char *host, const char *port)
+/* Resolve the log host (a name or an IPv4 address) into log_addr. */
+static int resolve(const char *host, unsigned long port)
 {
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res;
@@ -276,40 +276,22 @@ static int resolve(const char *host, const char *port)
         return -1;
     memcpy(&log_addr, res->ai_addr, sizeof log_addr);
     freeaddrinfo(res);
-    log_addr.sin_port = 0;
-    if (port != NULL && *port != '\0') {
-        char *end;
-        long p = strtol(port, &end, 10);
-        if (*end || p < 1 || p > 65535)
-            return -1;
-        log_addr.sin_port = htons((uint16_t)p);
-    }
+    log_addr.sin_port = htons((uint16_t)port);
     return 0;
 }
 
 int oplog_start(void)
 {
-    const char *host = getenv("LOG_RPC_IP");
-    const char *port = getenv("LOG_RPC_PORT");
-    const char *max = getenv("LOG_QUEUE_MAX");
-    if (host == NULL || *host == '\0') {
+    const char *host = config.log_host;
+    if (host == NULL) {
         fprintf(stderr, "server: LOG_RPC_IP not set: running without an operation log\n");
         return 0;
     }
-    if (resolve(host, port) != 0) {
-        fprintf(stderr, "server: bad LOG_RPC_IP/LOG_RPC_PORT '%s' '%s'\n", host,
-                port ? port : "");
+    if (resolve(host, config.log_port) != 0) {
+        fprintf(stderr, "server: bad LOG_RPC_IP '%s'\n", host);
         return -1;
     }
-    if (max != NULL) {
-        char *end;
-        long v = strtol(max, &end, 10);
-        if (*end || v < 1) {
-            fprintf(stderr, "server: bad LOG_QUEUE_MAX '%s'\n", max);
-            return -1;
-        }
-        queue_max = (size_t)v;
-    }
+    queue_max = config.log_queue_max;
     if (getrandom(&origin, sizeof origin, 0) != (ssize_t)sizeof origin)
         origin = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
     if (origin == 0)
@@ -320,8 +302,8 @@ int oplog_start(void)
         return -1;
     }
     enabled = true;
-    if (port)
-        fprintf(stderr, "server: operation log at %s port %s\n", host, port);
+    if (config.log_port != 0)
+        fprintf(stderr, "server: operation log at %s port %lu\n", host, config.log_port);
     else
         fprintf(stderr, "server: operation log at %s (port from rpcbind)\n", host);
     return 0;

@@ -10,8 +10,9 @@
 #include <stdbool.h>
 
 /*
- * Read LOG_RPC_IP (and LOG_RPC_PORT) and start the logging thread.  Without
- * LOG_RPC_IP the server runs with no operation log and says so once.
+ * Start the logging thread towards config.log_host (LOG_RPC_IP) and
+ * config.log_port.  Without a log host the server runs with no operation
+ * log and says so once.
  * Returns 0, or -1 when logging was asked for but cannot start.
  */
 int oplog_start(void);

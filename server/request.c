@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "decimal.h"
+
 /* The kinds of field after the operation name and date-time. */
 enum field_kind { F_USER, F_PATH, F_DESCRIPTION, F_PORT, F_TARGET };
 
@@ -67,15 +69,8 @@ static bool has_blank_or_control(const char *s)
 /* Parse a port: decimal digits only, value 1..65535. */
 static bool parse_port(const char *s, unsigned *port)
 {
-    unsigned long v = 0;
-    if (*s == '\0' || strlen(s) > 5)
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        v = v * 10 + (unsigned long)(*s - '0');
-    }
-    if (v < 1 || v > 65535)
+    unsigned long long v;
+    if (!decimal_parse(s, 1, 65535, &v))
         return false;
     *port = (unsigned)v;
     return true;

@@ -1,0 +1,183 @@
+/* config.c - command line and environment into `config`; see config.h. */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decimal.h"
+
+struct config config;
+
+enum kind {
+    K_UINT,         /* a whole number in [lo, hi] */
+    K_MS,           /* seconds, possibly fractional, in [lo, hi] ms; stored in ms */
+    K_TEXT          /* any non-empty text */
+};
+
+/* One setting: where it comes from, what it means, its default and limits. */
+struct setting {
+    char flag;                  /* command-line letter, or 0 */
+    const char *long_name;      /* --long-name for the same option, or NULL */
+    const char *env;            /* environment variable, or NULL */
+    const char *arg;            /* the argument's name in the help */
+    const char *what;           /* what it is, for "bad ..." messages */
+    const char *help;
+    const char *deflt;          /* default, parsed like a given value; NULL: none */
+    bool required;
+    enum kind kind;
+    unsigned long long lo, hi;
+    void *field;                /* in `config`: unsigned long or const char * */
+};
+
+static const struct setting settings[] = {
+    {'p', "port", NULL, "PORT", "port", "TCP port to listen on (1-65535; 0 picks a free one)",
+     NULL, true, K_UINT, 0, 65535, &config.port},
+    {'c', "connections", NULL, "N", "connection cap", "connections served at once",
+     "1024", false, K_UINT, 1, 1000000, &config.max_conns},
+    {'t', "timeout", NULL, "SECS", "timeout", "time a client has to send its request",
+     "10", false, K_MS, 1, 3600000, &config.timeout_ms},
+    {0, NULL, "LOG_RPC_IP", "HOST", "LOG_RPC_IP",
+     "log server's address or name (unset: no operation log)",
+     NULL, false, K_TEXT, 0, 0, &config.log_host},
+    {0, NULL, "LOG_RPC_PORT", "PORT", "LOG_RPC_PORT",
+     "log server's TCP port (unset: ask its rpcbind)",
+     NULL, false, K_UINT, 1, 65535, &config.log_port},
+    {0, NULL, "LOG_QUEUE_MAX", "N", "LOG_QUEUE_MAX", "log entries waiting for delivery at most",
+     "65536", false, K_UINT, 1, 1000000000, &config.log_queue_max},
+};
+#define N_SETTINGS (sizeof settings / sizeof settings[0])
+
+/* Print the usage, the options and the environment variables to f. */
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: server");
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (settings[i].flag)
+            fprintf(f, settings[i].required ? " -%c %s" : " [-%c %s]",
+                    settings[i].flag, settings[i].arg);
+    fprintf(f, "\n");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        if (!s->flag)
+            continue;
+        fprintf(f, "  -%c %-6s %s", s->flag, s->arg, s->help);
+        if (s->deflt)
+            fprintf(f, " (default %s)", s->deflt);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "  -h        this help\nenvironment:\n");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        if (!s->env)
+            continue;
+        fprintf(f, "  %s=%s  %s", s->env, s->arg, s->help);
+        if (s->deflt)
+            fprintf(f, " (default %s)", s->deflt);
+        fprintf(f, "\n");
+    }
+}
+
+/* Parse text as setting s's value and store it; false when it is invalid. */
+static bool set(const struct setting *s, const char *text)
+{
+    unsigned long long v;
+    switch (s->kind) {
+    case K_UINT:
+        if (!decimal_parse(text, s->lo, s->hi, &v))
+            return false;
+        *(unsigned long *)s->field = (unsigned long)v;
+        return true;
+    case K_MS: {
+        char *end;
+        double secs = strtod(text, &end);
+        if (end == text || *end != '\0' || !(secs * 1000 >= (double)s->lo) ||
+            secs * 1000 > (double)s->hi)
+            return false;
+        *(unsigned long *)s->field = (unsigned long)(secs * 1000);
+        return true;
+    }
+    case K_TEXT:
+        if (*text == '\0')
+            return false;
+        *(const char **)s->field = text;
+        return true;
+    }
+    return false;
+}
+
+/* The setting with this command-line letter, or NULL. */
+static const struct setting *by_flag(int flag)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (settings[i].flag && settings[i].flag == flag)
+            return &settings[i];
+    return NULL;
+}
+
+int config_load(int argc, char **argv)
+{
+    char optstring[2 * N_SETTINGS + 2], *o = optstring;
+    struct option longopts[N_SETTINGS + 2], *l = longopts;
+    bool given[N_SETTINGS] = {false};
+
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        if (s->deflt && !set(s, s->deflt))
+            abort();            /* a default outside its own limits */
+        if (s->flag) {
+            *o++ = s->flag;
+            *o++ = ':';
+            if (s->long_name)
+                *l++ = (struct option){s->long_name, required_argument, NULL, s->flag};
+        }
+    }
+    *o++ = 'h';
+    *o = '\0';
+    *l++ = (struct option){"help", no_argument, NULL, 'h'};
+    *l = (struct option){NULL, 0, NULL, 0};
+
+    /* The environment first, so that the command line wins where both set one. */
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        const char *v = s->env ? getenv(s->env) : NULL;
+        if (v == NULL || *v == '\0')
+            continue;           /* unset or empty: the default */
+        if (!set(s, v)) {
+            fprintf(stderr, "server: bad %s '%s'\n", s->env, v);
+            return 1;
+        }
+    }
+
+    int opt;
+    while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+        const struct setting *s = by_flag(opt);
+        if (opt == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        if (s == NULL) {
+            usage(stderr);
+            return 2;
+        }
+        if (!set(s, optarg)) {
+            fprintf(stderr, "server: bad %s '%s'\n", s->what, optarg);
+            usage(stderr);
+            return 2;
+        }
+        given[s - settings] = true;
+    }
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (settings[i].required && !given[i]) {
+            usage(stderr);
+            return 2;
+        }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}

@@ -1,0 +1,38 @@
+/*
+ * config.h - the index server's configuration, read in one place: the
+ * command line and the environment variables, each checked once at start-up
+ * against its limits.  Modules read the fields of `config`; none reads an
+ * option or getenv() itself.
+ *
+ * Adding a setting: a field below and one row in config.c's table (its
+ * flag or variable, its help line, its default and its limits); parsing,
+ * checking, the error message and the help text follow from the row.
+ *
+ * `config` is written by config_load() before any other thread starts and
+ * only read afterwards, so it needs no lock.
+ */
+#ifndef PEERDEX_CONFIG_H
+#define PEERDEX_CONFIG_H
+
+struct config {
+    /* Command line. */
+    unsigned long port;             /* -p: TCP port, 0 picks a free one */
+    unsigned long max_conns;        /* -c: connections served at once */
+    unsigned long timeout_ms;       /* -t: time a client has for its request */
+    /* Environment: the operation log (docs/oplog.md). */
+    const char *log_host;           /* LOG_RPC_IP; NULL: no operation log */
+    unsigned long log_port;         /* LOG_RPC_PORT; 0: ask rpcbind */
+    unsigned long log_queue_max;    /* LOG_QUEUE_MAX: entries waiting at most */
+};
+
+extern struct config config;
+
+/*
+ * Fill `config` from the defaults, the environment and argv.  Returns -1
+ * when the server should run; otherwise the status to exit with at once
+ * (0 after -h, 2 after a bad command line, 1 after a bad environment
+ * variable), having said why on stderr.
+ */
+int config_load(int argc, char **argv);
+
+#endif
