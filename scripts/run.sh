@@ -36,6 +36,8 @@ socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.5).close()' "$2" 2>/
         [ "$tries" -lt 100 ] || return 1
         sleep 0.1
     done
+    # The port may answer for another program: the process must live on.
+    sleep 0.3
     kill -0 "$1" 2>/dev/null
 }
 
