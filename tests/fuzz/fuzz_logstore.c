@@ -44,15 +44,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char log_path[64], idx_path[80];
 
-/* A scratch directory for the whole run, made once. */
+static char dir_path[32];
+
+/* Remove the scratch directory and what the store left in it. */
+static void remove_paths(void)
+{
+    char tmp[96];
+    snprintf(tmp, sizeof tmp, "%s.tmp", idx_path);
+    unlink(log_path);
+    unlink(idx_path);
+    unlink(tmp);
+    rmdir(dir_path);
+}
+
+/* A scratch directory for the whole run, made once, removed at exit. */
 static void make_paths(void)
 {
     if (log_path[0])
         return;
-    char dir[] = "/tmp/peerdex-fuzz-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    snprintf(log_path, sizeof log_path, "%s/ops.log", dir);
-    snprintf(idx_path, sizeof idx_path, "%s/ops.log.idx", dir);
+    snprintf(dir_path, sizeof dir_path, "/tmp/peerdex-fuzz-XXXXXX");
+    CHECK(mkdtemp(dir_path) != NULL);
+    snprintf(log_path, sizeof log_path, "%s/ops.log", dir_path);
+    snprintf(idx_path, sizeof idx_path, "%s/ops.log.idx", dir_path);
+    atexit(remove_paths);
 }
 
 /* The whole log file into buf (NUL-terminated); returns its length. */
