@@ -18,6 +18,9 @@ from log_lib import (APPEND, GARBAGE_ARGS, LOG_OK, LOG_REFUSED, RpcConn, call_he
 
 DT = "17/12/2014 13:20:35"
 SCALE = float(os.environ.get("PEERDEX_HOSTILE_SCALE", "1"))
+# Under AddressSanitizer freed memory is held in quarantine, so RSS says
+# nothing about leaks there; LeakSanitizer checks each server's exit instead.
+RSS_MEANINGFUL = "ASAN_OPTIONS" not in os.environ
 
 
 def malformed_batches(rng):
@@ -51,7 +54,8 @@ def test_malformed_batches_leak_nothing(logs):
         with socket.create_connection(("127.0.0.1", log.port), timeout=5) as s:
             s.sendall(mark(junk))
             assert s.recv(100) == b""
-    assert rss_kb(log.pid) - rss0 < 10 * 1024
+    if RSS_MEANINGFUL:
+        assert rss_kb(log.pid) - rss0 < 10 * 1024
     # Nothing of them was written; the server goes on serving.
     assert conn.append([(9, 2, "after", "REGISTER", "", DT)]) == LOG_OK
     assert read_lines(log.path) == ["warm REGISTER " + DT, "after REGISTER " + DT]
@@ -198,5 +202,6 @@ def test_many_origins_stay_bounded(logs):
         if call == 1:
             rss0 = rss_kb(log.pid)
     assert os.path.getsize(str(log.path) + ".idx") <= (4 * 1025 + 64 + 4096) * 76
-    if rss0 is not None:
+    if rss0 is not None and RSS_MEANINGFUL:
         assert rss_kb(log.pid) - rss0 < 10 * 1024
+    assert log.stop() == 0
