@@ -290,7 +290,7 @@ int rpcserve_run(int lfd, const struct rpcserve_config *cfg, int event_fd,
     s.cfg = cfg;
     s.listen_fd = lfd;
     s.count = 0;
-    s.conns = calloc((size_t)cfg->max_conns, sizeof *s.conns);
+    s.conns = calloc((size_t)cfg->max_conns, sizeof(struct conn *));
     struct pollfd *fds = calloc((size_t)cfg->max_conns + 2, sizeof *fds);
     s.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (s.conns == NULL || fds == NULL) {
