@@ -19,6 +19,7 @@ struct config {
     unsigned long port;             /* -p: TCP port, 0 picks a free one */
     unsigned long max_conns;        /* -c: connections served at once */
     unsigned long timeout_ms;       /* -t: time a client has for its request */
+    const char *log_key_file;       /* -k: key shared with the log server; NULL: none */
     /* Environment: the operation log (docs/oplog.md). */
     const char *log_host;           /* LOG_RPC_IP; NULL: no operation log */
     unsigned long log_port;         /* LOG_RPC_PORT; 0: ask rpcbind */
