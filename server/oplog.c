@@ -235,6 +235,15 @@ static bool stopping(bool *late)
 }
 
 /*
+ * Outbox mode: a record read from the journal but not yet copied into an
+ * entry (out of memory).  It is copied before anything else is read: its
+ * strings live until the next jreader_next(), and skipping it would make
+ * the seqs sent jump, which the log server refuses.  Logging thread only.
+ */
+static struct jrec held;
+static bool holding;
+
+/*
  * Outbox mode: top up `pending` from the journal, waiting a moment when
  * there is nothing; copy it to out.  0 when it is time to stop (stopping,
  * and nothing more came within a short wait, or the deadline passed).
@@ -245,15 +254,19 @@ static size_t outbox_batch(struct entry **out)
         bool late, stop = stopping(&late);
         if (late)
             return 0;
-        struct jrec rec;
-        int r;
-        while (npending < BATCH_MAX &&
-               (r = jreader_next(outbox, &rec, npending ? 0 : 100)) > 0) {
-            struct entry *e = entry_new(rec.user, rec.op, rec.path, rec.datetime);
-            if (e == NULL)
-                break;          /* read again after the next acknowledgement */
-            e->seq = rec.seq;
+        int r = 0;
+        while (npending < BATCH_MAX) {
+            if (!holding && (r = jreader_next(outbox, &held, npending ? 0 : 100)) <= 0)
+                break;
+            holding = true;
+            struct entry *e = entry_new(held.user, held.op, held.path, held.datetime);
+            if (e == NULL) {
+                r = -1;         /* copy it again, after the next acknowledgement */
+                break;
+            }
+            e->seq = held.seq;
             pending[npending++] = e;
+            holding = false;
         }
         if (npending > 0) {
             for (size_t i = 0; i < npending; i++)
@@ -263,7 +276,8 @@ static size_t outbox_batch(struct entry **out)
         if (stop)
             return 0;
         if (r < 0) {
-            fprintf(stderr, "server: cannot read the journal for the operation log\n");
+            fprintf(stderr, "server: cannot %s the journal for the operation log\n",
+                    holding ? "copy a record of" : "read");
             poll(NULL, 0, 1000);
         }
     }
@@ -548,6 +562,7 @@ void oplog_stop(int drain_ms)
         for (size_t i = 0; i < npending; i++)
             free(pending[i]);
         npending = 0;
+        holding = false;
         jreader_close(outbox);
         outbox = NULL;
     }
