@@ -214,9 +214,10 @@ static bool send_batch(CLIENT *c, struct entry **entries, size_t n, long timeout
     clock_gettime(CLOCK_MONOTONIC, &last_call);
     static bool said_refused;
     if (rc == RPC_SUCCESS && status == LOG_REFUSED && !said_refused)
-        fprintf(stderr, "server: the log server refuses our entries (%s); they wait in "
-                "the queue\n", keyed ? "is its -k key the same as ours?" :
-                "it wants them signed: give -k with its key");
+        fprintf(stderr, "server: the log server refuses our entries (%s; it says why); "
+                "they wait in the %s\n", keyed ? "is its -k key the same as ours?" :
+                "it wants them signed: give -k with its key",
+                outbox != NULL ? "journal" : "queue");
     said_refused = said_refused || (rc == RPC_SUCCESS && status == LOG_REFUSED);
     return rc == RPC_SUCCESS && status == LOG_OK;
 }
