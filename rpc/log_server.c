@@ -1,7 +1,7 @@
 /*
  * log_server.c - the operation log server: ONC-RPC in, durable lines out.
  *
- *   log_server [-f FILE] [-p PORT]
+ *   log_server [-f FILE] [-p PORT] [-k KEYFILE] [-c MAXCONN] [-t SECONDS]
  *
  * Receives batches of entries (rpc/logrpc.x), appends each new one to FILE
  * as one protocol line (rpc/logstore.c: durable, exactly once) and prints it
@@ -10,71 +10,157 @@
  * port as well, so it works with no rpcbind at all.  SIGHUP reopens FILE
  * (log rotation); SIGINT and SIGTERM unregister and exit 0.
  *
- * One thread: RPC requests are served one at a time, in arrival order, from
- * a poll() loop that also reads signals from a signalfd.
+ * One thread: rpc/rpcserve.c runs the poll() loop over the listening
+ * socket, the connections (non-blocking, each with a deadline) and a
+ * signalfd; requests are served one at a time as each arrives whole, so a
+ * client that stalls halfway holds no one up.  The dispatcher below frees
+ * whatever a failed decode had already allocated.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <rpc/rpc.h>
 
+#include "logmac.h"
 #include "logrpc.h"
 #include "logstore.h"
 #include "net.h"
+#include "rpcserve.h"
 
-/* The dispatcher rpcgen generates (rpcgen -m: no main of its own). */
-void logrpc_prog_1(struct svc_req *rqstp, SVCXPRT *transp);
+/* Largest request taken: a full batch of 4,096 entries at the field limits. */
+#define MAX_RECORD (4 << 20)
+#define MAXCONN_DEFAULT 64
+#define TIMEOUT_DEFAULT_S 30
 
-/* The one store; only the single server thread touches it. */
+/* What the server knows of one connection (rpcserve keeps it). */
+struct conn {
+    bool has_nonce;
+    uint64_t calls;                 /* signed calls made on this connection */
+    char nonce[LOG_NONCE_SIZE];
+};
+
+/* All of this is touched by the single server thread only. */
 static struct logstore *store;
+static struct logmac_key key;
+static bool keyed;
+static int sigfd = -1;
+static const char *log_path;
 
-/* Serve one APPEND: store the batch, answer only once it is durable. */
-bool_t logrpc_append_1_svc(log_batch *batch, log_status *result, struct svc_req *rq)
+/* Store a batch; the log_status to answer. */
+static log_status append(const log_batch *batch)
 {
-    (void)rq;
     u_int n = batch->log_batch_len;
     struct log_record *recs = calloc(n ? n : 1, sizeof *recs);
-    if (recs == NULL) {
-        *result = LOG_IO_ERROR;
-        return TRUE;
-    }
+    if (recs == NULL)
+        return LOG_IO_ERROR;
     for (u_int i = 0; i < n; i++) {
         const log_entry *e = &batch->log_batch_val[i];
         recs[i] = (struct log_record){
             .origin = e->origin, .seq = e->seq, .user = e->user,
             .operation = e->operation, .path = e->path, .datetime = e->datetime};
     }
-    *result = logstore_append(store, recs, n, stdout) == 0 ? LOG_OK : LOG_IO_ERROR;
-    if (*result != LOG_OK)
-        fprintf(stderr, "log_server: cannot write the log: %s\n", strerror(errno));
+    int rc = logstore_append(store, recs, n, stdout);
     free(recs);
+    if (rc == LOGSTORE_REFUSED) {
+        fprintf(stderr, "log_server: batch refused, nothing written: %s\n",
+                logstore_error(store));
+        return LOG_REFUSED;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "log_server: cannot write the log: %s\n",
+                logstore_error(store));
+        return LOG_IO_ERROR;
+    }
+    return LOG_OK;
+}
+
+/* XDR for "no arguments" or "no result" (xdr_void has no parameters). */
+static bool_t xdr_nothing(XDR *x, void *p)
+{
+    (void)x;
+    (void)p;
     return TRUE;
 }
 
-/* Free what a reply held (nothing: the result is an enum). */
-int logrpc_prog_1_freeresult(SVCXPRT *transp, xdrproc_t xdr_result, caddr_t result)
+/* Decode the arguments; on failure free what was decoded. */
+static bool get_args(XDR *in, xdrproc_t proc, void *args)
 {
-    (void)transp;
-    xdr_free(xdr_result, result);
-    return 1;
+    if (proc(in, args))
+        return true;
+    xdr_free(proc, args);
+    return false;
+}
+
+/* The program's dispatcher: every procedure of rpc/logrpc.x. */
+static struct rpcserve_reply dispatch(void *conn, uint32_t proc, XDR *in)
+{
+    struct conn *c = conn;
+    static log_status status;
+    static log_hello hello;
+    static log_batch batch;
+    static log_signed_batch sb;
+    const struct rpcserve_reply garbage = {.stat = GARBAGE_ARGS};
+    switch (proc) {
+    case NULLPROC:
+        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_nothing, NULL};
+    case LOGRPC_NONCE:
+        if (getrandom(hello.nonce, sizeof hello.nonce, 0) != (ssize_t)sizeof hello.nonce)
+            return (struct rpcserve_reply){.stat = SYSTEM_ERR};
+        memcpy(c->nonce, hello.nonce, sizeof c->nonce);
+        c->has_nonce = true;
+        c->calls = 0;
+        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_hello, &hello};
+    case LOGRPC_APPEND:
+        memset(&batch, 0, sizeof batch);
+        if (!get_args(in, (xdrproc_t)xdr_log_batch, &batch))
+            return garbage;
+        if (keyed) {
+            fprintf(stderr, "log_server: unsigned batch refused (a key is set)\n");
+            status = LOG_REFUSED;
+        } else {
+            status = append(&batch);
+        }
+        xdr_free((xdrproc_t)xdr_log_batch, &batch);
+        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_status, &status};
+    case LOGRPC_APPEND_SIGNED:
+        memset(&sb, 0, sizeof sb);
+        if (!get_args(in, (xdrproc_t)xdr_log_signed_batch, &sb))
+            return garbage;
+        if (keyed && (!c->has_nonce ||
+                      !logmac_check(&key, c->nonce, c->calls, &sb.entries, sb.mac))) {
+            fprintf(stderr, "log_server: wrongly signed batch refused\n");
+            status = LOG_REFUSED;
+        } else {
+            status = append(&sb.entries);
+        }
+        c->calls++;
+        xdr_free((xdrproc_t)xdr_log_signed_batch, &sb);
+        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_status, &status};
+    default:
+        return (struct rpcserve_reply){.stat = PROC_UNAVAIL};
+    }
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: log_server [-f FILE] [-p PORT]\n"
-               "  -f FILE  append the log to FILE (default operations.log)\n"
-               "  -p PORT  also serve on this TCP port (0: any free port), so that\n"
-               "           no rpcbind is needed\n"
-               "  -h, --help  this help\n");
+    fprintf(f, "usage: log_server [-f FILE] [-p PORT] [-k KEYFILE] [-c MAXCONN] [-t SECONDS]\n"
+               "  -f FILE     append the log to FILE (default operations.log)\n"
+               "  -p PORT     also serve on this TCP port (0: any free port), so that\n"
+               "              no rpcbind is needed\n"
+               "  -k KEYFILE  accept only batches signed with this shared key\n"
+               "  -c MAXCONN  connections served at once (default %d)\n"
+               "  -t SECONDS  each connection must complete a request within this long\n"
+               "              of its accept or of its previous request (default %d)\n"
+               "  -h, --help  this help\n", MAXCONN_DEFAULT, TIMEOUT_DEFAULT_S);
 }
 
 /* True when rpcbind answers on this host (a quick TCP connect to port 111). */
@@ -89,77 +175,86 @@ static bool rpcbind_running(void)
 }
 
 /*
- * Register the transport's port with rpcbind for TCP, first removing any
- * stale registration a killed instance left.  (rpcb_set with our own
- * address, rather than svc_register's pmap_set, which leaks in libtirpc.)
+ * Register the listening port with rpcbind for TCP, first removing any
+ * stale registration a killed instance left.
  */
-static bool register_rpcbind(SVCXPRT *xprt)
+static bool register_rpcbind(int lfd)
 {
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
     struct netconfig *nc = getnetconfigent("tcp");
-    if (nc == NULL)
+    if (nc == NULL || getsockname(lfd, (struct sockaddr *)&a, &alen) != 0) {
+        if (nc != NULL)
+            freenetconfigent(nc);
         return false;
+    }
+    struct netbuf nb = {.maxlen = sizeof a, .len = alen, .buf = &a};
     rpcb_unset(LOGRPC_PROG, LOGRPC_VERS, NULL);
-    bool ok = rpcb_set(LOGRPC_PROG, LOGRPC_VERS, nc, &xprt->xp_ltaddr);
+    bool ok = rpcb_set(LOGRPC_PROG, LOGRPC_VERS, nc, &nb);
     freenetconfigent(nc);
     return ok;
 }
 
-/* Serve RPC requests until SIGINT/SIGTERM; SIGHUP reopens the log. */
-static void serve(int sigfd, const char *path)
+/* A signal arrived: SIGHUP reopens the log; false (stop) for the others. */
+static bool on_signal(void)
 {
-    for (;;) {
-        int n = svc_max_pollfd;
-        struct pollfd fds[n + 1];
-        memcpy(fds, svc_pollfd, (size_t)n * sizeof *fds);
-        fds[n] = (struct pollfd){.fd = sigfd, .events = POLLIN};
-        int ready = poll(fds, (nfds_t)n + 1, -1);
-        if (ready < 0) {
-            if (errno == EINTR)
-                continue;
-            perror("log_server: poll");
-            return;
-        }
-        if (fds[n].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            if (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
-                if (si.ssi_signo != SIGHUP)
-                    return;
-                char err[256];
-                if (logstore_reopen(store, err, sizeof err) != 0)
-                    fprintf(stderr, "log_server: %s\n", err);
-                else
-                    fprintf(stderr, "log_server: reopened %s\n", path);
-            }
-            ready--;
-        }
-        if (ready > 0)
-            svc_getreq_poll(fds, ready);
+    struct signalfd_siginfo si;
+    if (read(sigfd, &si, sizeof si) != (ssize_t)sizeof si)
+        return true;
+    if (si.ssi_signo != SIGHUP)
+        return false;
+    char err[256];
+    if (logstore_reopen(store, err, sizeof err) != 0)
+        fprintf(stderr, "log_server: %s\n", err);
+    else
+        fprintf(stderr, "log_server: reopened %s\n", log_path);
+    return true;
+}
+
+/* A whole number in [lo, hi] from an option, or exit 2 with the usage. */
+static long number_arg(const char *what, const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi) {
+        fprintf(stderr, "log_server: bad %s '%s'\n", what, s);
+        usage(stderr);
+        exit(2);
     }
+    return v;
 }
 
 int main(int argc, char **argv)
 {
-    const char *path = "operations.log";
+    const char *key_path = NULL;
     long port = -1;
+    struct rpcserve_config cfg = {
+        .prog = LOGRPC_PROG, .vers = LOGRPC_VERS, .dispatch = dispatch,
+        .conn_size = sizeof(struct conn), .max_conns = MAXCONN_DEFAULT,
+        .timeout_ms = TIMEOUT_DEFAULT_S * 1000L, .max_record = MAX_RECORD};
     int opt;
     if (argc > 1 && strcmp(argv[1], "--help") == 0) {
         usage(stdout);
         return 0;
     }
-    while ((opt = getopt(argc, argv, "f:p:h")) != -1) {
-        char *end;
+    log_path = "operations.log";
+    while ((opt = getopt(argc, argv, "f:p:k:c:t:h")) != -1) {
         switch (opt) {
         case 'f':
-            path = optarg;
+            log_path = optarg;
             break;
         case 'p':
-            errno = 0;
-            port = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || port < 0 || port > 65535) {
-                fprintf(stderr, "log_server: bad port '%s'\n", optarg);
-                usage(stderr);
-                return 2;
-            }
+            port = number_arg("port", optarg, 0, 65535);
+            break;
+        case 'k':
+            key_path = optarg;
+            break;
+        case 'c':
+            cfg.max_conns = (int)number_arg("connection count", optarg, 1, 100000);
+            break;
+        case 't':
+            cfg.timeout_ms = number_arg("timeout", optarg, 1, 86400) * 1000L;
             break;
         case 'h':
             usage(stdout);
@@ -182,10 +277,18 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     sigprocmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 
     char err[256];
-    store = logstore_open(path, err, sizeof err);
+    if (key_path != NULL) {
+        if (logmac_load_key(key_path, &key, err, sizeof err) != 0) {
+            fprintf(stderr, "log_server: %s\n", err);
+            return 1;
+        }
+        keyed = true;
+    }
+    /* Locks the log before anything is written: a second instance stops here. */
+    store = logstore_open(log_path, err, sizeof err);
     if (store == NULL) {
         fprintf(stderr, "log_server: %s\n", err);
         return 1;
@@ -198,41 +301,36 @@ int main(int argc, char **argv)
         return 1;
     }
     unsigned bound;
-    int sock = net_listen(port < 0 ? 0 : (unsigned)port, 64, true, &bound);
-    SVCXPRT *xprt = sock >= 0 ? svctcp_create(sock, 0, 0) : NULL;
-    if (xprt == NULL) {
+    int lfd = net_listen(port < 0 ? 0 : (unsigned)port, 64, true, &bound);
+    if (lfd < 0) {
         fprintf(stderr, "log_server: cannot listen on port %ld: %s\n", port < 0 ? 0 : port,
                 strerror(errno));
         logstore_close(store);
         return 1;
     }
-    if (!svc_register(xprt, LOGRPC_PROG, LOGRPC_VERS, logrpc_prog_1, 0)) {
-        fprintf(stderr, "log_server: cannot register the program\n");
-        svc_destroy(xprt);
-        logstore_close(store);
-        return 1;
-    }
-    if (with_rpcbind && !register_rpcbind(xprt)) {
+    if (with_rpcbind && !register_rpcbind(lfd)) {
         fprintf(stderr, "log_server: rpcbind refused the registration\n");
         with_rpcbind = false;
         if (port < 0) {
-            svc_destroy(xprt);
+            close(lfd);
             logstore_close(store);
             return 1;
         }
     }
-    fprintf(stderr, "log_server: writing %s; listening on port %u%s\n", path, bound,
+    if (!keyed)
+        fprintf(stderr, "log_server: no key (-k): anyone who reaches the port can append\n");
+    fprintf(stderr, "log_server: writing %s; listening on port %u%s\n", log_path, bound,
             with_rpcbind ? ", registered with rpcbind" : " (no rpcbind)");
 
-    serve(sigfd, path);
+    int rc = rpcserve_run(lfd, &cfg, sigfd, on_signal) == 0 ? 0 : 1;
 
     if (with_rpcbind)
         rpcb_unset(LOGRPC_PROG, LOGRPC_VERS, NULL);
-    svc_destroy(xprt);
+    close(lfd);
     fprintf(stderr, "log_server: %llu lines written, %llu duplicates skipped\n",
             (unsigned long long)logstore_written(store),
             (unsigned long long)logstore_duplicates(store));
     logstore_close(store);
     close(sigfd);
-    return 0;
+    return rc;
 }

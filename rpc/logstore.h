@@ -2,20 +2,43 @@
  * logstore.h - the operation log file, its lines, and exactly-once writing.
  *
  * The log file holds only protocol lines, `<user> <OPERATION> [<file>]
- * <date-time>`.  Beside it, `<log>.idx` holds commit records, one text line
- * each: `<origin hex> <seq> <end offset>`, meaning "origin's entries up to
- * seq are in the log, which is committed up to end offset".
+ * <date-time>`.  Beside it, `<log>.idx` holds commit records, each a line of
+ * exactly LOGSTORE_RECORD_LEN bytes: `<origin hex> <seq> <end offset>
+ * <checksum>` (fixed widths; the checksum is FNV-1a 64 of what precedes it),
+ * meaning "origin's entries up to seq are in the log, which is committed up
+ * to end offset".  A record is recognised by the LOGSTORE_RECORD_LEN bytes
+ * before each newline, so a torn fragment glued before a record cannot hide
+ * it.
  *
- * Appending a batch: skip entries already written (seq <= the origin's last
- * committed seq), write the new lines, fdatasync the log, append one commit
- * record per origin in the batch, fdatasync the idx; only then may the batch
- * be acknowledged.  Recovery at open: the last complete commit record gives
- * the committed end of the log; anything after it (lines never
- * acknowledged, or a torn last line) is cut off, and its senders will send
- * it again.  Origin 0 is reserved: its record holds the committed end even
- * before any entry was written.  A crash at any point therefore leaves a (log, idx) pair from
- * which no acknowledged entry is lost and none is written twice.  The idx is
- * rewritten compactly (one record per origin) at every open and reopen.
+ * One store per log: the log file is locked (fcntl, exclusive) before
+ * anything is read, written or replaced; a second opener fails, naming the
+ * process that holds the lock, having changed nothing.
+ *
+ * Appending a batch: entries at or below their origin's committed seq are
+ * duplicates (skipped); the others must continue it one by one (a new origin
+ * starts where its first entry says): a batch with a jump, or with origin or
+ * seq 0, is refused whole and nothing is written.  Then the new lines are
+ * written at the committed end and the log fdatasync'd, one commit record
+ * per origin is written at the idx's good end and the idx fdatasync'd; only
+ * then may the batch be acknowledged.  A failed write or sync cuts both
+ * files back to their good ends (which needs no free space), and the next
+ * write goes at the good end whether or not the cut succeeded.
+ *
+ * Recovery at open: the committed end is the largest end of all valid
+ * records (ends only grow, so a record with a smaller end, forged or stale,
+ * cuts nothing); anything after it in the log (lines never acknowledged, or
+ * a torn last line) is cut off, and its senders will send it again.  Origin
+ * 0 is reserved: its record holds the committed end even before any entry
+ * was written.  An idx with no valid record, or one whose end lies beyond
+ * the log, is not trusted: the log is kept whole up to its last newline.
+ * The idx is rewritten compactly (one record per origin) at every open and
+ * reopen, and whenever appends have made it four times longer than that;
+ * when there is no room for the rewrite the old idx is kept, cut after its
+ * last valid record.
+ *
+ * At most LOGSTORE_ORIGINS_MAX origins are remembered; past that, those
+ * that appended least recently are forgotten (a forgotten origin that comes
+ * back is taken as new: its next batch starts where it says).
  *
  * Not thread-safe: one log server thread owns a store.
  */
@@ -29,6 +52,11 @@
 
 /* Longest line: three 256-byte fields, an operation name, spaces, newline. */
 #define LOG_LINE_MAX (3 * 256 + 32 + 8)
+
+/* "<16 hex> <20 digits> <20 digits> <16 hex>\n" */
+#define LOGSTORE_RECORD_LEN 76
+#define LOGSTORE_ORIGINS_MAX 1024
+#define LOGSTORE_REFUSED (-2)
 
 /* One entry as the log server receives it. */
 struct log_record {
@@ -62,10 +90,18 @@ struct logstore *logstore_open(const char *path, char *err, size_t errlen);
  * Append a batch durably, writing each new line also to `echo` (stdout, or
  * NULL).  Entries already committed are skipped.  Returns 0 when the whole
  * batch is committed (the caller may acknowledge), -1 on an I/O error (the
- * store stays consistent: the uncommitted tail is cut off again).
+ * store stays consistent: the uncommitted tail is cut off again), or
+ * LOGSTORE_REFUSED when the batch breaks the sequence rules (nothing
+ * written).  logstore_error() then says why.
  */
 int logstore_append(struct logstore *ls, const struct log_record *recs,
                     size_t n, FILE *echo);
+
+/* Why the last append failed or was refused. */
+const char *logstore_error(const struct logstore *ls);
+
+/* The number of origins remembered. */
+size_t logstore_origins(const struct logstore *ls);
 
 /* True when (origin, seq) is already committed. */
 bool logstore_seen(const struct logstore *ls, uint64_t origin, uint64_t seq);
@@ -76,7 +112,8 @@ uint64_t logstore_duplicates(const struct logstore *ls);
 
 /*
  * Reopen the log by its path (after log rotation moved it away), keeping
- * the duplicate state; the new file gets a fresh compact idx.
+ * the duplicate state; the new file is locked and gets a fresh compact idx.
+ * On failure the store keeps the file it had.
  */
 int logstore_reopen(struct logstore *ls, char *err, size_t errlen);
 

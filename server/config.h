@@ -21,6 +21,7 @@ struct config {
     unsigned long timeout_ms;       /* -t: time a client has for its request */
     unsigned long probe_s;          /* -L: liveness probe interval; 0: off */
     unsigned long probe_failures;   /* -N: failed probes in a row that expire */
+    const char *log_key_file;       /* -k: key shared with the log server; NULL: none */
     /* Environment: the operation log (docs/oplog.md). */
     const char *log_host;           /* LOG_RPC_IP; NULL: no operation log */
     unsigned long log_port;         /* LOG_RPC_PORT; 0: ask rpcbind */

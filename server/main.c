@@ -29,6 +29,20 @@
 
 #define OPLOG_DRAIN_MS 5000             /* for queued log entries to leave */
 
+/*
+ * Undo a start that failed once the registry was made (a refused state
+ * directory, a port in use, a refused log key): close what was opened, so
+ * that nothing leaks, and give the exit status.
+ */
+static int start_failed(struct registry *reg, int lfd)
+{
+    if (lfd >= 0)
+        close(lfd);
+    durable_close();            /* nothing when no state directory is open */
+    registry_free(reg);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     int status = config_load(argc, argv);
@@ -61,10 +75,8 @@ int main(int argc, char **argv)
             .sync = strcmp(config.sync, "always") == 0 ? SYNC_ALWAYS : SYNC_BATCH,
             .compact_bytes = config.compact_bytes, .outbox = config.log_host != NULL,
         };
-        if (durable_open(&dc, handler.registry) < 0) {
-            registry_free(handler.registry);
-            return 1;
-        }
+        if (durable_open(&dc, handler.registry) < 0)
+            return start_failed(handler.registry, -1);
     }
 
     unsigned bound;
@@ -72,12 +84,10 @@ int main(int argc, char **argv)
     if (lfd < 0) {
         fprintf(stderr, "server: cannot listen on port %lu: %s\n", config.port,
                 strerror(errno));
-        durable_close();
-        registry_free(handler.registry);
-        return 1;
+        return start_failed(handler.registry, -1);
     }
     if (oplog_start() < 0)
-        return 1;
+        return start_failed(handler.registry, lfd);
     if (console_start() < 0)
         fprintf(stderr, "server: no console thread; writing lines directly\n");
     /* Before accepting, so handlers see liveness on from the first CONNECT. */

@@ -17,6 +17,14 @@
  * (their seq is the journal's, the origin id is kept in DIR), and after
  * each acknowledged call records in DIR how far the log server has them.
  * A restart resends from there; the log server drops what it has already.
+ * Every journal record is sent (refused and listing operations too, as the
+ * queue has them), and journal seqs have no gaps, so the seqs sent continue
+ * one by one as the log server requires.
+ *
+ * With a key (-k), the client asks each new connection for its nonce and
+ * signs every batch (rpc/logmac.h), in either mode; a client unused for
+ * 10 s is replaced before the next call, as the log server closes silent
+ * connections.
  */
 #include "oplog.h"
 
@@ -42,12 +50,15 @@
 #include "deadline.h"
 #include "durable.h"
 #include "journal.h"
+#include "logmac.h"
 #include "logrpc.h"
 #include "net.h"
 
 #define BATCH_MAX 1024              /* entries per RPC call */
 #define CALL_TIMEOUT_MS 5000
 #define CONNECT_TIMEOUT_MS 1000
+#define IDLE_RECONNECT_MS 10000     /* a client unused this long is replaced
+                                       (the log server closes silent ones) */
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define LINGER_MS 20                /* gather entries this long after a send */
@@ -121,8 +132,20 @@ static int rpcbind_lookup(struct sockaddr_in *a)
 }
 
 /*
+ * With a key (-k): the key, and the current connection's nonce and count of
+ * signed calls (rpc/logmac.h).  Set by oplog_start(); afterwards only the
+ * logging thread touches them.
+ */
+static bool keyed;
+static struct logmac_key key;
+static char nonce[LOG_NONCE_SIZE];
+static uint64_t signed_calls;
+static struct timespec last_call;   /* when the current client was last used */
+
+/*
  * An RPC client over a fresh connection, or NULL.  Our own connected socket:
- * given RPC_ANYSOCK, libtirpc would scan for a reserved port first.
+ * given RPC_ANYSOCK, libtirpc would scan for a reserved port first.  With a
+ * key, asks for the connection's nonce first.
  */
 static CLIENT *new_client(void)
 {
@@ -140,7 +163,31 @@ static CLIENT *new_client(void)
         return NULL;
     }
     clnt_control(c, CLSET_FD_CLOSE, NULL);
+    if (keyed) {
+        log_hello hello;
+        struct timeval tv = {.tv_sec = CONNECT_TIMEOUT_MS / 1000};
+        clnt_control(c, CLSET_TIMEOUT, (char *)&tv);
+        if (logrpc_nonce_1(NULL, &hello, c) != RPC_SUCCESS) {
+            clnt_destroy(c);
+            return NULL;
+        }
+        memcpy(nonce, hello.nonce, sizeof nonce);
+        signed_calls = 0;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &last_call);
     return c;
+}
+
+/* The client to send with: c, unless it sat unused too long; a new one if none. */
+static CLIENT *ready_client(CLIENT *c)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (c != NULL && (now.tv_sec - last_call.tv_sec) * 1000 > IDLE_RECONNECT_MS) {
+        clnt_destroy(c);
+        c = NULL;
+    }
+    return c != NULL ? c : new_client();
 }
 
 /* Send entries[0..n) in one call; true when the log server has them. */
@@ -155,7 +202,24 @@ static bool send_batch(CLIENT *c, struct entry **entries, size_t n, long timeout
     log_status status = LOG_IO_ERROR;
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     clnt_control(c, CLSET_TIMEOUT, (char *)&tv);
-    return logrpc_append_1(&arg, &status, c) == RPC_SUCCESS && status == LOG_OK;
+    enum clnt_stat rc;
+    if (keyed) {
+        log_signed_batch sb = {.entries = arg};
+        if (!logmac_sign(&key, nonce, signed_calls++, &arg, sb.mac))
+            return false;
+        rc = logrpc_append_signed_1(&sb, &status, c);
+    } else {
+        rc = logrpc_append_1(&arg, &status, c);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &last_call);
+    static bool said_refused;
+    if (rc == RPC_SUCCESS && status == LOG_REFUSED && !said_refused)
+        fprintf(stderr, "server: the log server refuses our entries (%s; it says why); "
+                "they wait in the %s\n", keyed ? "is its -k key the same as ours?" :
+                "it wants them signed: give -k with its key",
+                outbox != NULL ? "journal" : "queue");
+    said_refused = said_refused || (rc == RPC_SUCCESS && status == LOG_REFUSED);
+    return rc == RPC_SUCCESS && status == LOG_OK;
 }
 
 static struct entry *entry_new(const char *user, const char *op, const char *path,
@@ -172,6 +236,15 @@ static bool stopping(bool *late)
 }
 
 /*
+ * Outbox mode: a record read from the journal but not yet copied into an
+ * entry (out of memory).  It is copied before anything else is read: its
+ * strings live until the next jreader_next(), and skipping it would make
+ * the seqs sent jump, which the log server refuses.  Logging thread only.
+ */
+static struct jrec held;
+static bool holding;
+
+/*
  * Outbox mode: top up `pending` from the journal, waiting a moment when
  * there is nothing; copy it to out.  0 when it is time to stop (stopping,
  * and nothing more came within a short wait, or the deadline passed).
@@ -182,15 +255,19 @@ static size_t outbox_batch(struct entry **out)
         bool late, stop = stopping(&late);
         if (late)
             return 0;
-        struct jrec rec;
-        int r;
-        while (npending < BATCH_MAX &&
-               (r = jreader_next(outbox, &rec, npending ? 0 : 100)) > 0) {
-            struct entry *e = entry_new(rec.user, rec.op, rec.path, rec.datetime);
-            if (e == NULL)
-                break;          /* read again after the next acknowledgement */
-            e->seq = rec.seq;
+        int r = 0;
+        while (npending < BATCH_MAX) {
+            if (!holding && (r = jreader_next(outbox, &held, npending ? 0 : 100)) <= 0)
+                break;
+            holding = true;
+            struct entry *e = entry_new(held.user, held.op, held.path, held.datetime);
+            if (e == NULL) {
+                r = -1;         /* copy it again, after the next acknowledgement */
+                break;
+            }
+            e->seq = held.seq;
             pending[npending++] = e;
+            holding = false;
         }
         if (npending > 0) {
             for (size_t i = 0; i < npending; i++)
@@ -200,7 +277,8 @@ static size_t outbox_batch(struct entry **out)
         if (stop)
             return 0;
         if (r < 0) {
-            fprintf(stderr, "server: cannot read the journal for the operation log\n");
+            fprintf(stderr, "server: cannot %s the journal for the operation log\n",
+                    holding ? "copy a record of" : "read");
             poll(NULL, 0, 1000);
         }
     }
@@ -322,8 +400,7 @@ static void *logging_main(void *arg)
     size_t n;
 
     while ((n = next_batch(batch)) > 0) {
-        if (client == NULL)
-            client = new_client();
+        client = ready_client(client);
         if (client != NULL && send_batch(client, batch, n, call_timeout())) {
             acknowledge(n);
             backoff = BACKOFF_MIN_MS;
@@ -379,6 +456,14 @@ int oplog_start(void)
         return -1;
     }
     queue_max = config.log_queue_max;
+    if (config.log_key_file != NULL) {
+        char err[256];
+        if (logmac_load_key(config.log_key_file, &key, err, sizeof err) != 0) {
+            fprintf(stderr, "server: %s\n", err);
+            return -1;
+        }
+        keyed = true;
+    }
     if (durable_journal() != NULL) {
         /* The journal is the outbox: resume where the log server is. */
         origin = durable_origin();
@@ -395,6 +480,8 @@ int oplog_start(void)
     cond_init_monotonic(&q.wake);
     if (pthread_create(&thread, NULL, logging_main, NULL) != 0) {
         fprintf(stderr, "server: cannot start the logging thread\n");
+        jreader_close(outbox);
+        outbox = NULL;
         return -1;
     }
     enabled = true;
@@ -476,6 +563,7 @@ void oplog_stop(int drain_ms)
         for (size_t i = 0; i < npending; i++)
             free(pending[i]);
         npending = 0;
+        holding = false;
         jreader_close(outbox);
         outbox = NULL;
     }

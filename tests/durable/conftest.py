@@ -15,8 +15,8 @@ def logs():
     """Start log servers; all are stopped afterwards."""
     started = []
 
-    def start(path, port):
-        srv = LogServer(path, port)
+    def start(path, port, key=None):
+        srv = LogServer(path, port, key)
         started.append(srv)
         return srv
 

@@ -21,12 +21,26 @@ def unstamp(text):
 
 
 class LogServer(harness.Process):
-    """bin/log_server -f FILE -p PORT (a fixed port, so a restart finds it)."""
+    """bin/log_server -f FILE -p PORT [-k KEY] (a fixed port, so a restart finds it)."""
 
-    def __init__(self, path, port):
+    def __init__(self, path, port, key=None):
         super().__init__([os.path.join(harness.BIN, "log_server"), "-f", str(path),
-                          "-p", str(port)])
+                          "-p", str(port)] + (["-k", str(key)] if key else []))
         self.wait_line(r"listening on port", stderr=True)
+
+
+def make_key(path):
+    """A shared log key file (32 random bytes as hex, mode 0600) at path."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    return path
+
+
+def refusals(*procs):
+    """Lines where a log server refused a batch or an index server heard so."""
+    return [line for p in procs for line in p.err_lines
+            if "refused" in line or "refuses" in line]
 
 
 def log_env(port):

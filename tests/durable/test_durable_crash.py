@@ -1,12 +1,15 @@
 """kill -9 of the index under load: every acknowledged operation is in the
 registry and in the operation log exactly once, in order (also when the log
-server is killed in the same run); replaying the log in its order gives the
-result codes the clients got."""
+server is killed in the same run, with or without a key); entries resent to a
+restarted log server are duplicates, not a jump; replaying the log in its
+order gives the result codes the clients got."""
 import threading
 import time
 
+import pytest
+
 import harness
-from durable_lib import Model, dump, log_env, stamp, unstamp
+from durable_lib import Model, dump, log_env, make_key, refusals, stamp, unstamp
 
 THREADS = 8
 
@@ -96,21 +99,29 @@ def wait_log(path, acked, timeout=60):
         time.sleep(0.1)
 
 
-def test_kill9_under_load_loses_nothing_acknowledged(make_server, logs, tmp_path):
+@pytest.mark.parametrize("keyed", [False, True], ids=["plain", "keyed"])
+def test_kill9_under_load_loses_nothing_acknowledged(make_server, logs, tmp_path, keyed):
+    """The log server is killed and restarted midway, then both servers are
+    killed at once under load and restarted: with or without a key (signed
+    batches), no batch is refused and every acknowledged operation is in the
+    log once."""
     state, log_path = tmp_path / "state", tmp_path / "operations.log"
+    key = make_key(tmp_path / "log.key") if keyed else None
+    kflag = ("-k", str(key)) if keyed else ()
     log_port = harness.free_port()
-    log = logs(log_path, log_port)
-    srv = make_server("-d", str(state), "-C", "200000", env=log_env(log_port))
+    log_servers = [logs(log_path, log_port, key)]
+    srv = make_server("-d", str(state), "-C", "200000", *kflag, env=log_env(log_port))
 
-    def kill_log_midway():
-        def bounce():
-            time.sleep(0.5)
-            log.kill()
-            time.sleep(0.3)
-            logs(log_path, log_port)
-        threading.Thread(target=bounce).start()
+    def bounce():
+        time.sleep(0.5)
+        log_servers[-1].kill()
+        time.sleep(0.3)
+        log_servers.append(logs(log_path, log_port, key))
 
-    stop, threads, done = run_load(srv.port, 1.5, kill_log_midway)
+    bouncer = threading.Thread(target=bounce)
+    stop, threads, done = run_load(srv.port, 1.5, bouncer.start)
+    bouncer.join(30)
+    log_servers[-1].kill()              # both at once, while the index sends
     srv.kill()
     stop.set()
     for th in threads:
@@ -124,7 +135,8 @@ def test_kill9_under_load_loses_nothing_acknowledged(make_server, logs, tmp_path
     assert dump(state) in possible_states(done)
 
     # The restarted index sends the rest; the log has each one once, in order.
-    srv = make_server("-d", str(state), env=log_env(log_port))
+    log_servers.append(logs(log_path, log_port, key))
+    restarted = make_server("-d", str(state), *kflag, env=log_env(log_port))
     wait_log(log_path, acked)
     time.sleep(0.5)
     entries = log_entries(log_path)
@@ -138,6 +150,40 @@ def test_kill9_under_load_loses_nothing_acknowledged(make_server, logs, tmp_path
     for t in range(THREADS):            # each client's operations in its order
         mine = [k for k in ks if k // 10_000_000 == t]
         assert mine == sorted(mine)
+    assert refusals(srv, restarted, *log_servers) == []
+
+
+def test_entries_resent_after_a_log_restart_are_duplicates(make_server, logs, tmp_path):
+    """The log server restarts with its idx intact and so knows the index's
+    origin (kept in DIR/origin); an index that lost how far it was
+    acknowledged (DIR/outbox damaged: read as 0) resends everything: the log
+    server drops what it has as duplicates, refuses nothing, and the index
+    goes on from there."""
+    state, log_path = tmp_path / "state", tmp_path / "operations.log"
+    key = make_key(tmp_path / "log.key")
+    log_port = harness.free_port()
+    log = logs(log_path, log_port, key)
+    srv = make_server("-d", str(state), "-k", str(key), env=log_env(log_port))
+    for k in range(1, 21):
+        assert harness.code(srv.port, "REGISTER", "r%d" % k, datetime=stamp(k)) == 0
+    wait_log(log_path, set(range(1, 21)))
+    origin = (state / "origin").read_text()
+    srv.kill()
+    assert log.stop() == 0
+    assert any("20 lines written" in line for line in log.err_lines), log.err_lines
+
+    (state / "outbox").write_bytes(b"")
+    log = logs(log_path, log_port, key)
+    srv = make_server("-d", str(state), "-k", str(key), env=log_env(log_port))
+    assert harness.code(srv.port, "REGISTER", "r21", datetime=stamp(21)) == 0
+    wait_log(log_path, set(range(1, 22)))
+    assert [k for k, _, _ in log_entries(log_path)] == list(range(1, 22))
+    assert (state / "origin").read_text() == origin
+    srv.stop()
+    assert log.stop() == 0
+    assert any("1 lines written, 20 duplicates skipped" in line
+               for line in log.err_lines), log.err_lines
+    assert refusals(srv, log) == []
 
 
 def test_log_replay_reproduces_result_codes(make_server, logs, tmp_path):

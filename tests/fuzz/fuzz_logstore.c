@@ -12,7 +12,9 @@
  *    byte below 0x20 nor 0x7f, fits LOG_LINE_MAX, and has at least three
  *    space-separated words (user, operation, date-time);
  *  - a (origin, seq) is written only if seq is above that origin's highest
- *    so far: the log has exactly the lines a simple model predicts;
+ *    so far, and a batch in which an origin's new entries do not continue
+ *    its sequence one by one (or with seq 0) is refused whole: the log has
+ *    exactly the lines a simple model predicts;
  *  - after garbage is appended and the store reopened, the log is exactly
  *    what was committed, and every committed (origin, seq) is still known.
  */
@@ -20,6 +22,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,23 +148,51 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct logstore *ls = logstore_open(log_path, err, sizeof err);
     CHECK(ls != NULL);
 
-    /* The model: highest seq per origin, and the lines it expects. */
+    /* The model: highest seq per origin (known[] once one was written),
+     * and the lines it expects. */
     uint64_t high[5] = {0};
+    bool known[5] = {false};
     static char expect[MAX_RECORDS * LOG_LINE_MAX + 1];
     size_t expect_len = 0;
     for (size_t i = 0; i < n; i += 3) {
         size_t batch = n - i < 3 ? n - i : 3;
+        uint64_t last[5];
+        bool seen[5];
+        memcpy(last, high, sizeof last);
+        memcpy(seen, known, sizeof seen);
+        size_t start_len = expect_len;
+        bool refused = false;
         for (size_t k = i; k < i + batch; k++) {
             char line[LOG_LINE_MAX];
             size_t len = log_format_line(line, sizeof line, &recs[k]);
             check_line(line, len);
-            if (recs[k].seq > high[recs[k].origin]) {
-                high[recs[k].origin] = recs[k].seq;
-                memcpy(expect + expect_len, line, len);
-                expect_len += len;
+            uint64_t o = recs[k].origin, seq = recs[k].seq;
+            if (seq == 0) {
+                refused = true;
+                continue;
             }
+            if (!seen[o]) {
+                seen[o] = true;
+                last[o] = seq - 1;          /* a new origin starts where it says */
+            }
+            if (seq <= last[o])
+                continue;                   /* a duplicate */
+            if (seq != last[o] + 1) {
+                refused = true;
+                continue;
+            }
+            last[o] = seq;
+            memcpy(expect + expect_len, line, len);
+            expect_len += len;
         }
-        CHECK(logstore_append(ls, recs + i, batch, NULL) == 0);
+        if (refused) {
+            expect_len = start_len;
+            CHECK(logstore_append(ls, recs + i, batch, NULL) == LOGSTORE_REFUSED);
+        } else {
+            memcpy(high, last, sizeof high);
+            memcpy(known, seen, sizeof known);
+            CHECK(logstore_append(ls, recs + i, batch, NULL) == 0);
+        }
     }
     logstore_close(ls);
 
@@ -177,7 +208,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ls = logstore_open(log_path, err, sizeof err);
     CHECK(ls != NULL);
     for (uint64_t o = 1; o <= 4; o++)
-        CHECK(high[o] == 0 || logstore_seen(ls, o, high[o]));
+        CHECK(!known[o] || logstore_seen(ls, o, high[o]));
     logstore_close(ls);
     CHECK(read_log(got, sizeof got) == expect_len);
     CHECK(memcmp(got, expect, expect_len) == 0);

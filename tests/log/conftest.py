@@ -38,8 +38,8 @@ def logs(tmp_path):
     """Start log servers (all stopped by PID afterwards)."""
     started = []
 
-    def start(path=None, port=None):
-        srv = LogServer(path or tmp_path / "operations.log", port)
+    def start(path=None, port=None, args=(), prefix=()):
+        srv = LogServer(path or tmp_path / "operations.log", port, args, prefix)
         started.append(srv)
         return srv
 
@@ -52,11 +52,11 @@ def logs(tmp_path):
 def logged_server(make_server):
     """An index server logging to 127.0.0.1 (port given, or via rpcbind)."""
 
-    def start(log_port=None, **env):
+    def start(log_port=None, *args, **env):
         full = {"LOG_RPC_IP": "127.0.0.1"}
         if log_port is not None:
             full["LOG_RPC_PORT"] = str(log_port)
         full.update({k: str(v) for k, v in env.items()})
-        return make_server("-t", "5", env=full)
+        return make_server("-t", "5", *args, env=full)
 
     return start

@@ -1,6 +1,9 @@
 """Helpers for the operation-log tests: the real log server and its file."""
+import hashlib
+import hmac
 import os
 import socket
+import struct
 import time
 
 import harness
@@ -12,13 +15,14 @@ def wait_err(proc, pattern, timeout=10, start=0):
 
 
 class LogServer(harness.Process):
-    """bin/log_server -f FILE [-p PORT]; .port is where it listens."""
+    """bin/log_server -f FILE [-p PORT] [more args]; .port is where it listens."""
 
-    def __init__(self, path, port=None):
-        args = [os.path.join(harness.BIN, "log_server"), "-f", str(path)]
+    def __init__(self, path, port=None, args=(), prefix=()):
+        argv = list(prefix) + [os.path.join(harness.BIN, "log_server"), "-f", str(path)]
         if port is not None:
-            args += ["-p", str(port)]
-        super().__init__(args)
+            argv += ["-p", str(port)]
+        argv += list(args)
+        super().__init__(argv)
         self.path = path
         self.port = int(wait_err(self, r"listening on port (\d+)").group(1))
 
@@ -47,3 +51,121 @@ def rpcbind_running():
         return True
     except OSError:
         return False
+
+
+# --- ONC-RPC spoken directly (RFC 5531 record marking + XDR, with struct) ---
+
+PROG, VERS = 0x2E0D1E05, 1
+APPEND, NONCE, APPEND_SIGNED = 1, 2, 3
+LAST_FRAGMENT = 0x80000000
+LOG_OK, LOG_IO_ERROR, LOG_REFUSED = 0, 1, 2
+GARBAGE_ARGS = 4
+
+
+def xdr_string(s):
+    """XDR string: length, bytes, zero padding to a multiple of 4."""
+    b = s if isinstance(s, bytes) else s.encode()
+    return struct.pack(">I", len(b)) + b + b"\0" * (-len(b) % 4)
+
+
+def xdr_batch(entries):
+    """log_batch: count, then (origin, seq, user, operation, path, datetime)."""
+    out = struct.pack(">I", len(entries))
+    for origin, seq, user, op, path, dt in entries:
+        out += struct.pack(">QQ", origin, seq)
+        out += xdr_string(user) + xdr_string(op) + xdr_string(path) + xdr_string(dt)
+    return out
+
+
+def call_header(xid, proc):
+    """An ONC-RPC call header with AUTH_NONE credential and verifier."""
+    return struct.pack(">IIIIIIIIII", xid, 0, 2, PROG, VERS, proc, 0, 0, 0, 0)
+
+
+def mark(record, fragment=None):
+    """Record marking: the record in fragments of at most `fragment` bytes."""
+    fragment = fragment or max(len(record), 1)
+    out = b""
+    for i in range(0, max(len(record), 1), fragment):
+        piece = record[i:i + fragment]
+        last = i + fragment >= len(record)
+        out += struct.pack(">I", (LAST_FRAGMENT if last else 0) | len(piece)) + piece
+    return out
+
+
+class RpcConn:
+    """One TCP connection to the log server, calls made one after another."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.xid = 0
+
+    def close(self):
+        self.sock.close()
+
+    def recv_exact(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            assert chunk, "connection closed by the log server"
+            data += chunk
+        return data
+
+    def reply(self):
+        """The next reply: (accept_stat, result bytes)."""
+        body = b""
+        while True:
+            (m,) = struct.unpack(">I", self.recv_exact(4))
+            body += self.recv_exact(m & ~LAST_FRAGMENT)
+            if m & LAST_FRAGMENT:
+                break
+        _xid, mtype, stat, _flavor, vlen = struct.unpack(">IIIII", body[:20])
+        assert (mtype, stat) == (1, 0)                  # a REPLY, MSG_ACCEPTED
+        (accept,) = struct.unpack(">I", body[20 + vlen:24 + vlen])
+        return accept, body[24 + vlen:]
+
+    def call(self, proc, args=b"", fragment=None):
+        self.xid += 1
+        self.sock.sendall(mark(call_header(self.xid, proc) + args, fragment))
+        return self.reply()
+
+    def append(self, entries, fragment=None):
+        """LOGRPC_APPEND; the log_status."""
+        accept, result = self.call(APPEND, xdr_batch(entries), fragment)
+        assert accept == 0, accept
+        return struct.unpack(">I", result)[0]
+
+    def nonce(self):
+        accept, result = self.call(NONCE)
+        assert accept == 0
+        return result[:16]
+
+    def append_signed(self, entries, mac):
+        accept, result = self.call(APPEND_SIGNED, mac + xdr_batch(entries))
+        assert accept == 0, accept
+        return struct.unpack(">I", result)[0]
+
+
+def sign(key, nonce, call_number, entries):
+    """HMAC-SHA256(key, nonce || call number (8 bytes) || XDR(batch)): rpc/logmac.h."""
+    msg = nonce + struct.pack(">Q", call_number) + xdr_batch(entries)
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))

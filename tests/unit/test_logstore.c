@@ -225,8 +225,121 @@ START_TEST(torn_idx_record_is_ignored)
     ck_assert(logstore_seen(ls, 0xab, 1) && !logstore_seen(ls, 0xab, 2));
     ck_assert_str_eq(slurp(log_path), "a REGISTER 17/12/2014 13:20:35\n");
     logstore_close(ls);
-    /* The idx was rewritten compactly: one record per origin. */
-    ck_assert_str_eq(slurp(idx_path), "0000000000000000 0 31\n00000000000000ab 1 31\n");
+    /* The idx was rewritten compactly: one fixed-size record per origin. */
+    const char *idx = slurp(idx_path);
+    ck_assert_uint_eq(strlen(idx), 2 * LOGSTORE_RECORD_LEN);
+    ck_assert(strncmp(idx, "0000000000000000 00000000000000000000 00000000000000000031 ",
+                      59) == 0);
+    ck_assert(strncmp(idx + LOGSTORE_RECORD_LEN,
+                      "00000000000000ab 00000000000000000001 00000000000000000031 ", 59) == 0);
+}
+END_TEST
+
+/* The idx's records, as they are now (for replaying them later). */
+static char *copy_idx(void)
+{
+    return strdup(slurp(idx_path));
+}
+
+START_TEST(fragment_glued_before_a_record_hides_nothing)
+{
+    struct logstore *ls = open_store();
+    struct log_record b[] = {rec(7, 1, "a", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, b, 1, NULL), 0);
+    logstore_close(ls);
+    /* A record torn by a full disk, then the next one glued to it. */
+    append_raw(idx_path, "00000000000000");
+    ls = open_store();
+    struct log_record c[] = {rec(7, 2, "b", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, c, 1, NULL), 0);
+    logstore_close(ls);
+    char *idx = copy_idx();
+    append_raw(idx_path, "00000000000000");
+    append_raw(idx_path, idx + strlen(idx) - LOGSTORE_RECORD_LEN);  /* glued */
+    free(idx);
+    ls = open_store();
+    ck_assert(logstore_seen(ls, 7, 2));
+    ck_assert_str_eq(slurp(log_path), "a REGISTER 17/12/2014 13:20:35\n"
+                                      "b REGISTER 17/12/2014 13:20:35\n");
+    logstore_close(ls);
+}
+END_TEST
+
+START_TEST(forged_records_cannot_empty_the_log)
+{
+    struct logstore *ls = open_store();
+    struct log_record b[] = {rec(7, 1, "a", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, b, 1, NULL), 0);
+    char *early = copy_idx();               /* a valid record with an end of 0 */
+    struct log_record c[] = {rec(7, 2, "b", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, c, 1, NULL), 0);
+    logstore_close(ls);
+    append_raw(idx_path, "0000000000000000 0 0\n");      /* the old format */
+    append_raw(idx_path, early);                          /* stale records */
+    free(early);
+    ls = open_store();
+    logstore_close(ls);
+    ck_assert_str_eq(slurp(log_path), "a REGISTER 17/12/2014 13:20:35\n"
+                                      "b REGISTER 17/12/2014 13:20:35\n");
+    /* An idx of garbage only, or one from a longer log: not trusted. */
+    FILE *f = fopen(idx_path, "w");
+    fputs("garbage\n0000000000000000 0 0\n", f);
+    fclose(f);
+    ls = open_store();
+    logstore_close(ls);
+    ck_assert_uint_eq(strlen(slurp(log_path)), 62);
+}
+END_TEST
+
+START_TEST(sequence_jumps_are_refused)
+{
+    struct logstore *ls = open_store();
+    struct log_record b[] = {rec(3, 1, "a", "REGISTER", NULL), rec(3, 2, "a", "CONNECT", NULL)};
+    ck_assert_int_eq(logstore_append(ls, b, 2, NULL), 0);
+    /* A jump (even after a valid entry in the same batch) refuses the batch. */
+    struct log_record jump[] = {rec(3, 3, "a", "DELETE", "/f"),
+                                rec(3, UINT64_MAX, "x", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, jump, 2, NULL), LOGSTORE_REFUSED);
+    ck_assert_ptr_nonnull(strstr(logstore_error(ls), "jumps"));
+    struct log_record zero[] = {rec(0, 1, "x", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, zero, 1, NULL), LOGSTORE_REFUSED);
+    struct log_record zseq[] = {rec(4, 0, "x", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, zseq, 1, NULL), LOGSTORE_REFUSED);
+    /* Nothing of them was written; the origin continues where it was. */
+    struct log_record next[] = {rec(3, 3, "a", "DELETE", "/f")};
+    ck_assert_int_eq(logstore_append(ls, next, 1, NULL), 0);
+    ck_assert_uint_eq(logstore_written(ls), 3);
+    /* A new origin starts where its first entry says. */
+    struct log_record fresh[] = {rec(9, 500, "n", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, fresh, 1, NULL), 0);
+    logstore_close(ls);
+    ck_assert_str_eq(slurp(log_path), "a REGISTER 17/12/2014 13:20:35\n"
+                                      "a CONNECT 17/12/2014 13:20:35\n"
+                                      "a DELETE /f 17/12/2014 13:20:35\n"
+                                      "n REGISTER 17/12/2014 13:20:35\n");
+}
+END_TEST
+
+START_TEST(origins_are_bounded)
+{
+    struct logstore *ls = open_store();
+    static struct log_record b[4096];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 4096; i++)
+            b[i] = rec((uint64_t)round * 4096 + (uint64_t)i + 1, 1, "u", "REGISTER", NULL);
+        ck_assert_int_eq(logstore_append(ls, b, 4096, NULL), 0);
+        ck_assert_uint_le(logstore_origins(ls), LOGSTORE_ORIGINS_MAX);
+    }
+    /* The most recent are kept; the idx stays near its compact size. */
+    ck_assert(logstore_seen(ls, 3 * 4096, 1));
+    ck_assert(!logstore_seen(ls, 1, 1));
+    logstore_close(ls);
+    struct stat st;
+    ck_assert_int_eq(stat(idx_path, &st), 0);
+    ck_assert_int_le(st.st_size, (LOGSTORE_ORIGINS_MAX + 1) * LOGSTORE_RECORD_LEN);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(stat(log_path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
 }
 END_TEST
 
@@ -291,6 +404,10 @@ int main(void)
     tcase_add_test(tc, torn_last_line_is_cut);
     tcase_add_test(tc, crash_between_log_and_idx);
     tcase_add_test(tc, torn_idx_record_is_ignored);
+    tcase_add_test(tc, fragment_glued_before_a_record_hides_nothing);
+    tcase_add_test(tc, forged_records_cannot_empty_the_log);
+    tcase_add_test(tc, sequence_jumps_are_refused);
+    tcase_add_test(tc, origins_are_bounded);
     tcase_add_test(tc, rotation_keeps_duplicate_state);
     tcase_add_test(tc, crash_before_the_first_commit);
     tcase_add_test(tc, log_without_idx_is_kept);

@@ -1,0 +1,86 @@
+/* logmac.c - key file and batch signatures for the operation log; see logmac.h. */
+#include "logmac.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nettle/hmac.h>
+#include <nettle/memops.h>
+
+int logmac_load_key(const char *path, struct logmac_key *key, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open the key file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "the key file %s is not a regular file", path);
+    } else if (st.st_mode & 077) {
+        snprintf(err, errlen, "the key file %s may be read by others (mode %03o); "
+                 "chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+    } else {
+        ssize_t n = read(fd, key->bytes, sizeof key->bytes);
+        char extra;
+        if (n < 0)
+            snprintf(err, errlen, "cannot read the key file %s: %s", path, strerror(errno));
+        else if (n == (ssize_t)sizeof key->bytes && read(fd, &extra, 1) > 0)
+            snprintf(err, errlen, "the key file %s is longer than %d bytes", path,
+                     LOGMAC_KEY_MAX);
+        else {
+            if (n > 0 && key->bytes[n - 1] == '\n')
+                n--;
+            if (n < LOGMAC_KEY_MIN)
+                snprintf(err, errlen, "the key file %s holds fewer than %d bytes", path,
+                         LOGMAC_KEY_MIN);
+            else {
+                key->len = (size_t)n;
+                rc = 0;
+            }
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+bool logmac_sign(const struct logmac_key *key, const char nonce[LOG_NONCE_SIZE],
+                 uint64_t call, const log_batch *batch, char mac[LOG_MAC_SIZE])
+{
+    /* The batch's XDR encoding, exactly as it travels. */
+    unsigned long size = xdr_sizeof((xdrproc_t)xdr_log_batch, (void *)batch);
+    char *buf = malloc(size ? size : 1);
+    if (buf == NULL)
+        return false;
+    XDR x;
+    xdrmem_create(&x, buf, (u_int)size, XDR_ENCODE);
+    bool ok = xdr_log_batch(&x, (log_batch *)batch);
+    if (ok) {
+        uint8_t n[8];
+        for (int i = 0; i < 8; i++)
+            n[i] = (uint8_t)(call >> (56 - 8 * i));
+        struct hmac_sha256_ctx ctx;
+        hmac_sha256_set_key(&ctx, key->len, key->bytes);
+        hmac_sha256_update(&ctx, LOG_NONCE_SIZE, (const uint8_t *)nonce);
+        hmac_sha256_update(&ctx, sizeof n, n);
+        hmac_sha256_update(&ctx, xdr_getpos(&x), (const uint8_t *)buf);
+        hmac_sha256_digest(&ctx, LOG_MAC_SIZE, (uint8_t *)mac);
+    }
+    xdr_destroy(&x);
+    free(buf);
+    return ok;
+}
+
+bool logmac_check(const struct logmac_key *key, const char nonce[LOG_NONCE_SIZE],
+                  uint64_t call, const log_batch *batch, const char mac[LOG_MAC_SIZE])
+{
+    char want[LOG_MAC_SIZE];
+    return logmac_sign(key, nonce, call, batch, want) &&
+           memeql_sec(want, mac, LOG_MAC_SIZE);
+}
