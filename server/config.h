@@ -19,6 +19,9 @@ struct config {
     unsigned long port;             /* -p: TCP port, 0 picks a free one */
     unsigned long max_conns;        /* -c: connections served at once */
     unsigned long timeout_ms;       /* -t: time a client has for its request */
+    unsigned long max_per_source;   /* -i: connections at once from one IP address */
+    unsigned long files_per_user;   /* -f: files one user may publish */
+    unsigned long listing_bytes;    /* -b: bytes of one user's LIST_CONTENT reply */
     /* Environment: the operation log (docs/oplog.md). */
     const char *log_host;           /* LOG_RPC_IP; NULL: no operation log */
     unsigned long log_port;         /* LOG_RPC_PORT; 0: ask rpcbind */

@@ -47,9 +47,10 @@ int main(int argc, char **argv)
         perror("server: start-up");
         return 1;
     }
+    registry_set_quotas(handler.registry, config.files_per_user, config.listing_bytes);
 
     unsigned bound;
-    int lfd = net_listen((unsigned)config.port, SOMAXCONN, false, &bound);
+    int lfd = net_listen_dual((unsigned)config.port, SOMAXCONN, &bound);
     if (lfd < 0) {
         fprintf(stderr, "server: cannot listen on port %lu: %s\n", config.port,
                 strerror(errno));

@@ -4,8 +4,13 @@
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "deadline.h"
 
 /* Make uthash report allocation failure instead of calling exit(). */
 #define HASH_NONFATAL_OOM 1
@@ -21,22 +26,147 @@ struct user {
     UT_hash_handle hh;          /* in registry->users, keyed by name */
     UT_hash_handle hh_conn;     /* in registry->connected while connected */
     struct file *files;
+    size_t path_bytes;          /* sum of strlen(path) + 1 over files */
+    struct listing *listing;    /* LIST_CONTENT reply; NULL after a change */
+    bool building;              /* listing built outside the lock: files frozen */
     bool connected;
     unsigned port;
     char ip[INET6_ADDRSTRLEN];
     char name[];
 };
 
+/* The operations, for the lock-hold counters. */
+enum hold_kind {
+    H_REGISTER, H_UNREGISTER, H_CONNECT, H_DISCONNECT, H_PUBLISH, H_DELETE,
+    H_LIST_USERS, H_LIST_CONTENT, H_COUNT, H_KINDS
+};
+
 struct registry {
     pthread_mutex_t lock;       /* guards everything below and all it reaches */
+    pthread_cond_t built;       /* a user's listing build ended */
     struct user *users;
     struct user *connected;
+    struct listing *users_listing;  /* LIST_USERS reply; NULL after a change */
     size_t nfiles;
+    size_t files_max, listing_max;  /* quotas; set before sharing */
+#ifdef REGISTRY_LOCK_STATS
+    struct timespec locked_at;
+    struct { unsigned long long n, ns, max_ns; } hold[H_KINDS];
+#endif
 };
+
+/*
+ * Taking and releasing the lock.  Built with -DREGISTRY_LOCK_STATS, each
+ * hold is timed and counted per operation, and registry_free() prints the
+ * counts (make bench uses this for the time LIST_CONTENT holds the lock).
+ */
+#ifdef REGISTRY_LOCK_STATS
+static const char *const hold_names[H_KINDS] = {
+    "REGISTER", "UNREGISTER", "CONNECT", "DISCONNECT", "PUBLISH", "DELETE",
+    "LIST_USERS", "LIST_CONTENT", "count"};
+
+/* Start timing a hold; lock just taken. */
+static void hold_start(struct registry *reg)
+{
+    clock_gettime(CLOCK_MONOTONIC, &reg->locked_at);
+}
+
+/* Add the hold that ends now to kind's counters; lock held. */
+static void hold_end(struct registry *reg, enum hold_kind kind)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    unsigned long long ns = (unsigned long long)((now.tv_sec - reg->locked_at.tv_sec) * 1000000000LL +
+                                                 (now.tv_nsec - reg->locked_at.tv_nsec));
+    reg->hold[kind].n++;
+    reg->hold[kind].ns += ns;
+    if (ns > reg->hold[kind].max_ns)
+        reg->hold[kind].max_ns = ns;
+}
+#else
+#define hold_start(reg) ((void)(reg))
+#define hold_end(reg, kind) ((void)(reg), (void)(kind))
+#endif
+
+static void lock(struct registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    hold_start(reg);
+}
+
+static void unlock(struct registry *reg, enum hold_kind kind)
+{
+    hold_end(reg, kind);
+    pthread_mutex_unlock(&reg->lock);
+}
+
+/* Wait for a listing build to end (the wait is no hold); lock held. */
+static void wait_built(struct registry *reg, enum hold_kind kind)
+{
+    hold_end(reg, kind);
+    pthread_cond_wait(&reg->built, &reg->lock);
+    hold_start(reg);
+}
 
 /* Set by the uthash macros when an insertion cannot allocate. */
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(obj) (add_failed = true)
+
+/* A listing of len bytes with one reference, or NULL. */
+static struct listing *listing_new(size_t len)
+{
+    struct listing *l = malloc(sizeof *l + len);
+    if (l != NULL) {
+        l->refs = 1;
+        l->len = len;
+        l->has_loopback = false;
+    }
+    return l;
+}
+
+/* Take one more reference to l. */
+static struct listing *listing_ref(struct listing *l)
+{
+    __atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
+    return l;
+}
+
+void listing_release(struct listing *l)
+{
+    if (l != NULL && __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(l);
+}
+
+/* True for a loopback address as text (127.0.0.0/8, ::1). */
+static bool is_loopback(const char *ip)
+{
+    return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
+}
+
+struct listing *listing_with_address(const struct listing *l, const char *ip)
+{
+    /* After the result byte: field 0 is the count, then name, ip and port
+     * of each user, so field i is an address when i % 3 == 2. */
+    size_t iplen = strlen(ip) + 1, len = l->len;
+    const char *p, *end = l->data + l->len;
+    size_t i = 0;
+    for (p = l->data + 1; p < end; p += strlen(p) + 1, i++)
+        if (i % 3 == 2 && is_loopback(p))
+            len = len - (strlen(p) + 1) + iplen;
+    struct listing *copy = listing_new(len);
+    if (copy == NULL)
+        return NULL;
+    char *out = copy->data;
+    *out++ = l->data[0];
+    for (p = l->data + 1, i = 0; p < end; i++) {
+        size_t n = strlen(p) + 1;
+        bool swap = i % 3 == 2 && is_loopback(p);
+        memcpy(out, swap ? ip : p, swap ? iplen : n);
+        out += swap ? iplen : n;
+        p += n;
+    }
+    return copy;
+}
 
 struct registry *registry_new(void)
 {
@@ -45,7 +175,20 @@ struct registry *registry_new(void)
         free(reg);
         return NULL;
     }
+    if (reg != NULL && pthread_cond_init(&reg->built, NULL) != 0) {
+        pthread_mutex_destroy(&reg->lock);
+        free(reg);
+        return NULL;
+    }
+    if (reg != NULL)
+        reg->files_max = reg->listing_max = SIZE_MAX;
     return reg;
+}
+
+void registry_set_quotas(struct registry *reg, size_t files, size_t listing_bytes)
+{
+    reg->files_max = files;
+    reg->listing_max = listing_bytes;
 }
 
 /* Free a file record. */
@@ -66,19 +209,37 @@ static void user_free(struct user *u)
         file_free(f);
     }
     // NOLINTEND(clang-analyzer-unix.Malloc)
+    listing_release(u->listing);
     free(u);
 }
+
+#ifdef REGISTRY_LOCK_STATS
+/* Print the lock-hold counters on stderr, one line per operation seen. */
+static void print_holds(const struct registry *reg)
+{
+    for (int k = 0; k < H_KINDS; k++)
+        if (reg->hold[k].n > 0)
+            fprintf(stderr, "registry lock held by %s: %llu times, mean %llu ns, max %llu ns\n",
+                    hold_names[k], reg->hold[k].n, reg->hold[k].ns / reg->hold[k].n,
+                    reg->hold[k].max_ns);
+}
+#endif
 
 void registry_free(struct registry *reg)
 {
     if (reg == NULL)
         return;
+#ifdef REGISTRY_LOCK_STATS
+    print_holds(reg);
+#endif
     struct user *u, *tmp;
     HASH_CLEAR(hh_conn, reg->connected);
     HASH_ITER(hh, reg->users, u, tmp) {
         HASH_DEL(reg->users, u);
         user_free(u);
     }
+    listing_release(reg->users_listing);
+    pthread_cond_destroy(&reg->built);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
 }
@@ -88,6 +249,19 @@ static struct user *find_user(struct registry *reg, const char *name)
 {
     struct user *u;
     HASH_FIND_STR(reg->users, name, u);
+    return u;
+}
+
+/*
+ * Look a user up by name, waiting while its listing is being built (its
+ * files are then frozen), so the caller may change its files; lock held.
+ */
+static struct user *find_user_settled(struct registry *reg, const char *name,
+                                      enum hold_kind kind)
+{
+    struct user *u;
+    while ((u = find_user(reg, name)) != NULL && u->building)
+        wait_built(reg, kind);
     return u;
 }
 
@@ -101,6 +275,14 @@ static enum reg_status find_connected(struct registry *reg, const char *name,
     return (*out)->connected ? REG_OK : REG_NOT_CONNECTED;
 }
 
+/* Take a cached listing out of its slot; the caller releases it unlocked. */
+static struct listing *take(struct listing **slot)
+{
+    struct listing *l = *slot;
+    *slot = NULL;
+    return l;
+}
+
 enum reg_status registry_register(struct registry *reg, const char *user)
 {
     size_t n = strlen(user) + 1;
@@ -111,7 +293,7 @@ enum reg_status registry_register(struct registry *reg, const char *user)
 
     enum reg_status st = REG_OK;
     bool add_failed = false;
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
     if (find_user(reg, user) != NULL) {
         st = REG_USER_EXISTS;
     } else {
@@ -119,7 +301,7 @@ enum reg_status registry_register(struct registry *reg, const char *user)
         if (add_failed)
             st = REG_NO_MEMORY;
     }
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_REGISTER);
     if (st != REG_OK)
         free(u);
     return st;
@@ -127,15 +309,19 @@ enum reg_status registry_register(struct registry *reg, const char *user)
 
 enum reg_status registry_unregister(struct registry *reg, const char *user)
 {
-    pthread_mutex_lock(&reg->lock);
-    struct user *u = find_user(reg, user);
+    struct listing *stale = NULL;
+    lock(reg);
+    struct user *u = find_user_settled(reg, user, H_UNREGISTER);
     if (u != NULL) {
         HASH_DEL(reg->users, u);
-        if (u->connected)
+        if (u->connected) {
             HASH_DELETE(hh_conn, reg->connected, u);
+            stale = take(&reg->users_listing);
+        }
         reg->nfiles -= HASH_COUNT(u->files);
     }
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_UNREGISTER);
+    listing_release(stale);
     if (u == NULL)
         return REG_NO_USER;
     user_free(u);               /* unlinked: free it outside the lock */
@@ -149,7 +335,8 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
         return REG_NO_MEMORY;
     enum reg_status st = REG_OK;
     bool add_failed = false;
-    pthread_mutex_lock(&reg->lock);
+    struct listing *stale = NULL;
+    lock(reg);
     struct user *u = find_user(reg, user);
     if (u == NULL) {
         st = REG_NO_USER;
@@ -164,15 +351,18 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
             u->connected = true;
             u->port = port;
             strcpy(u->ip, ip);
+            stale = take(&reg->users_listing);
         }
     }
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_CONNECT);
+    listing_release(stale);
     return st;
 }
 
 enum reg_status registry_disconnect(struct registry *reg, const char *user)
 {
-    pthread_mutex_lock(&reg->lock);
+    struct listing *stale = NULL;
+    lock(reg);
     struct user *u = find_user(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER
                        : !u->connected ? REG_NOT_CONNECTED : REG_OK;
@@ -181,9 +371,17 @@ enum reg_status registry_disconnect(struct registry *reg, const char *user)
         u->connected = false;
         u->port = 0;
         u->ip[0] = '\0';
+        stale = take(&reg->users_listing);
     }
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_DISCONNECT);
+    listing_release(stale);
     return st;
+}
+
+/* Bytes of a LIST_CONTENT reply whose paths take path_bytes, for the quota. */
+static size_t listing_size(size_t path_bytes)
+{
+    return 1 + 21 + path_bytes;     /* result byte, count (at most 20 digits) */
 }
 
 enum reg_status registry_publish(struct registry *reg, const char *user,
@@ -204,22 +402,32 @@ enum reg_status registry_publish(struct registry *reg, const char *user,
 
     struct user *u;
     struct file *old;
+    struct listing *stale = NULL;
     bool add_failed = false;
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
+    find_user_settled(reg, user, H_PUBLISH);
     enum reg_status st = find_connected(reg, user, &u);
     if (st == REG_OK) {
         HASH_FIND_STR(u->files, path, old);
         if (old != NULL) {
             st = REG_PUBLISHED;
+        } else if (HASH_COUNT(u->files) >= reg->files_max) {
+            st = REG_QUOTA_FILES;
+        } else if (listing_size(u->path_bytes + n) > reg->listing_max) {
+            st = REG_QUOTA_BYTES;
         } else {
             HASH_ADD_STR(u->files, path, f);
-            if (add_failed)
+            if (add_failed) {
                 st = REG_NO_MEMORY;
-            else
+            } else {
                 reg->nfiles++;
+                u->path_bytes += n;
+                stale = take(&u->listing);
+            }
         }
     }
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_PUBLISH);
+    listing_release(stale);
     if (st != REG_OK)
         file_free(f);
     return st;
@@ -230,7 +438,9 @@ enum reg_status registry_delete(struct registry *reg, const char *user,
 {
     struct user *u;
     struct file *f = NULL;
-    pthread_mutex_lock(&reg->lock);
+    struct listing *stale = NULL;
+    lock(reg);
+    find_user_settled(reg, user, H_DELETE);
     enum reg_status st = find_connected(reg, user, &u);
     if (st == REG_OK) {
         HASH_FIND_STR(u->files, path, f);
@@ -239,61 +449,133 @@ enum reg_status registry_delete(struct registry *reg, const char *user,
         } else {
             HASH_DEL(u->files, f);
             reg->nfiles--;
+            u->path_bytes -= strlen(f->path) + 1;
+            stale = take(&u->listing);
         }
     }
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_DELETE);
+    listing_release(stale);
     if (f != NULL)
         file_free(f);
     return st;
 }
 
+/* Encode the LIST_USERS reply of the connected users, or NULL; lock held. */
+static struct listing *build_users(struct registry *reg)
+{
+    char count[24];
+    int clen = snprintf(count, sizeof count, "%u", HASH_CNT(hh_conn, reg->connected)) + 1;
+    size_t len = 1 + (size_t)clen;
+    for (struct user *u = reg->connected; u != NULL; u = u->hh_conn.next)
+        len += strlen(u->name) + strlen(u->ip) + 2 + 6;     /* port: 5 digits, NUL */
+    struct listing *l = listing_new(len);
+    if (l == NULL)
+        return NULL;
+    char *out = l->data;
+    *out++ = 0;
+    memcpy(out, count, (size_t)clen);
+    out += clen;
+    for (struct user *u = reg->connected; u != NULL; u = u->hh_conn.next) {
+        size_t n = strlen(u->name) + 1;
+        memcpy(out, u->name, n);
+        out += n;
+        n = strlen(u->ip) + 1;
+        memcpy(out, u->ip, n);
+        out += n;
+        out += snprintf(out, 6, "%u", u->port) + 1;
+        if (is_loopback(u->ip))
+            l->has_loopback = true;
+    }
+    l->len = (size_t)(out - l->data);
+    return l;
+}
+
 enum reg_status registry_list_users(struct registry *reg, const char *user,
-                                    struct reply *out)
+                                    struct listing **out)
 {
     struct user *u;
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
     enum reg_status st = find_connected(reg, user, &u);
-    if (st == REG_OK) {
-        reply_add_uint(out, HASH_CNT(hh_conn, reg->connected));
-        for (u = reg->connected; u != NULL; u = u->hh_conn.next) {
-            reply_add_field(out, u->name);
-            reply_add_field(out, u->ip);
-            reply_add_uint(out, u->port);
-        }
-    }
-    pthread_mutex_unlock(&reg->lock);
+    if (st == REG_OK && reg->users_listing == NULL &&
+        (reg->users_listing = build_users(reg)) == NULL)
+        st = REG_NO_MEMORY;
+    if (st == REG_OK)
+        *out = listing_ref(reg->users_listing);
+    unlock(reg, H_LIST_USERS);
     return st;
 }
 
-enum reg_status registry_list_content(struct registry *reg, const char *user,
-                                      const char *target, struct reply *out)
+/*
+ * Encode t's LIST_CONTENT reply, or NULL.  Called without the lock while
+ * t->building is set: no one changes t's files meanwhile.
+ */
+static struct listing *build_content(const struct user *t, size_t path_bytes)
 {
-    struct user *u, *t;
-    pthread_mutex_lock(&reg->lock);
-    enum reg_status st = find_connected(reg, user, &u);
-    if (st == REG_OK && (t = find_user(reg, target)) == NULL)
-        st = REG_NO_TARGET;
-    if (st == REG_OK) {
-        reply_add_uint(out, HASH_COUNT(t->files));
-        for (struct file *f = t->files; f != NULL; f = f->hh.next)
-            reply_add_field(out, f->path);
+    char count[24];
+    int clen = snprintf(count, sizeof count, "%u", HASH_COUNT(t->files)) + 1;
+    struct listing *l = listing_new(1 + (size_t)clen + path_bytes);
+    if (l == NULL)
+        return NULL;
+    char *out = l->data;
+    *out++ = 0;
+    memcpy(out, count, (size_t)clen);
+    out += clen;
+    for (const struct file *f = t->files; f != NULL; f = f->hh.next) {
+        size_t n = strlen(f->path) + 1;
+        memcpy(out, f->path, n);
+        out += n;
     }
-    pthread_mutex_unlock(&reg->lock);
-    return st;
+    return l;
+}
+
+enum reg_status registry_list_content(struct registry *reg, const char *user,
+                                      const char *target, struct listing **out)
+{
+    struct user *u, *t = NULL;
+    lock(reg);
+    enum reg_status st = find_connected(reg, user, &u);
+    if (st == REG_OK && (t = find_user_settled(reg, target, H_LIST_CONTENT)) == NULL)
+        st = REG_NO_TARGET;
+    if (st == REG_OK && (u = find_user(reg, user)) != NULL && !u->connected)
+        st = REG_NOT_CONNECTED;     /* changed while waiting for a build */
+    if (st == REG_OK && t->listing != NULL) {
+        *out = listing_ref(t->listing);
+        unlock(reg, H_LIST_CONTENT);
+        return st;
+    }
+    if (st != REG_OK) {
+        unlock(reg, H_LIST_CONTENT);
+        return st;
+    }
+    /* Build it outside the lock; t's files stay as they are meanwhile. */
+    t->building = true;
+    size_t path_bytes = t->path_bytes;
+    unlock(reg, H_LIST_CONTENT);
+    struct listing *l = build_content(t, path_bytes);
+    lock(reg);
+    t->building = false;
+    if (l != NULL)
+        t->listing = listing_ref(l);
+    pthread_cond_broadcast(&reg->built);
+    unlock(reg, H_LIST_CONTENT);
+    if (l == NULL)
+        return REG_NO_MEMORY;
+    *out = l;
+    return REG_OK;
 }
 
 size_t registry_user_count(struct registry *reg)
 {
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
     size_t n = HASH_COUNT(reg->users);
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_COUNT);
     return n;
 }
 
 size_t registry_file_count(struct registry *reg)
 {
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
     size_t n = reg->nfiles;
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_COUNT);
     return n;
 }
