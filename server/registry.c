@@ -531,13 +531,14 @@ static struct listing *build_content(const struct user *t, size_t path_bytes)
 enum reg_status registry_list_content(struct registry *reg, const char *user,
                                       const char *target, struct listing **out)
 {
-    struct user *u, *t = NULL;
+    struct user *u;
     lock(reg);
+    /* The target first: waiting for its build releases the lock, and the
+     * requester's state is checked after any such wait. */
+    struct user *t = find_user_settled(reg, target, H_LIST_CONTENT);
     enum reg_status st = find_connected(reg, user, &u);
-    if (st == REG_OK && (t = find_user_settled(reg, target, H_LIST_CONTENT)) == NULL)
+    if (st == REG_OK && t == NULL)
         st = REG_NO_TARGET;
-    if (st == REG_OK && (u = find_user(reg, user)) != NULL && !u->connected)
-        st = REG_NOT_CONNECTED;     /* changed while waiting for a build */
     if (st == REG_OK && t->listing != NULL) {
         *out = listing_ref(t->listing);
         unlock(reg, H_LIST_CONTENT);

@@ -502,6 +502,52 @@ START_TEST(users_listing_with_address)
 }
 END_TEST
 
+/* Readers of a changing listing while it is built outside the lock. */
+static void *churn_files(void *arg)
+{
+    (void)arg;
+    char path[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(path, sizeof path, "/churn/%d", i % 50);
+        if (registry_publish(reg, "big", path, "") != REG_OK)
+            ck_assert_int_eq(registry_delete(reg, "big", path), REG_OK);
+    }
+    return NULL;
+}
+
+static void *read_listings(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        struct listing *l;
+        ck_assert_int_eq(registry_list_content(reg, "reader", "big", &l), REG_OK);
+        size_t fields = 0;
+        for (size_t off = 1; off < l->len; off += strlen(l->data + off) + 1)
+            fields++;
+        ck_assert_uint_eq(fields, strtoul(l->data + 1, NULL, 10) + 1);
+        listing_release(l);
+    }
+    return NULL;
+}
+
+START_TEST(listings_stay_whole_while_files_change)
+{
+    char path[32];
+    online("big", 1);
+    online("reader", 2);
+    for (int i = 0; i < 500; i++) {
+        snprintf(path, sizeof path, "/base/%d", i);
+        ck_assert_int_eq(registry_publish(reg, "big", path, ""), REG_OK);
+    }
+    pthread_t tid[4];
+    ck_assert_int_eq(pthread_create(&tid[0], NULL, churn_files, NULL), 0);
+    for (int t = 1; t < 4; t++)
+        ck_assert_int_eq(pthread_create(&tid[t], NULL, read_listings, NULL), 0);
+    for (int t = 0; t < 4; t++)
+        pthread_join(tid[t], NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("registry");
@@ -525,6 +571,7 @@ int main(void)
     tcase_add_test(tc, listing_is_shared_until_a_change);
     tcase_add_test(tc, quotas_refuse_publish);
     tcase_add_test(tc, users_listing_with_address);
+    tcase_add_test(tc, listings_stay_whole_while_files_change);
     suite_add_tcase(s, tc);
 
     return run_suite(s);
