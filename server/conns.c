@@ -7,9 +7,10 @@
  * the one listening socket itself, serves the connection it gets from
  * request to close (handlers.c), then goes back to accept4().  The kernel
  * wakes one waiting thread per connection, so accepting runs on as many
- * cores as threads wait, and no thread hands connections to another.  A
- * thread that takes a connection while no other waits in accept4() starts
- * one more first, so one always waits.  A thread that has waited
+ * cores as threads wait, and in the steady state no thread hands a
+ * connection to another.  A thread that takes a connection while no other
+ * waits in accept4() (a burst) hands it to a new thread, which serves it
+ * from start to end, and goes on accepting.  A thread that has waited
  * IDLE_WAIT_MS (the listening socket's SO_RCVTIMEO) with nothing to do
  * ends unless it is the last one waiting or the first thread (which stays,
  * so that a server at rest keeps exactly one); at most IDLE_THREADS_MAX
@@ -63,7 +64,8 @@ struct source {
     char ip[INET6_ADDRSTRLEN];
 };
 
-/* One connection being served, on its thread's stack, linked in server.conns. */
+/* One connection being served, linked in server.conns; each thread keeps
+ * its record from one connection to the next, unless it hands it over. */
 struct conn {
     int fd;
     struct conn *prev, *next;   /* guarded by server.lock */
@@ -194,30 +196,28 @@ out:
 
 static void *conn_thread(void *arg);
 
-/* Start one more connection thread, counted as accepting; lock held. */
-static void spawn_locked(void)
-{
-    pthread_t tid;
-    server.n_threads++;
-    server.n_accepting++;
-    if (pthread_create(&tid, &server.thread_attr, conn_thread, NULL) != 0) {
-        server.n_threads--;     /* none to be had: the callers accept later */
-        server.n_accepting--;
-    }
-}
-
 /*
- * Wait in accept4() for the next connection (counted in n_accepting by the
- * caller) and count it in.  Returns its descriptor, or -1 when this thread
- * should end (shut down, or idle and not needed); lock held on entry and
- * on return, released while waiting.
+ * Wait in accept4() for the next connection (this thread counted in
+ * n_accepting by the caller) and count it in.  c is this thread's
+ * connection record, or NULL to allocate one.  When no other thread waits
+ * in accept4() (a burst), the connection goes to a new thread, which serves
+ * it from start to end, and this one goes on accepting, so a burst costs
+ * the acceptor one thread start per connection and no hop between threads.
+ * Returns the connection to serve, or NULL when this thread should end
+ * (shut down, or idle and not needed); lock held on entry and on return,
+ * released while waiting.
  */
-static int next_conn(struct conn *c, bool first)
+static struct conn *next_conn(struct conn *c, bool first)
 {
     for (;;) {
         pthread_mutex_unlock(&server.lock);
-        int fd = net_accept(server.lfd, c->ip, sizeof c->ip);
-        int err = errno;
+        if (c == NULL)
+            c = malloc(sizeof *c);
+        int fd = -1, err = ENOMEM;
+        if (c != NULL) {
+            fd = net_accept(server.lfd, c->ip, sizeof c->ip);
+            err = errno;
+        }
         if (fd < 0 && (err == EMFILE || err == ENFILE)) {
             fd = out_of_descriptors(c->ip, sizeof c->ip);
             err = errno;
@@ -226,53 +226,72 @@ static int next_conn(struct conn *c, bool first)
         }
         pthread_mutex_lock(&server.lock);
         server.n_accepting--;
-        if (server.stopping || (fd < 0 && (err == EINVAL || err == EBADF))) {
+        if (server.stopping || (fd < 0 && (err == EINVAL || err == EBADF)) ||
+            (fd < 0 && (err == EAGAIN || err == EWOULDBLOCK) && !first &&
+             server.n_accepting > 0)) {
+            /* Shut down (no longer listening), or idle for IDLE_WAIT_MS
+             * while another thread waits. */
             if (fd >= 0)
                 close(fd);
-            return -1;          /* shut down: no longer listening */
+            free(c);
+            return NULL;
         }
-        if (fd < 0 && (err == EAGAIN || err == EWOULDBLOCK) && !first &&
-            server.n_accepting > 0)
-            return -1;          /* idle for IDLE_WAIT_MS, and not the last */
         if (fd >= 0) {
             c->fd = fd;
             if (admit(c)) {
-                if (server.n_accepting == 0)
-                    spawn_locked();     /* someone must wait in accept4() */
-                return fd;
+                if (server.n_accepting > 0)
+                    return c;   /* others wait for the next: serve this one */
+                server.n_threads++;
+                pthread_mutex_unlock(&server.lock);
+                pthread_t tid;
+                bool handed = pthread_create(&tid, &server.thread_attr, conn_thread, c) == 0;
+                pthread_mutex_lock(&server.lock);
+                if (!handed) {
+                    server.n_threads--;
+                    return c;   /* no thread to be had: serve it here */
+                }
+                c = NULL;       /* the new thread's now */
+            } else {
+                pthread_mutex_unlock(&server.lock);
+                close(fd);      /* over a cap: refuse by closing */
+                pthread_mutex_lock(&server.lock);
             }
-            pthread_mutex_unlock(&server.lock);
-            close(fd);          /* over a cap: refuse by closing */
-            pthread_mutex_lock(&server.lock);
         }
-        /* EINTR, ECONNABORTED, a peer's error, a refusal: wait again */
+        /* EINTR, ECONNABORTED, a peer's error, a refusal, a hand-over: again */
         server.n_accepting++;
     }
 }
 
 /*
- * Connection thread: accept a connection, serve it, close it, and again,
- * while it is needed.  arg is non-NULL for the first thread only.
+ * Connection thread: serve the connection it was started with (none for
+ * the first thread), then accept one, serve it, close it, and again, while
+ * it is needed.
  */
 static void *conn_thread(void *arg)
 {
-    bool first = arg != NULL;
-    struct conn c;
+    struct conn *c = arg;
+    bool first = c == NULL;
     pthread_mutex_lock(&server.lock);
-    while (next_conn(&c, first) >= 0) {
-        pthread_mutex_unlock(&server.lock);
-        handle_connection(&server.handler, c.fd, c.ip);
-        pthread_mutex_lock(&server.lock);
-        release(&c);
-        pthread_mutex_unlock(&server.lock);
-        /* Unlinked: drain_connections() can no longer reach the descriptor,
-         * so closing it outside the lock (a FIN, often the peer's ACK too)
-         * delays no one and a reuse of the number is harmless. */
-        close(c.fd);
-        pthread_mutex_lock(&server.lock);
-        if (server.stopping || server.n_accepting >= IDLE_THREADS_MAX)
-            break;
+    for (;;) {
+        if (c != NULL) {
+            pthread_mutex_unlock(&server.lock);
+            handle_connection(&server.handler, c->fd, c->ip);
+            pthread_mutex_lock(&server.lock);
+            release(c);
+            pthread_mutex_unlock(&server.lock);
+            /* Unlinked: conns_stop() can no longer reach the descriptor, so
+             * closing it outside the lock (a FIN, often the peer's ACK too)
+             * delays no one and a reuse of the number is harmless. */
+            close(c->fd);
+            pthread_mutex_lock(&server.lock);
+            if (server.stopping || (!first && server.n_accepting >= IDLE_THREADS_MAX)) {
+                free(c);
+                break;
+            }
+        }
         server.n_accepting++;
+        if ((c = next_conn(c, first)) == NULL)
+            break;
     }
     if (--server.n_threads == 0)
         pthread_cond_broadcast(&server.idle);
@@ -308,10 +327,10 @@ int conns_start(int lfd, const struct handler_config *handler)
 
     pthread_t tid;
     pthread_mutex_lock(&server.lock);
-    server.n_threads = server.n_accepting = 1;
-    int rc = pthread_create(&tid, &server.thread_attr, conn_thread, &server);
+    server.n_threads = 1;
+    int rc = pthread_create(&tid, &server.thread_attr, conn_thread, NULL);
     if (rc != 0)
-        server.n_threads = server.n_accepting = 0;
+        server.n_threads = 0;
     pthread_mutex_unlock(&server.lock);
     return rc == 0 ? 0 : -1;
 }
