@@ -55,7 +55,7 @@ static int listener(unsigned port)
 /* One thread: accept on its own listener, read the request, answer, close. */
 static void *serve(void *arg)
 {
-    int ls = (int)(intptr_t)arg;
+    int ls = *(const int *)arg;
     char buf[2048];
     for (;;) {
         int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
@@ -112,7 +112,7 @@ int main(int argc, char **argv)
 
     /* The first listener picks the port; the others share it. */
     int first = listener((unsigned)port);
-    struct sockaddr_in a;
+    struct sockaddr_in a = {0};
     socklen_t alen = sizeof a;
     if (reply == NULL || first < 0 || getsockname(first, (struct sockaddr *)&a, &alen) != 0)
         return 1;
@@ -121,10 +121,11 @@ int main(int argc, char **argv)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 64 * 1024);
+    static int listeners[1024];
     for (long i = 0; i < threads; i++) {
-        int ls = i == 0 ? first : listener(bound);
+        listeners[i] = i == 0 ? first : listener(bound);
         pthread_t t;
-        if (ls < 0 || pthread_create(&t, &attr, serve, (void *)(intptr_t)ls) != 0)
+        if (listeners[i] < 0 || pthread_create(&t, &attr, serve, &listeners[i]) != 0)
             return 1;
     }
     printf("ceiling listening on port %u (%ld threads, %zu-byte reply)\n", bound, threads,
