@@ -69,7 +69,9 @@ def test_unread_listings_pin_one_copy_and_no_lock(make_server):
         time.sleep(1.0)             # every request read; sends blocked
         grown_mb = (rss_kb(srv.pid) - before) / 1024
         probes = [timed_register(srv.port, "probe%d" % i) for i in range(5)]
-        assert grown_mb < 50, "RSS grew by %.1f MB" % grown_mb
+        # Sanitized builds add shadow memory and 1 MiB thread stacks; their
+        # bound still catches a copy per connection (40 x the listing).
+        assert grown_mb < (150 if SANITIZED else 50), "RSS grew by %.1f MB" % grown_mb
         bound = 0.5 if SANITIZED else 0.05
         assert sorted(probes)[2] < bound, "REGISTER took %s s" % probes
 
