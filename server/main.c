@@ -54,10 +54,13 @@ int main(int argc, char **argv)
     if (lfd < 0) {
         fprintf(stderr, "server: cannot listen on port %lu: %s\n", config.port,
                 strerror(errno));
+        registry_free(handler.registry);
         return 1;
     }
-    if (oplog_start() < 0)
+    if (oplog_start() < 0) {
+        registry_free(handler.registry);
         return 1;
+    }
     if (console_start() < 0)
         fprintf(stderr, "server: no console thread; writing lines directly\n");
     /* Accepting starts before the banner, so the server is in its steady
