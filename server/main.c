@@ -66,9 +66,12 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    /* After the restore: quotas bound new PUBLISHes, not what was accepted
+     * (and journaled) before. */
+    registry_set_quotas(handler.registry, config.files_per_user, config.listing_bytes);
 
     unsigned bound;
-    int lfd = net_listen((unsigned)config.port, SOMAXCONN, false, &bound);
+    int lfd = net_listen_dual((unsigned)config.port, SOMAXCONN, &bound);
     if (lfd < 0) {
         fprintf(stderr, "server: cannot listen on port %lu: %s\n", config.port,
                 strerror(errno));
@@ -76,8 +79,11 @@ int main(int argc, char **argv)
         registry_free(handler.registry);
         return 1;
     }
-    if (oplog_start() < 0)
+    if (oplog_start() < 0) {
+        durable_close();
+        registry_free(handler.registry);
         return 1;
+    }
     if (console_start() < 0)
         fprintf(stderr, "server: no console thread; writing lines directly\n");
     /* Before accepting, so handlers see liveness on from the first CONNECT. */
