@@ -94,9 +94,9 @@ class Bench:
                     p.wait()
         self.procs = []
 
-    def index_server(self, log=True, *args):
-        """bin/server on a free port, logging to its own log server or not; with
-        logging, both hold a shared key (-k), as under `make run`."""
+    def index_server(self, log=True, *args, binary=None):
+        """bin/server (or binary) on a free port, logging to its own log server
+        or not; with logging, both hold a shared key (-k), as under `make run`."""
         env = {}
         if log:
             key = os.path.join(self.tmp, "log.key")
@@ -108,8 +108,8 @@ class Bench:
                              "-k", key], r"listening on port (\d+)")
             env = {"LOG_RPC_IP": "127.0.0.1", "LOG_RPC_PORT": str(lp.port)}
             args = ("-k", key) + args
-        return self.spawn([os.path.join(harness.BIN, "server"), "-p", "0", "-c", "4096", *args],
-                          r"^s> init server \S+:(\d+)$", env)
+        return self.spawn([binary or os.path.join(harness.BIN, "server"), "-p", "0", "-c",
+                           "4096", "-i", "4096", *args], r"^s> init server \S+:(\d+)$", env)
 
     def baseline(self):
         return self.spawn([os.path.join(self.tools, "baseline_server"), "-p", "0"],
@@ -163,6 +163,77 @@ class Bench:
             "request, answer one byte, close), each loaded by `bench/loadgen` with the same "
             "requests, alternately, %d runs of %g s each." % (self.runs, self.seconds), ""] + lines))
         self.throughput_rows = rows
+
+    def ceiling(self):
+        """The index server (logging off) against bench/ceiling_server: one
+        SO_REUSEPORT listener and thread per core, a pre-built reply of the
+        real reply's size, no registry."""
+        srv = self.index_server(False)
+        self.run([os.path.join(self.tools, "loadgen"), "-p", str(srv.port), "-m", "setup",
+                  "-n", "1000"], check=True, capture_output=True)
+        listing = harness.exchange(srv.port, harness.encode("LIST_CONTENT", DT, "bench_owner",
+                                                            "bench_owner"))
+        cores = os.cpu_count()
+        ceilings = {
+            "register": self.spawn([os.path.join(self.tools, "ceiling_server"), "-p", "0",
+                                    "-n", str(cores), "-b", "1"], r"port (\d+)"),
+            "list": self.spawn([os.path.join(self.tools, "ceiling_server"), "-p", "0",
+                                "-n", str(cores), "-b", str(len(listing))], r"port (\d+)")}
+        rows = []
+        for mode, label in (("register", "REGISTER of new users"),
+                            ("list", "LIST_CONTENT of 1,000 files (%d-byte reply)" % len(listing))):
+            for threads in (1, 4, 16, 64):
+                ratios, ours, theirs = [], [], []
+                for run in range(self.runs):
+                    c = self.loadgen(ceilings[mode].port, threads, mode, "c%d%d" % (threads, run))
+                    o = self.loadgen(srv.port, threads, mode, "x%s%d_%d" % (mode[0], threads, run))
+                    assert o["errors"] == 0, o
+                    ratios.append(o["ops_s"] / c["ops_s"])
+                    ours.append(o)
+                    theirs.append(c)
+                rows.append((label, threads, ratios, ours, theirs))
+        self.stop_all()
+        lines = ["| workload | client threads | index ops/s (p50 / p99 us) | ceiling ops/s | "
+                 "index / ceiling, median (min-max) |", "| --- | --- | --- | --- | --- |"]
+        for label, threads, ratios, ours, theirs in rows:
+            lines.append("| %s | %d | %s (%s / %s) | %s | **%s** |" % (
+                label, threads, med(o["ops_s"] for o in ours), med(o["p50_us"] for o in ours),
+                med(o["p99_us"] for o in ours), med(c["ops_s"] for c in theirs),
+                ratio_text(ratios)))
+        self.sections.append(("Against the ceiling", [
+            "The index server (operation log off) against `bench/ceiling_server`: %d threads "
+            "(one per core of this machine) made once, each blocking in `accept4()` on its own "
+            "`SO_REUSEPORT` listener, reading the request and writing a reply built at start "
+            "(1 byte, or as many bytes as the index server's LIST_CONTENT reply of 1,000 "
+            "files), no registry; alternately, %d runs of %g s each. The load generator "
+            "shares the %d cores." % (cores, self.runs, self.seconds, cores), ""] + lines))
+
+    def lock_hold(self):
+        """How long each operation holds the registry lock, from the server
+        built with -DREGISTRY_LOCK_STATS under the read and write loads."""
+        srv = self.index_server(False, binary=os.path.join(self.tools, "server_lockstats"))
+        self.run([os.path.join(self.tools, "loadgen"), "-p", str(srv.port), "-m", "setup",
+                  "-n", "1000"], check=True, capture_output=True)
+        for mode in ("list", "register", "mixed"):
+            self.loadgen(srv.port, 4, mode, "lh%s" % mode[0])
+        err_path = os.path.join(self.tmp, "p%d.err" % self.procs.index(srv))
+        self.stop_all()
+        with open(err_path) as f:
+            holds = re.findall(r"registry lock held by (\S+): (\d+) times, mean (\d+) ns, "
+                               r"max (\d+) ns", f.read())
+        lines = ["| operation | holds | mean ns | max ns |", "| --- | --- | --- | --- |"]
+        for op, n, mean, mx in holds:
+            if op != "count":
+                lines.append("| %s | %s | %s | %s |" % (op, n, mean, mx))
+        self.sections.append(("Time under the registry lock", [
+            "`build/bench/server_lockstats` (the index server with `registry.c` built with "
+            "`-DREGISTRY_LOCK_STATS`: each hold of the registry lock timed with "
+            "`clock_gettime(CLOCK_MONOTONIC)` from just after the lock is taken to just before "
+            "it is released, a wait for a listing build not counted) under `loadgen` at 4 "
+            "client threads, %g s each of LIST_CONTENT of the 1,000-file user, REGISTER, and "
+            "the mixed load. The max includes holds during which the holder was preempted "
+            "(%d cores, more threads)." % (self.seconds, os.cpu_count()), ""] + lines +
+            ["", "Target: LIST_CONTENT of 1,000 files <= 1 us under the lock (mean)."]))
 
     def logging(self):
         on = self.index_server(log=True)
@@ -614,14 +685,15 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--only", help="comma-separated: throughput,logging,time,scale,transfer,"
-                                   "durable,restart,liveness")
+    ap.add_argument("--only", help="comma-separated: throughput,ceiling,locks,logging,time,scale,"
+                                   "transfer,durable,restart,liveness")
     args = ap.parse_args()
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     b = Bench(args.tools, args.runs, args.seconds)
-    steps = {"throughput": b.throughput, "logging": b.logging, "time": b.time_service,
-             "scale": b.scale, "transfer": b.transfer, "durable": b.durable_throughput,
+    steps = {"throughput": b.throughput, "ceiling": b.ceiling, "locks": b.lock_hold,
+             "logging": b.logging, "time": b.time_service, "scale": b.scale,
+             "transfer": b.transfer, "durable": b.durable_throughput,
              "restart": b.durable_restart, "liveness": b.liveness}
     chosen = args.only.split(",") if args.only else list(steps)
     try:

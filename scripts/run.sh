@@ -69,8 +69,11 @@ export LOG_RPC_IP=127.0.0.1 LOG_RPC_PORT="$LOG_PORT"
 # It reads its state first: a large one takes a while.  -L 30: every 30 s each
 # connected user's endpoint is probed; a user whose client died is
 # disconnected after 3 failed probes (docs/protocol.md), also one restored
-# from the state directory whose client died meanwhile.
-"$BIN/server" -p "$PORT" -d "${STATE_DIR:-var}" -k "$LOG_KEY" -L 30 &
+# from the state directory whose client died meanwhile.  -i 64: connections
+# at once from one address; -f, -b: files per user and bytes of one user's
+# listing (docs/security.md).  The bare bin/server has none of these limits.
+"$BIN/server" -p "$PORT" -d "${STATE_DIR:-var}" -k "$LOG_KEY" -L 30 \
+    -i 64 -f 100000 -b 33554432 &
 server_pid=$!
 pids="$pids $server_pid"
 wait_listening "$server_pid" "$PORT" 600 || fail "the index server did not start (see above)"

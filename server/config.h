@@ -22,6 +22,9 @@ struct config {
     unsigned long probe_s;          /* -L: liveness probe interval; 0: off */
     unsigned long probe_failures;   /* -N: failed probes in a row that expire */
     const char *log_key_file;       /* -k: key shared with the log server; NULL: none */
+    unsigned long max_per_source;   /* -i: connections at once from one IP address */
+    unsigned long files_per_user;   /* -f: files one user may publish */
+    unsigned long listing_bytes;    /* -b: bytes of one user's LIST_CONTENT reply */
     /* Environment: the operation log (docs/oplog.md). */
     const char *log_host;           /* LOG_RPC_IP; NULL: no operation log */
     unsigned long log_port;         /* LOG_RPC_PORT; 0: ask rpcbind */

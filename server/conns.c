@@ -1,19 +1,29 @@
 /*
- * conns.c - the connections: the accepting thread, one detached thread per
- * connection (reused when one waits), the connection cap, running out of
+ * conns.c - the connections: threads that accept and serve them, the
+ * connection caps (in all and per source address), running out of
  * descriptors, and ending every connection at shutdown; see conns.h.
  *
- * Threads: one accepting thread blocks in accept4(); each accepted
- * connection gets a small-stack detached thread of its own that serves it
- * (handlers.c).  A thread whose connection is done waits a moment to be
- * handed the next one before it exits (a thread cache: no clone and exit
- * per connection under load).
+ * Threads (leader/follower): every connection thread blocks in accept4() on
+ * the one listening socket itself, serves the connection it gets from
+ * request to close (handlers.c), then goes back to accept4().  The kernel
+ * wakes one waiting thread per connection, so accepting runs on as many
+ * cores as threads wait, and in the steady state no thread hands a
+ * connection to another.  A thread that takes a connection while no other
+ * waits in accept4() (a burst) hands it to a new thread, which serves it
+ * from start to end, and goes on accepting.  A thread that has waited
+ * IDLE_WAIT_MS (the listening socket's SO_RCVTIMEO) with nothing to do
+ * ends unless it is the last one waiting or the first thread (which stays,
+ * so that a server at rest keeps exactly one); at most IDLE_THREADS_MAX
+ * finished threads go back to waiting, the others end at once.
  *
  * Locks: `server.lock` guards `server.active`, `server.conns` and the list
- * links of every struct conn, the list of idle threads with the connection
- * each is handed, `server.n_threads` and `server.stopping`; `server.idle`
- * is signalled when the last connection or the last thread ends.  The
- * registry has its own lock (registry.h); the two are never held together.
+ * links of every struct conn, `server.sources` and their counts,
+ * `server.n_accepting`, `server.n_threads` and `server.stopping`;
+ * `server.idle` is signalled when the last connection or the last thread
+ * ends.  `server.spare_lock` guards `server.spare` and is held by the one
+ * thread dealing with descriptor exhaustion (it never takes `server.lock`
+ * meanwhile).  The registry has its own lock (registry.h); none of these
+ * is held together with it.
  */
 #define _GNU_SOURCE
 #include "conns.h"
@@ -28,8 +38,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#define HASH_NONFATAL_OOM 1
+#include <uthash.h>
 
 #include "config.h"
 #include "deadline.h"
@@ -40,165 +54,101 @@
 #endif
 
 #define SHUTDOWN_GRACE_MS 2000          /* for in-flight requests to finish */
-#define IDLE_THREADS_MAX 64             /* finished connection threads kept... */
-#define IDLE_WAIT_MS 1000               /* ...this long, waiting for a connection */
+#define IDLE_THREADS_MAX 64             /* threads waiting in accept4() at most... */
+#define IDLE_WAIT_MS 1000               /* ...each for this long, unless the last */
 
-/* One connection being served, linked in server.conns. */
+/* Connections from one source address, in server.sources while any is open. */
+struct source {
+    UT_hash_handle hh;          /* keyed by ip */
+    unsigned conns;             /* guarded by server.lock */
+    char ip[INET6_ADDRSTRLEN];
+};
+
+/* One connection being served, linked in server.conns; each thread keeps
+ * its record from one connection to the next, unless it hands it over. */
 struct conn {
     int fd;
     struct conn *prev, *next;   /* guarded by server.lock */
-    char ip[64];
-};
-
-/*
- * A connection thread between two connections, waiting (on its own stack)
- * for conn_start() to hand it the next one.
- */
-struct idle_thread {
-    pthread_cond_t wake;
-    struct conn *conn;          /* the connection handed over; guarded by server.lock */
-    struct idle_thread *next;   /* in server.idle_threads; guarded by server.lock */
+    struct source *source;
+    char ip[INET6_ADDRSTRLEN];
 };
 
 static struct {
     struct handler_config handler;
-    unsigned max_conns;
-    pthread_t acceptor;             /* the accepting thread */
+    unsigned max_conns;             /* in all */
+    unsigned max_per_source;        /* from one source address */
+    int lfd;
     pthread_attr_t thread_attr;
     pthread_mutex_t lock;
     pthread_cond_t idle;            /* no connection active, or no thread left */
     unsigned active;                /* guarded by lock */
     struct conn *conns;             /* guarded by lock */
-    struct idle_thread *idle_threads;   /* guarded by lock; most recent first */
-    unsigned n_idle;                /* guarded by lock: length of idle_threads */
+    struct source *sources;         /* guarded by lock */
+    unsigned n_accepting;           /* guarded by lock: threads in accept4() */
     unsigned n_threads;             /* guarded by lock: connection threads alive */
-    bool stopping;                  /* guarded by lock: idle threads must end */
+    bool stopping;                  /* guarded by lock */
+    pthread_mutex_t spare_lock;
+    int spare;                      /* guarded by spare_lock: kept for EMFILE */
 } server = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .idle = PTHREAD_COND_INITIALIZER,
+    .spare_lock = PTHREAD_MUTEX_INITIALIZER,
+    .spare = -1,
 };
 
 /*
- * Unlink a finished connection, count it out (waking shutdown if it was the
- * last), then close it outside the lock: once unlinked, drain_connections()
- * can no longer reach its descriptor, so a reuse of the number is harmless,
- * and the close (a FIN, often the peer's ACK too) delays no one else.
+ * Count connection c in, or refuse it (false) past the cap in all or past
+ * the cap of its source address; lock held.
  */
-static void conn_finish(struct conn *c)
+static bool admit(struct conn *c)
 {
-    pthread_mutex_lock(&server.lock);
+    if (server.active >= server.max_conns)
+        return false;
+    struct source *s;
+    HASH_FIND_STR(server.sources, c->ip, s);
+    if (s == NULL) {
+        s = calloc(1, sizeof *s);
+        if (s == NULL)
+            return false;
+        snprintf(s->ip, sizeof s->ip, "%s", c->ip);
+        bool add_failed = false;
+#undef uthash_nonfatal_oom
+#define uthash_nonfatal_oom(obj) (add_failed = true)
+        HASH_ADD_STR(server.sources, ip, s);
+        if (add_failed) {
+            free(s);
+            return false;
+        }
+    } else if (s->conns >= server.max_per_source) {
+        return false;
+    }
+    s->conns++;
+    c->source = s;
+    server.active++;
+    c->prev = NULL;
+    c->next = server.conns;
+    if (server.conns)
+        server.conns->prev = c;
+    server.conns = c;
+    return true;
+}
+
+/* Count a finished connection out (waking shutdown if it was the last); lock held. */
+static void release(struct conn *c)
+{
     if (c->prev)
         c->prev->next = c->next;
     else
         server.conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    if (--c->source->conns == 0) {
+        HASH_DEL(server.sources, c->source);
+        free(c->source);
+    }
     if (--server.active == 0)
         pthread_cond_broadcast(&server.idle);
-    pthread_mutex_unlock(&server.lock);
-    close(c->fd);
-    free(c);
 }
-
-/*
- * After a connection: wait up to IDLE_WAIT_MS for conn_start() to hand this
- * thread the next one, unless IDLE_THREADS_MAX threads wait already or the
- * server is stopping.  Returns the next connection, or NULL when the thread
- * should end (it is then counted out).  Reusing a thread saves the clone,
- * the exit and the stack's unmapping that a new thread per connection costs.
- */
-static struct conn *next_conn(struct idle_thread *self)
-{
-    struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, IDLE_WAIT_MS);
-    pthread_mutex_lock(&server.lock);
-    self->conn = NULL;
-    if (!server.stopping && server.n_idle < IDLE_THREADS_MAX) {
-        self->next = server.idle_threads;
-        server.idle_threads = self;
-        server.n_idle++;
-        while (self->conn == NULL && !server.stopping &&
-               pthread_cond_timedwait(&self->wake, &server.lock, &until) == 0)
-            ;
-        if (self->conn == NULL) {   /* still listed: take this thread out */
-            struct idle_thread **p = &server.idle_threads;
-            while (*p != self)
-                p = &(*p)->next;
-            *p = self->next;
-            server.n_idle--;
-        }
-    }
-    struct conn *next = self->conn;
-    if (next == NULL && --server.n_threads == 0)
-        pthread_cond_broadcast(&server.idle);
-    pthread_mutex_unlock(&server.lock);
-    return next;
-}
-
-/* Connection thread: serve connections, one at a time, while handed some. */
-static void *conn_thread(void *arg)
-{
-    struct conn *c = arg;
-    struct idle_thread self;
-    cond_init_monotonic(&self.wake);
-    do {
-        handle_connection(&server.handler, c->fd, c->ip);
-        conn_finish(c);
-    } while ((c = next_conn(&self)) != NULL);
-    pthread_cond_destroy(&self.wake);
-    return NULL;
-}
-
-/* Take an accepted socket: refuse it past the cap, else give it a thread. */
-static void conn_start(int fd, const char *ip)
-{
-    struct conn *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        close(fd);
-        return;
-    }
-    c->fd = fd;
-    snprintf(c->ip, sizeof c->ip, "%s", ip);
-
-    pthread_mutex_lock(&server.lock);
-    if (server.active >= server.max_conns) {
-        pthread_mutex_unlock(&server.lock);
-        close(fd);              /* over the cap: refuse by closing */
-        free(c);
-        return;
-    }
-    server.active++;
-    c->next = server.conns;
-    if (server.conns)
-        server.conns->prev = c;
-    server.conns = c;
-    struct idle_thread *t = server.idle_threads;
-    if (t != NULL) {            /* a thread waits: hand it the connection */
-        server.idle_threads = t->next;
-        server.n_idle--;
-        t->conn = c;
-        pthread_cond_signal(&t->wake);
-    } else {
-        server.n_threads++;
-    }
-    pthread_mutex_unlock(&server.lock);
-    if (t != NULL)
-        return;
-
-    pthread_t tid;
-    if (pthread_create(&tid, &server.thread_attr, conn_thread, c) != 0) {
-        conn_finish(c);         /* no thread to be had: close it */
-        pthread_mutex_lock(&server.lock);
-        if (--server.n_threads == 0)
-            pthread_cond_broadcast(&server.idle);
-        pthread_mutex_unlock(&server.lock);
-    }
-}
-
-/* What the accepting thread owns: the listening socket and the spare. */
-struct acceptor {
-    int lfd;
-    int spare;                  /* kept open for running out of descriptors */
-};
 
 /*
  * Out of descriptors: accept4() then fails at once, whether or not a
@@ -207,57 +157,145 @@ struct acceptor {
  * descriptor kept for this, accept the connection and close it, so its
  * client hears a close instead of waiting, and take the spare back.  Each
  * round waits for a new connection (or 10 ms without a spare): no spinning.
+ * One thread at a time does this; the others wait for it on spare_lock.
+ * Returns a connection to serve, or -1 with errno EAGAIN when IDLE_WAIT_MS
+ * passed with nothing to do (the caller's idle rule applies), else EINTR.
  */
-static void out_of_descriptors(int lfd, int *spare)
+static int out_of_descriptors(char *ip, size_t iplen)
 {
-    if (*spare < 0) {
+    struct timespec until = deadline_after_ms(CLOCK_REALTIME, IDLE_WAIT_MS);
+    if (pthread_mutex_timedlock(&server.spare_lock, &until) != 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    int fd = -1, err = EINTR;
+    if (server.spare < 0) {
         poll(NULL, 0, 10);
-        *spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        return;
+        server.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        goto out;
     }
-    struct pollfd p = {.fd = lfd, .events = POLLIN};
-    if (poll(&p, 1, -1) != 1 || (p.revents & (POLLHUP | POLLERR | POLLNVAL)))
-        return;                 /* interrupted, or shut down */
-    char ip[INET6_ADDRSTRLEN];
-    int fd = net_accept(lfd, ip, sizeof ip);
-    if (fd >= 0) {
-        conn_start(fd, ip);
-        return;
+    struct pollfd p = {.fd = server.lfd, .events = POLLIN};
+    int ready = poll(&p, 1, IDLE_WAIT_MS);
+    if (ready == 0)
+        err = EAGAIN;
+    if (ready != 1 || (p.revents & (POLLHUP | POLLERR | POLLNVAL)))
+        goto out;               /* idle, interrupted, or shut down */
+    fd = net_accept(server.lfd, ip, iplen);
+    if (fd >= 0 || (errno != EMFILE && errno != ENFILE))
+        goto out;
+    close(server.spare);
+    int refused = accept4(server.lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (refused >= 0)
+        close(refused);
+    server.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+out:
+    pthread_mutex_unlock(&server.spare_lock);
+    errno = err;
+    return fd;
+}
+
+static void *conn_thread(void *arg);
+
+/*
+ * Wait in accept4() for the next connection (this thread counted in
+ * n_accepting by the caller) and count it in.  c is this thread's
+ * connection record, or NULL to allocate one.  When no other thread waits
+ * in accept4() (a burst), the connection goes to a new thread, which serves
+ * it from start to end, and this one goes on accepting, so a burst costs
+ * the acceptor one thread start per connection and no hop between threads.
+ * Returns the connection to serve, or NULL when this thread should end
+ * (shut down, or idle and not needed); lock held on entry and on return,
+ * released while waiting.
+ */
+static struct conn *next_conn(struct conn *c, bool first)
+{
+    for (;;) {
+        pthread_mutex_unlock(&server.lock);
+        if (c == NULL)
+            c = malloc(sizeof *c);
+        int fd = -1, err = ENOMEM;
+        if (c != NULL) {
+            fd = net_accept(server.lfd, c->ip, sizeof c->ip);
+            err = errno;
+        }
+        if (fd < 0 && (err == EMFILE || err == ENFILE)) {
+            fd = out_of_descriptors(c->ip, sizeof c->ip);
+            err = errno;
+        } else if (fd < 0 && (err == ENOBUFS || err == ENOMEM)) {
+            poll(NULL, 0, 10);
+        }
+        pthread_mutex_lock(&server.lock);
+        server.n_accepting--;
+        if (server.stopping || (fd < 0 && (err == EINVAL || err == EBADF)) ||
+            (fd < 0 && (err == EAGAIN || err == EWOULDBLOCK) && !first &&
+             server.n_accepting > 0)) {
+            /* Shut down (no longer listening), or idle for IDLE_WAIT_MS
+             * while another thread waits. */
+            if (fd >= 0)
+                close(fd);
+            free(c);
+            return NULL;
+        }
+        if (fd >= 0) {
+            c->fd = fd;
+            if (admit(c)) {
+                if (server.n_accepting > 0)
+                    return c;   /* others wait for the next: serve this one */
+                server.n_threads++;
+                pthread_mutex_unlock(&server.lock);
+                pthread_t tid;
+                bool handed = pthread_create(&tid, &server.thread_attr, conn_thread, c) == 0;
+                pthread_mutex_lock(&server.lock);
+                if (!handed) {
+                    server.n_threads--;
+                    return c;   /* no thread to be had: serve it here */
+                }
+                c = NULL;       /* the new thread's now */
+            } else {
+                pthread_mutex_unlock(&server.lock);
+                close(fd);      /* over a cap: refuse by closing */
+                pthread_mutex_lock(&server.lock);
+            }
+        }
+        /* EINTR, ECONNABORTED, a peer's error, a refusal, a hand-over: again */
+        server.n_accepting++;
     }
-    if (errno != EMFILE && errno != ENFILE)
-        return;
-    close(*spare);
-    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);    /* one waits: no block */
-    if (fd >= 0)
-        close(fd);
-    *spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 /*
- * The accepting thread: block in accept4() and hand each connection to a
- * thread of its own, one system call per connection as in the simplest
- * server.  It ends when main() shuts the listening socket down (accept4()
- * then fails with EINVAL).
+ * Connection thread: serve the connection it was started with (none for
+ * the first thread), then accept one, serve it, close it, and again, while
+ * it is needed.
  */
-static void *accept_main(void *arg)
+static void *conn_thread(void *arg)
 {
-    struct acceptor *a = arg;
-    char ip[INET6_ADDRSTRLEN];
-
+    struct conn *c = arg;
+    bool first = c == NULL;
+    pthread_mutex_lock(&server.lock);
     for (;;) {
-        int fd = net_accept(a->lfd, ip, sizeof ip);
-        if (fd >= 0)
-            conn_start(fd, ip);
-        else if (errno == EMFILE || errno == ENFILE)
-            out_of_descriptors(a->lfd, &a->spare);
-        else if (errno == ENOBUFS || errno == ENOMEM)
-            poll(NULL, 0, 10);
-        else if (errno == EINVAL || errno == EBADF)
-            break;              /* shut down: no longer listening */
-        /* EINTR, ECONNABORTED, a peer's error: go on */
+        if (c != NULL) {
+            pthread_mutex_unlock(&server.lock);
+            handle_connection(&server.handler, c->fd, c->ip);
+            pthread_mutex_lock(&server.lock);
+            release(c);
+            pthread_mutex_unlock(&server.lock);
+            /* Unlinked: conns_stop() can no longer reach the descriptor, so
+             * closing it outside the lock (a FIN, often the peer's ACK too)
+             * delays no one and a reuse of the number is harmless. */
+            close(c->fd);
+            pthread_mutex_lock(&server.lock);
+            if (server.stopping || (!first && server.n_accepting >= IDLE_THREADS_MAX)) {
+                free(c);
+                break;
+            }
+        }
+        server.n_accepting++;
+        if ((c = next_conn(c, first)) == NULL)
+            break;
     }
-    if (a->spare >= 0)
-        close(a->spare);
+    if (--server.n_threads == 0)
+        pthread_cond_broadcast(&server.idle);
+    pthread_mutex_unlock(&server.lock);
     return NULL;
 }
 
@@ -270,18 +308,44 @@ static void wait_zero(const unsigned *count, int ms)
         ;
 }
 
-/*
- * Shut down: end the idle threads, let in-flight requests finish for a
- * grace period, then cut the sockets still open so their threads end at
- * once.  Returns true when no connection is left (so none uses the
- * registry any more).
- */
-static bool drain_connections(void)
+int conns_start(int lfd, const struct handler_config *handler)
+{
+    server.handler = *handler;
+    server.lfd = lfd;
+    server.max_conns = (unsigned)config.max_conns;
+    server.max_per_source = config.max_per_source ? (unsigned)config.max_per_source
+                                                  : UINT_MAX;    /* 0: no cap */
+    pthread_attr_init(&server.thread_attr);
+    pthread_attr_setdetachstate(&server.thread_attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&server.thread_attr,
+                              CONN_STACK_SIZE > PTHREAD_STACK_MIN
+                                  ? CONN_STACK_SIZE : PTHREAD_STACK_MIN);
+    /* accept4() then returns EAGAIN after IDLE_WAIT_MS with nothing to do. */
+    struct timeval idle = {.tv_sec = IDLE_WAIT_MS / 1000,
+                           .tv_usec = (IDLE_WAIT_MS % 1000) * 1000};
+    setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
+    server.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    pthread_t tid;
+    pthread_mutex_lock(&server.lock);
+    server.n_threads = 1;
+    int rc = pthread_create(&tid, &server.thread_attr, conn_thread, NULL);
+    if (rc != 0)
+        server.n_threads = 0;
+    pthread_mutex_unlock(&server.lock);
+    return rc == 0 ? 0 : -1;
+}
+
+bool conns_stop(void)
 {
     pthread_mutex_lock(&server.lock);
     server.stopping = true;
-    for (struct idle_thread *t = server.idle_threads; t != NULL; t = t->next)
-        pthread_cond_signal(&t->wake);
+    pthread_mutex_unlock(&server.lock);
+    shutdown(server.lfd, SHUT_RDWR);    /* wakes every thread in accept4() */
+
+    /* Let in-flight requests finish for a grace period, then cut the
+     * sockets still open so their threads end at once. */
+    pthread_mutex_lock(&server.lock);
     wait_zero(&server.active, SHUTDOWN_GRACE_MS);
     for (struct conn *c = server.conns; c != NULL; c = c->next)
         shutdown(c->fd, SHUT_RDWR);
@@ -289,33 +353,12 @@ static bool drain_connections(void)
     bool idle = server.active == 0;
     wait_zero(&server.n_threads, SHUTDOWN_GRACE_MS);
     pthread_mutex_unlock(&server.lock);
-    return idle;
-}
 
-/* What the accepting thread owns: the listening socket and the spare. */
-static struct acceptor acc;
-
-int conns_start(int lfd, const struct handler_config *handler)
-{
-    server.handler = *handler;
-    server.max_conns = (unsigned)config.max_conns;
-    pthread_attr_init(&server.thread_attr);
-    pthread_attr_setdetachstate(&server.thread_attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&server.thread_attr,
-                              CONN_STACK_SIZE > PTHREAD_STACK_MIN
-                                  ? CONN_STACK_SIZE : PTHREAD_STACK_MIN);
-    acc.lfd = lfd;
-    acc.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (pthread_create(&server.acceptor, NULL, accept_main, &acc) != 0)
-        return -1;
-    return 0;
-}
-
-bool conns_stop(void)
-{
-    shutdown(acc.lfd, SHUT_RDWR);   /* wakes the blocked accept4() */
-    pthread_join(server.acceptor, NULL);
-    bool idle = drain_connections();
+    pthread_mutex_lock(&server.spare_lock);
+    if (server.spare >= 0)
+        close(server.spare);
+    server.spare = -1;
+    pthread_mutex_unlock(&server.spare_lock);
     pthread_attr_destroy(&server.thread_attr);
     return idle;
 }

@@ -83,12 +83,17 @@ enum read_status framing_read_request(int fd, char *buf, size_t cap,
 
 int framing_send(int fd, const struct reply *r, int timeout_ms)
 {
+    return framing_send_bytes(fd, r->data, r->len, timeout_ms);
+}
+
+int framing_send_bytes(int fd, const char *data, size_t len, int timeout_ms)
+{
     long long deadline = now_ms() + timeout_ms;
     size_t off = 0;
-    while (off < r->len) {
+    while (off < len) {
         /* Non-blocking: the reply usually fits the socket buffer at once,
          * and a reader that stalls is waited for only until the deadline. */
-        ssize_t n = send(fd, r->data + off, r->len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = send(fd, data + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0) {
             off += (size_t)n;
             continue;

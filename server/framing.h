@@ -45,4 +45,7 @@ enum read_status framing_read_request(int fd, char *buf, size_t cap,
  */
 int framing_send(int fd, const struct reply *r, int timeout_ms);
 
+/* The same for len bytes at data (a shared listing, sent without a copy). */
+int framing_send_bytes(int fd, const char *data, size_t len, int timeout_ms);
+
 #endif

@@ -1,14 +1,16 @@
 /* handlers.c - one operation per connection; see handlers.h. */
 #include "handlers.h"
 
+#include <netinet/in.h>
 #include <string.h>
 
+#include "config.h"
 #include "console.h"
 #include "durable.h"
 #include "framing.h"
 #include "liveness.h"
+#include "net.h"
 #include "oplog.h"
-#include "reply.h"
 #include "request.h"
 
 /*
@@ -32,15 +34,17 @@ static unsigned char result_code(enum op op, enum reg_status st)
     case REG_NOT_PUBLISHED:
     case REG_NO_TARGET:
         return 3;
+    case REG_QUOTA_FILES:
+    case REG_QUOTA_BYTES:
     case REG_NO_MEMORY:
         break;
     }
     return op_other_error(op);
 }
 
-/* Apply a valid request to the registry; list results go into out. */
+/* Apply a valid request to the registry; a list reply comes back in *list. */
 static enum reg_status apply(struct registry *reg, const struct request *req,
-                             const char *peer_ip, struct reply *out)
+                             const char *peer_ip, struct listing **list)
 {
     switch (req->op) {
     case OP_REGISTER:
@@ -56,9 +60,9 @@ static enum reg_status apply(struct registry *reg, const struct request *req,
     case OP_DELETE:
         return registry_delete(reg, req->user, req->path);
     case OP_LIST_USERS:
-        return registry_list_users(reg, req->user, out);
+        return registry_list_users(reg, req->user, list);
     case OP_LIST_CONTENT:
-        return registry_list_content(reg, req->user, req->target, out);
+        return registry_list_content(reg, req->user, req->target, list);
     default:
         return REG_NO_MEMORY;   /* unreachable: the parser knows no other */
     }
@@ -102,6 +106,36 @@ static void report_refusal(enum read_status rs, const struct request *req,
                         peer_ip, req->why);
 }
 
+/*
+ * A users listing as this requester should see it: users connected from
+ * loopback are listed with the address the requester reached this server
+ * at, unless the requester is on loopback too (a peer elsewhere could not
+ * dial our loopback).  Returns list itself, or a copy (list released), or
+ * NULL (list released) when no copy could be made.
+ */
+static struct listing *as_seen_by(struct listing *list, int fd, const char *peer_ip)
+{
+    char local[INET6_ADDRSTRLEN];
+    if (!list->has_loopback || net_is_loopback(peer_ip) ||
+        net_local_ip(fd, local, sizeof local) < 0)
+        return list;
+    struct listing *copy = listing_with_address(list, local);
+    listing_release(list);
+    return copy;
+}
+
+/* Say on the console why a PUBLISH was refused past a quota; user is the
+ * requester's name, escaped already. */
+static void report_quota(const char *user, enum reg_status st)
+{
+    if (st == REG_QUOTA_FILES)
+        console_printf("s> PUBLISH FROM %s REFUSED: quota of %lu files per user reached\n",
+                       user, config.files_per_user);
+    else if (st == REG_QUOTA_BYTES)
+        console_printf("s> PUBLISH FROM %s REFUSED: listing would pass its quota of "
+                       "%lu bytes\n", user, config.listing_bytes);
+}
+
 void handle_connection(const struct handler_config *cfg, int fd,
                        const char *peer_ip)
 {
@@ -115,37 +149,38 @@ void handle_connection(const struct handler_config *cfg, int fd,
     if (rs == READ_UNKNOWN_OP || req.op == OP_UNKNOWN)
         return;                 /* nothing to answer: just close */
 
-    struct reply out;
-    reply_init(&out);
-    if (rs != READ_OK) {
-        /* Bad, partial or stalled request: "other error", no state change. */
-        reply_add_byte(&out, op_other_error(req.op));
-    } else {
+    unsigned char code = op_other_error(req.op);
+    struct listing *list = NULL;
+    if (rs == READ_OK) {
         /* With liveness on, a dead session of this user ends first. */
         if (req.op == OP_CONNECT)
             liveness_before_connect(cfg->registry, req.user);
         /* The user name comes from the network: escaped (see console.h). */
         char user[CONSOLE_ESCAPED_MAX(FIELD_MAX)];
-        console_printf("s> OPERATION %s FROM %s\n", op_name(req.op),
-                       console_escape(req.user, user, sizeof user));
-        if (!oplog_submit(req.user, op_name(req.op), req.path, req.datetime)) {
-            reply_add_byte(&out, op_other_error(req.op));
-        } else {
-            /* The list data goes after the result byte, so reserve it. */
-            reply_add_byte(&out, 0);
+        console_escape(req.user, user, sizeof user);
+        console_printf("s> OPERATION %s FROM %s\n", op_name(req.op), user);
+        /* Else: a full log queue refuses the operation rather than perform it unlogged. */
+        if (oplog_submit(req.user, op_name(req.op), req.path, req.datetime)) {
             registry_set_datetime(req.datetime);    /* for the journal */
-            enum reg_status st = apply(cfg->registry, &req, peer_ip, &out);
+            enum reg_status st = apply(cfg->registry, &req, peer_ip, &list);
             durable_wait();     /* -S always: the record is durable first */
-            if (out.failed) {
-                /* The registry answered, but the reply could not be built. */
-                reply_reset(&out);
-                reply_add_byte(&out, op_other_error(req.op));
-            } else {
-                out.data[0] = (char)result_code(req.op, st);
-            }
+            code = result_code(req.op, st);
+            report_quota(user, st);
+            if (st == REG_OK && req.op == OP_LIST_USERS)
+                list = as_seen_by(list, fd, peer_ip);
+            if (st == REG_OK && list == NULL &&
+                (req.op == OP_LIST_USERS || req.op == OP_LIST_CONTENT))
+                code = op_other_error(req.op);      /* no memory for the copy */
         }
     }
-    if (rs != READ_ERROR)
-        framing_send(fd, &out, cfg->timeout_ms);
-    reply_free(&out);
+    /* A bad, partial or stalled request gets "other error", no state change.
+     * A list reply goes out straight from the shared listing (its first
+     * byte is the result code 0). */
+    if (rs != READ_ERROR) {
+        if (list != NULL)
+            framing_send_bytes(fd, list->data, list->len, cfg->timeout_ms);
+        else
+            framing_send_bytes(fd, (const char *)&code, 1, cfg->timeout_ms);
+    }
+    listing_release(list);
 }

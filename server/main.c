@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -78,9 +79,14 @@ int main(int argc, char **argv)
         if (durable_open(&dc, handler.registry) < 0)
             return start_failed(handler.registry, -1);
     }
+    /* After the restore: quotas bound new PUBLISHes, not what was accepted
+     * (and journaled) before.  0 (the bare default): no quota. */
+    registry_set_quotas(handler.registry,
+                        config.files_per_user ? config.files_per_user : SIZE_MAX,
+                        config.listing_bytes ? config.listing_bytes : SIZE_MAX);
 
     unsigned bound;
-    int lfd = net_listen((unsigned)config.port, SOMAXCONN, false, &bound);
+    int lfd = net_listen_dual((unsigned)config.port, SOMAXCONN, &bound);
     if (lfd < 0) {
         fprintf(stderr, "server: cannot listen on port %lu: %s\n", config.port,
                 strerror(errno));

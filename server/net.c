@@ -14,29 +14,77 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int net_listen(unsigned port, int backlog, bool nonblocking, unsigned *bound_port)
+/*
+ * Bind a stream socket of this family to every address at port and listen.
+ * An AF_INET6 socket takes IPv4 too (IPV6_V6ONLY off).
+ */
+static int listen_on(int family, unsigned port, int backlog, bool nonblocking,
+                     unsigned *bound_port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
     if (fd < 0)
         return -1;
-    int on = 1;
-    struct sockaddr_in sa = {
-        .sin_family = AF_INET,
-        .sin_port = htons((unsigned short)port),
-        .sin_addr.s_addr = htonl(INADDR_ANY),
-    };
-    socklen_t salen = sizeof sa;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
-        bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+    int on = 1, off = 0;
+    struct sockaddr_storage ss = {0};
+    socklen_t sslen;
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((unsigned short)port);
+        a->sin6_addr = in6addr_any;
+        sslen = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((unsigned short)port);
+        a->sin_addr.s_addr = htonl(INADDR_ANY);
+        sslen = sizeof *a;
+    }
+    if ((family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) < 0) ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+        bind(fd, (struct sockaddr *)&ss, sslen) < 0 ||
         listen(fd, backlog) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &salen) < 0) {
+        getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
         int saved = errno;
         close(fd);
         errno = saved;
         return -1;
     }
-    *bound_port = ntohs(sa.sin_port);
+    *bound_port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
     return fd;
+}
+
+int net_listen(unsigned port, int backlog, bool nonblocking, unsigned *bound_port)
+{
+    return listen_on(AF_INET, port, backlog, nonblocking, bound_port);
+}
+
+int net_listen_dual(unsigned port, int backlog, unsigned *bound_port)
+{
+    int fd = listen_on(AF_INET6, port, backlog, false, bound_port);
+    if (fd < 0 && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL))
+        fd = listen_on(AF_INET, port, backlog, false, bound_port);
+    return fd;
+}
+
+/* Write the address in ss as text: an IPv4-mapped IPv6 address as dotted IPv4. */
+static void address_text(const struct sockaddr_storage *ss, char *ip, size_t len)
+{
+    const void *addr = &((const struct sockaddr_in *)ss)->sin_addr;
+    int family = AF_INET;
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            addr = &a6->s6_addr[12];
+        } else {
+            addr = a6;
+            family = AF_INET6;
+        }
+    }
+    if (inet_ntop(family, addr, ip, (socklen_t)len) == NULL)
+        snprintf(ip, len, "?");
 }
 
 int net_accept(int lfd, char *ip, size_t len)
@@ -46,12 +94,23 @@ int net_accept(int lfd, char *ip, size_t len)
     int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC);
     if (fd < 0)
         return -1;
-    const void *addr = ss.ss_family == AF_INET6
-        ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-        : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
-    if (inet_ntop(ss.ss_family, addr, ip, (socklen_t)len) == NULL)
-        snprintf(ip, len, "?");
+    address_text(&ss, ip, len);
     return fd;
+}
+
+int net_local_ip(int fd, char *ip, size_t len)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t sslen = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0)
+        return -1;
+    address_text(&ss, ip, len);
+    return 0;
+}
+
+bool net_is_loopback(const char *ip)
+{
+    return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
 }
 
 int net_connect(const struct sockaddr_in *addr, int timeout_ms)

@@ -1,7 +1,8 @@
 /*
  * net.h - the few socket helpers the server needs, in the spirit of a small
- * anet: listen, accept with the peer's address as text, connect within a
- * timeout, and the host's own address for the start-up banner.
+ * anet: listen, accept with the peer's address as text, a connection's
+ * local address, connect within a timeout, and the host's own address for
+ * the start-up banner.
  */
 #ifndef PEERDEX_NET_H
 #define PEERDEX_NET_H
@@ -18,10 +19,28 @@
 int net_listen(unsigned port, int backlog, bool nonblocking, unsigned *bound_port);
 
 /*
+ * Listen on every IPv6 and IPv4 address at port (one IPv6 socket with
+ * IPV6_V6ONLY off; IPv4 only where the host has no IPv6).  Blocking,
+ * close-on-exec; stores the bound port.  -1 with errno set.
+ */
+int net_listen_dual(unsigned port, int backlog, unsigned *bound_port);
+
+/*
  * Accept a connection (blocking, close-on-exec) and write the peer's IP
- * address as text, taken from the accept itself.  -1 with errno as accept4.
+ * address as text, taken from the accept itself; an IPv4 peer of a
+ * dual-stack socket (an IPv4-mapped address) as dotted IPv4.  -1 with
+ * errno as accept4.
  */
 int net_accept(int lfd, char *ip, size_t len);
+
+/*
+ * Write the local address of connected socket fd (the address its peer
+ * reached) as text, IPv4-mapped as dotted IPv4.  0, or -1 with errno set.
+ */
+int net_local_ip(int fd, char *ip, size_t len);
+
+/* True for a loopback address as text: 127.0.0.0/8 or ::1. */
+bool net_is_loopback(const char *ip);
 
 /*
  * Connect to addr within timeout_ms.  Returns a connected, blocking,

@@ -5,8 +5,12 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "deadline.h"
 
 /* Make uthash report allocation failure instead of calling exit(). */
 #define HASH_NONFATAL_OOM 1
@@ -22,6 +26,9 @@ struct user {
     UT_hash_handle hh;          /* in registry->users, keyed by name */
     UT_hash_handle hh_conn;     /* in registry->connected while connected */
     struct file *files;
+    size_t path_bytes;          /* sum of strlen(path) + 1 over files */
+    struct listing *listing;    /* LIST_CONTENT reply; NULL after a change */
+    bool building;              /* listing built outside the lock: files frozen */
     bool connected;
     uint64_t session;           /* which CONNECT this is, while connected */
     unsigned port;
@@ -29,15 +36,83 @@ struct user {
     char name[];
 };
 
+/* The operations, for the lock-hold counters. */
+enum hold_kind {
+    H_REGISTER, H_UNREGISTER, H_CONNECT, H_DISCONNECT, H_PUBLISH, H_DELETE,
+    H_LIST_USERS, H_LIST_CONTENT, H_EXPIRE, H_RESTORE, H_VISIT, H_ENDPOINTS,
+    H_COUNT, H_KINDS
+};
+
 struct registry {
     pthread_mutex_t lock;       /* guards everything below and all it reaches */
+    pthread_cond_t built;       /* a user's listing build ended */
     struct user *users;
     struct user *connected;
+    struct listing *users_listing;  /* LIST_USERS reply; NULL after a change */
     size_t nfiles;
+    size_t files_max, listing_max;  /* quotas; set before sharing */
     registry_journal_fn *journal;   /* NULL: no journal */
     void *journal_ctx;
     uint64_t sessions;          /* CONNECTs so far (replayed ones too): numbers each session */
+#ifdef REGISTRY_LOCK_STATS
+    struct timespec locked_at;
+    struct { unsigned long long n, ns, max_ns; } hold[H_KINDS];
+#endif
 };
+
+/*
+ * Taking and releasing the lock.  Built with -DREGISTRY_LOCK_STATS, each
+ * hold is timed and counted per operation, and registry_free() prints the
+ * counts (make bench uses this for the time LIST_CONTENT holds the lock).
+ */
+#ifdef REGISTRY_LOCK_STATS
+static const char *const hold_names[H_KINDS] = {
+    "REGISTER", "UNREGISTER", "CONNECT", "DISCONNECT", "PUBLISH", "DELETE",
+    "LIST_USERS", "LIST_CONTENT", "expiry", "restore", "visit", "endpoints",
+    "count"};
+
+/* Start timing a hold; lock just taken. */
+static void hold_start(struct registry *reg)
+{
+    clock_gettime(CLOCK_MONOTONIC, &reg->locked_at);
+}
+
+/* Add the hold that ends now to kind's counters; lock held. */
+static void hold_end(struct registry *reg, enum hold_kind kind)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    unsigned long long ns = (unsigned long long)((now.tv_sec - reg->locked_at.tv_sec) * 1000000000LL +
+                                                 (now.tv_nsec - reg->locked_at.tv_nsec));
+    reg->hold[kind].n++;
+    reg->hold[kind].ns += ns;
+    if (ns > reg->hold[kind].max_ns)
+        reg->hold[kind].max_ns = ns;
+}
+#else
+#define hold_start(reg) ((void)(reg))
+#define hold_end(reg, kind) ((void)(reg), (void)(kind))
+#endif
+
+static void lock(struct registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    hold_start(reg);
+}
+
+static void unlock(struct registry *reg, enum hold_kind kind)
+{
+    hold_end(reg, kind);
+    pthread_mutex_unlock(&reg->lock);
+}
+
+/* Wait for a listing build to end (the wait is no hold); lock held. */
+static void wait_built(struct registry *reg, enum hold_kind kind)
+{
+    hold_end(reg, kind);
+    pthread_cond_wait(&reg->built, &reg->lock);
+    hold_start(reg);
+}
 
 /* The date-time of the request this thread is serving (registry_set_datetime). */
 static __thread const char *op_datetime;
@@ -49,10 +124,10 @@ void registry_set_datetime(const char *datetime)
 
 void registry_set_journal(struct registry *reg, registry_journal_fn *fn, void *ctx)
 {
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
     reg->journal = fn;
     reg->journal_ctx = ctx;
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_COUNT);
 }
 
 bool registry_journal(struct registry *reg, const struct reg_op *op,
@@ -68,6 +143,62 @@ bool registry_journal(struct registry *reg, const struct reg_op *op,
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(obj) (add_failed = true)
 
+/* A listing of len bytes with one reference, or NULL. */
+static struct listing *listing_new(size_t len)
+{
+    struct listing *l = malloc(sizeof *l + len);
+    if (l != NULL) {
+        l->refs = 1;
+        l->len = len;
+        l->has_loopback = false;
+    }
+    return l;
+}
+
+/* Take one more reference to l. */
+static struct listing *listing_ref(struct listing *l)
+{
+    __atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
+    return l;
+}
+
+void listing_release(struct listing *l)
+{
+    if (l != NULL && __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(l);
+}
+
+/* True for a loopback address as text (127.0.0.0/8, ::1). */
+static bool is_loopback(const char *ip)
+{
+    return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
+}
+
+struct listing *listing_with_address(const struct listing *l, const char *ip)
+{
+    /* After the result byte: field 0 is the count, then name, ip and port
+     * of each user, so field i is an address when i % 3 == 2. */
+    size_t iplen = strlen(ip) + 1, len = l->len;
+    const char *p, *end = l->data + l->len;
+    size_t i = 0;
+    for (p = l->data + 1; p < end; p += strlen(p) + 1, i++)
+        if (i % 3 == 2 && is_loopback(p))
+            len = len - (strlen(p) + 1) + iplen;
+    struct listing *copy = listing_new(len);
+    if (copy == NULL)
+        return NULL;
+    char *out = copy->data;
+    *out++ = l->data[0];
+    for (p = l->data + 1, i = 0; p < end; i++) {
+        size_t n = strlen(p) + 1;
+        bool swap = i % 3 == 2 && is_loopback(p);
+        memcpy(out, swap ? ip : p, swap ? iplen : n);
+        out += swap ? iplen : n;
+        p += n;
+    }
+    return copy;
+}
+
 struct registry *registry_new(void)
 {
     struct registry *reg = calloc(1, sizeof *reg);
@@ -75,7 +206,20 @@ struct registry *registry_new(void)
         free(reg);
         return NULL;
     }
+    if (reg != NULL && pthread_cond_init(&reg->built, NULL) != 0) {
+        pthread_mutex_destroy(&reg->lock);
+        free(reg);
+        return NULL;
+    }
+    if (reg != NULL)
+        reg->files_max = reg->listing_max = SIZE_MAX;
     return reg;
+}
+
+void registry_set_quotas(struct registry *reg, size_t files, size_t listing_bytes)
+{
+    reg->files_max = files;
+    reg->listing_max = listing_bytes;
 }
 
 /* Free a file record. */
@@ -96,19 +240,37 @@ static void user_free(struct user *u)
         file_free(f);
     }
     // NOLINTEND(clang-analyzer-unix.Malloc)
+    listing_release(u->listing);
     free(u);
 }
+
+#ifdef REGISTRY_LOCK_STATS
+/* Print the lock-hold counters on stderr, one line per operation seen. */
+static void print_holds(const struct registry *reg)
+{
+    for (int k = 0; k < H_KINDS; k++)
+        if (reg->hold[k].n > 0)
+            fprintf(stderr, "registry lock held by %s: %llu times, mean %llu ns, max %llu ns\n",
+                    hold_names[k], reg->hold[k].n, reg->hold[k].ns / reg->hold[k].n,
+                    reg->hold[k].max_ns);
+}
+#endif
 
 void registry_free(struct registry *reg)
 {
     if (reg == NULL)
         return;
+#ifdef REGISTRY_LOCK_STATS
+    print_holds(reg);
+#endif
     struct user *u, *tmp;
     HASH_CLEAR(hh_conn, reg->connected);
     HASH_ITER(hh, reg->users, u, tmp) {
         HASH_DEL(reg->users, u);
         user_free(u);
     }
+    listing_release(reg->users_listing);
+    pthread_cond_destroy(&reg->built);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
 }
@@ -118,6 +280,19 @@ static struct user *find_user(struct registry *reg, const char *name)
 {
     struct user *u;
     HASH_FIND_STR(reg->users, name, u);
+    return u;
+}
+
+/*
+ * Look a user up by name, waiting while its listing is being built (its
+ * files are then frozen), so the caller may change its files; lock held.
+ */
+static struct user *find_user_settled(struct registry *reg, const char *name,
+                                      enum hold_kind kind)
+{
+    struct user *u;
+    while ((u = find_user(reg, name)) != NULL && u->building)
+        wait_built(reg, kind);
     return u;
 }
 
@@ -131,6 +306,14 @@ static enum reg_status find_connected(struct registry *reg, const char *name,
     return (*out)->connected ? REG_OK : REG_NOT_CONNECTED;
 }
 
+/* Take a cached listing out of its slot; the caller releases it unlocked. */
+static struct listing *take(struct listing **slot)
+{
+    struct listing *l = *slot;
+    *slot = NULL;
+    return l;
+}
+
 enum reg_status registry_register(struct registry *reg, const char *user)
 {
     size_t n = strlen(user) + 1;
@@ -141,7 +324,7 @@ enum reg_status registry_register(struct registry *reg, const char *user)
 
     enum reg_status st = REG_OK;
     bool add_failed = false;
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
     if (find_user(reg, user) != NULL) {
         st = REG_USER_EXISTS;
     } else {
@@ -154,7 +337,7 @@ enum reg_status registry_register(struct registry *reg, const char *user)
             HASH_DEL(reg->users, u);
         st = REG_NO_MEMORY;
     }
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_REGISTER);
     if (st != REG_OK)
         free(u);
     return st;
@@ -162,8 +345,9 @@ enum reg_status registry_register(struct registry *reg, const char *user)
 
 enum reg_status registry_unregister(struct registry *reg, const char *user)
 {
-    pthread_mutex_lock(&reg->lock);
-    struct user *u = find_user(reg, user);
+    struct listing *stale = NULL;
+    lock(reg);
+    struct user *u = find_user_settled(reg, user, H_UNREGISTER);
     enum reg_status st = u != NULL ? REG_OK : REG_NO_USER;
     if (!registry_journal(reg, OP("UNREGISTER", .user = user), st)) {
         st = REG_NO_MEMORY;
@@ -171,17 +355,21 @@ enum reg_status registry_unregister(struct registry *reg, const char *user)
     }
     if (u != NULL) {
         HASH_DEL(reg->users, u);
-        if (u->connected)
+        if (u->connected) {
             HASH_DELETE(hh_conn, reg->connected, u);
+            stale = take(&reg->users_listing);
+        }
         reg->nfiles -= HASH_COUNT(u->files);
     }
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_UNREGISTER);
+    listing_release(stale);
     if (u != NULL)
-        user_free(u);           /* unlinked: free it outside the lock */
+        user_free(u);           /* unlinked: free it and its listing outside the lock */
     return st;
 }
 
-/* Take a connected user out of the connected table; lock held. */
+/* Take a connected user out of the connected table; lock held.  The caller
+ * drops the connected-users listing unless it undoes its own CONNECT. */
 static void end_session(struct registry *reg, struct user *u)
 {
     HASH_DELETE(hh_conn, reg->connected, u);
@@ -198,7 +386,8 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
         return REG_NO_MEMORY;
     enum reg_status st = REG_OK;
     bool add_failed = false;
-    pthread_mutex_lock(&reg->lock);
+    struct listing *stale = NULL;
+    lock(reg);
     struct user *u = find_user(reg, user);
     if (u == NULL) {
         st = REG_NO_USER;
@@ -218,25 +407,38 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
     }
     if (!registry_journal(reg, OP("CONNECT", .user = user, .ip = ip, .port = port), st)) {
         if (st == REG_OK)
-            end_session(reg, u);
+            end_session(reg, u);    /* undone: the listing still holds */
         st = REG_NO_MEMORY;
+    } else if (st == REG_OK) {
+        stale = take(&reg->users_listing);
     }
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_CONNECT);
+    listing_release(stale);
     return st;
 }
 
 enum reg_status registry_disconnect(struct registry *reg, const char *user)
 {
-    pthread_mutex_lock(&reg->lock);
+    struct listing *stale = NULL;
+    lock(reg);
     struct user *u = find_user(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER
                        : !u->connected ? REG_NOT_CONNECTED : REG_OK;
     if (!registry_journal(reg, OP("DISCONNECT", .user = user), st))
         st = REG_NO_MEMORY;
-    if (st == REG_OK)
+    if (st == REG_OK) {
         end_session(reg, u);
-    pthread_mutex_unlock(&reg->lock);
+        stale = take(&reg->users_listing);
+    }
+    unlock(reg, H_DISCONNECT);
+    listing_release(stale);
     return st;
+}
+
+/* Bytes of a LIST_CONTENT reply whose paths take path_bytes, for the quota. */
+static size_t listing_size(size_t path_bytes)
+{
+    return 1 + 21 + path_bytes;     /* result byte, count (at most 20 digits) */
 }
 
 enum reg_status registry_publish(struct registry *reg, const char *user,
@@ -257,30 +459,43 @@ enum reg_status registry_publish(struct registry *reg, const char *user,
 
     struct user *u;
     struct file *old;
+    struct listing *stale = NULL;
     bool add_failed = false;
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
+    find_user_settled(reg, user, H_PUBLISH);
     enum reg_status st = find_connected(reg, user, &u);
     if (st == REG_OK) {
         HASH_FIND_STR(u->files, path, old);
         if (old != NULL) {
             st = REG_PUBLISHED;
+        } else if (HASH_COUNT(u->files) >= reg->files_max) {
+            st = REG_QUOTA_FILES;
+        } else if (listing_size(u->path_bytes + n) > reg->listing_max) {
+            st = REG_QUOTA_BYTES;
         } else {
             HASH_ADD_STR(u->files, path, f);
-            if (add_failed)
+            if (add_failed) {
                 st = REG_NO_MEMORY;
-            else
+            } else {
                 reg->nfiles++;
+                u->path_bytes += n;
+            }
         }
     }
+    /* Refused ones too (a quota's status included). */
     if (!registry_journal(reg, OP("PUBLISH", .user = user, .path = path,
                                   .description = description), st)) {
         if (st == REG_OK) {
             HASH_DEL(u->files, f);
             reg->nfiles--;
+            u->path_bytes -= n;
         }
         st = REG_NO_MEMORY;
+    } else if (st == REG_OK) {
+        stale = take(&u->listing);
     }
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_PUBLISH);
+    listing_release(stale);
     if (st != REG_OK)
         file_free(f);
     return st;
@@ -291,7 +506,9 @@ enum reg_status registry_delete(struct registry *reg, const char *user,
 {
     struct user *u;
     struct file *f = NULL;
-    pthread_mutex_lock(&reg->lock);
+    struct listing *stale = NULL;
+    lock(reg);
+    find_user_settled(reg, user, H_DELETE);
     enum reg_status st = find_connected(reg, user, &u);
     if (st == REG_OK) {
         HASH_FIND_STR(u->files, path, f);
@@ -305,50 +522,124 @@ enum reg_status registry_delete(struct registry *reg, const char *user,
     if (st == REG_OK) {
         HASH_DEL(u->files, f);
         reg->nfiles--;
+        u->path_bytes -= strlen(f->path) + 1;
+        stale = take(&u->listing);
     }
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_DELETE);
+    listing_release(stale);
     if (f != NULL)
         file_free(f);
     return st;
 }
 
+/* Encode the LIST_USERS reply of the connected users, or NULL; lock held. */
+static struct listing *build_users(struct registry *reg)
+{
+    char count[24];
+    int clen = snprintf(count, sizeof count, "%u", HASH_CNT(hh_conn, reg->connected)) + 1;
+    size_t len = 1 + (size_t)clen;
+    for (struct user *u = reg->connected; u != NULL; u = u->hh_conn.next)
+        len += strlen(u->name) + strlen(u->ip) + 2 + 6;     /* port: 5 digits, NUL */
+    struct listing *l = listing_new(len);
+    if (l == NULL)
+        return NULL;
+    char *out = l->data;
+    *out++ = 0;
+    memcpy(out, count, (size_t)clen);
+    out += clen;
+    for (struct user *u = reg->connected; u != NULL; u = u->hh_conn.next) {
+        size_t n = strlen(u->name) + 1;
+        memcpy(out, u->name, n);
+        out += n;
+        n = strlen(u->ip) + 1;
+        memcpy(out, u->ip, n);
+        out += n;
+        out += snprintf(out, 6, "%u", u->port) + 1;
+        if (is_loopback(u->ip))
+            l->has_loopback = true;
+    }
+    l->len = (size_t)(out - l->data);
+    return l;
+}
+
 enum reg_status registry_list_users(struct registry *reg, const char *user,
-                                    struct reply *out)
+                                    struct listing **out)
 {
     struct user *u;
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
     enum reg_status st = find_connected(reg, user, &u);
     if (!registry_journal(reg, OP("LIST_USERS", .user = user), st))
         st = REG_NO_MEMORY;
-    if (st == REG_OK) {
-        reply_add_uint(out, HASH_CNT(hh_conn, reg->connected));
-        for (u = reg->connected; u != NULL; u = u->hh_conn.next) {
-            reply_add_field(out, u->name);
-            reply_add_field(out, u->ip);
-            reply_add_uint(out, u->port);
-        }
-    }
-    pthread_mutex_unlock(&reg->lock);
+    if (st == REG_OK && reg->users_listing == NULL &&
+        (reg->users_listing = build_users(reg)) == NULL)
+        st = REG_NO_MEMORY;
+    if (st == REG_OK)
+        *out = listing_ref(reg->users_listing);
+    unlock(reg, H_LIST_USERS);
     return st;
 }
 
-enum reg_status registry_list_content(struct registry *reg, const char *user,
-                                      const char *target, struct reply *out)
+/*
+ * Encode t's LIST_CONTENT reply, or NULL.  Called without the lock while
+ * t->building is set: no one changes t's files meanwhile.
+ */
+static struct listing *build_content(const struct user *t, size_t path_bytes)
 {
-    struct user *u, *t;
-    pthread_mutex_lock(&reg->lock);
+    char count[24];
+    int clen = snprintf(count, sizeof count, "%u", HASH_COUNT(t->files)) + 1;
+    struct listing *l = listing_new(1 + (size_t)clen + path_bytes);
+    if (l == NULL)
+        return NULL;
+    char *out = l->data;
+    *out++ = 0;
+    memcpy(out, count, (size_t)clen);
+    out += clen;
+    for (const struct file *f = t->files; f != NULL; f = f->hh.next) {
+        size_t n = strlen(f->path) + 1;
+        memcpy(out, f->path, n);
+        out += n;
+    }
+    return l;
+}
+
+enum reg_status registry_list_content(struct registry *reg, const char *user,
+                                      const char *target, struct listing **out)
+{
+    struct user *u;
+    lock(reg);
+    /* The target first: waiting for its build releases the lock, and the
+     * requester's state is checked (and the outcome journaled) after any
+     * such wait. */
+    struct user *t = find_user_settled(reg, target, H_LIST_CONTENT);
     enum reg_status st = find_connected(reg, user, &u);
-    if (st == REG_OK && (t = find_user(reg, target)) == NULL)
+    if (st == REG_OK && t == NULL)
         st = REG_NO_TARGET;
     if (!registry_journal(reg, OP("LIST_CONTENT", .user = user, .target = target), st))
         st = REG_NO_MEMORY;
-    if (st == REG_OK) {
-        reply_add_uint(out, HASH_COUNT(t->files));
-        for (struct file *f = t->files; f != NULL; f = f->hh.next)
-            reply_add_field(out, f->path);
+    if (st == REG_OK && t->listing != NULL) {
+        *out = listing_ref(t->listing);
+        unlock(reg, H_LIST_CONTENT);
+        return st;
     }
-    pthread_mutex_unlock(&reg->lock);
-    return st;
+    if (st != REG_OK) {
+        unlock(reg, H_LIST_CONTENT);
+        return st;
+    }
+    /* Build it outside the lock; t's files stay as they are meanwhile. */
+    t->building = true;
+    size_t path_bytes = t->path_bytes;
+    unlock(reg, H_LIST_CONTENT);
+    struct listing *l = build_content(t, path_bytes);
+    lock(reg);
+    t->building = false;
+    if (l != NULL)
+        t->listing = listing_ref(l);
+    pthread_cond_broadcast(&reg->built);
+    unlock(reg, H_LIST_CONTENT);
+    if (l == NULL)
+        return REG_NO_MEMORY;
+    *out = l;
+    return REG_OK;
 }
 
 enum reg_status registry_restore_file(struct registry *reg, const char *user,
@@ -367,9 +658,10 @@ enum reg_status registry_restore_file(struct registry *reg, const char *user,
     f->description = desc;
 
     struct file *old = NULL;
+    struct listing *stale = NULL;
     bool add_failed = false;
-    pthread_mutex_lock(&reg->lock);
-    struct user *u = find_user(reg, user);
+    lock(reg);
+    struct user *u = find_user_settled(reg, user, H_RESTORE);
     enum reg_status st = u == NULL ? REG_NO_USER : REG_OK;
     if (u != NULL)
         HASH_FIND_STR(u->files, path, old);
@@ -377,12 +669,16 @@ enum reg_status registry_restore_file(struct registry *reg, const char *user,
         st = REG_PUBLISHED;
     if (st == REG_OK) {
         HASH_ADD_STR(u->files, path, f);
-        if (add_failed)
+        if (add_failed) {
             st = REG_NO_MEMORY;
-        else
+        } else {
             reg->nfiles++;
+            u->path_bytes += n;
+            stale = take(&u->listing);
+        }
     }
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_RESTORE);
+    listing_release(stale);
     if (st != REG_OK)
         file_free(f);
     return st;
@@ -390,7 +686,7 @@ enum reg_status registry_restore_file(struct registry *reg, const char *user,
 
 void registry_visit(struct registry *reg, const struct registry_visitor *v)
 {
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
     for (struct user *u = reg->users; u != NULL; u = u->hh.next) {
         v->user(v->ctx, u->name, u->connected ? u->ip : NULL, u->port);
         for (struct file *f = u->files; f != NULL; f = f->hh.next)
@@ -398,22 +694,22 @@ void registry_visit(struct registry *reg, const struct registry_visitor *v)
     }
     if (v->done != NULL)
         v->done(v->ctx);
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_VISIT);
 }
 
 size_t registry_user_count(struct registry *reg)
 {
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
     size_t n = HASH_COUNT(reg->users);
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_COUNT);
     return n;
 }
 
 size_t registry_file_count(struct registry *reg)
 {
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
     size_t n = reg->nfiles;
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_COUNT);
     return n;
 }
 
@@ -435,11 +731,11 @@ enum reg_status registry_endpoint(struct registry *reg, const char *user,
                                   struct reg_endpoint *out)
 {
     struct user *u;
-    pthread_mutex_lock(&reg->lock);
+    lock(reg);
     enum reg_status st = find_connected(reg, user, &u);
     if (st == REG_OK && !copy_endpoint(u, out))
         st = REG_NOT_CONNECTED;
-    pthread_mutex_unlock(&reg->lock);
+    unlock(reg, H_ENDPOINTS);
     return st;
 }
 
@@ -451,7 +747,7 @@ enum reg_status registry_endpoints(struct registry *reg,
     for (;;) {
         /* Allocate outside the lock; retry in the rare case that more users
          * connected between the count and the copy. */
-        pthread_mutex_lock(&reg->lock);
+        lock(reg);
         size_t want = HASH_CNT(hh_conn, reg->connected);
         n = 0;
         if (want <= cap)
@@ -459,7 +755,7 @@ enum reg_status registry_endpoints(struct registry *reg,
                  u = u->hh_conn.next)
                 if (copy_endpoint(u, &all[n]))
                     n++;
-        pthread_mutex_unlock(&reg->lock);
+        unlock(reg, H_ENDPOINTS);
         if (want <= cap)
             break;
         cap = want + want / 8 + 16;
@@ -478,7 +774,8 @@ enum reg_status registry_endpoints(struct registry *reg,
 enum reg_status registry_expire(struct registry *reg, const char *user,
                                 uint64_t session)
 {
-    pthread_mutex_lock(&reg->lock);
+    struct listing *stale = NULL;
+    lock(reg);
     struct user *u = find_user(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER
                        : !u->connected || u->session != session
@@ -489,8 +786,11 @@ enum reg_status registry_expire(struct registry *reg, const char *user,
         !registry_journal(reg, &(struct reg_op){.op = "DISCONNECT", .user = user,
                                                 .path = REG_EXPIRED_MARK}, st))
         st = REG_NO_MEMORY;
-    if (st == REG_OK)
+    if (st == REG_OK) {
         end_session(reg, u);
-    pthread_mutex_unlock(&reg->lock);
+        stale = take(&reg->users_listing);
+    }
+    unlock(reg, H_EXPIRE);
+    listing_release(stale);
     return st;
 }

@@ -4,17 +4,34 @@
  *
  * No I/O.  Users live in a hash table by name, connected users also in a
  * second table, and each user's files in a hash table by path, so every
- * operation costs O(1) plus the size of what it returns; there is no fixed
- * limit on users or files.
+ * operation costs O(1) plus the size of what it returns.  Limits: the
+ * quotas set with registry_set_quotas() (files per user, bytes of one
+ * user's listing); none on users.
  *
  * Lock discipline: one mutex per registry (`struct registry.lock`) guards
- * every table, every user and every file.  Each function below takes it on
- * entry and releases it before returning.  Under it the only call out is
- * the journal hook (registry_set_journal), which appends the operation to
- * the journal (journal.h: its own mutex is taken after this one, never
- * before); no other lock is taken under it.  List functions copy what they
- * return into the caller's reply while locked, so the caller sends it after
- * the lock is gone.
+ * every table, every user and every file, and the cached listings.  Each
+ * function below takes it on entry and releases it before returning.  Under
+ * it the only call out is the journal hook (registry_set_journal), which
+ * appends the operation to the journal (journal.h: its own mutex is taken
+ * after this one, never before); no other lock is taken under it.  Every
+ * operation holds it for O(1) work (a lookup, an insert, taking a
+ * reference) plus that journal append, with two exceptions: the
+ * connected-users listing is encoded under it, on the first LIST_USERS
+ * after a change, and registry_visit() holds it for the whole visit.
+ *
+ * Listings are encoded once and shared: LIST_CONTENT and LIST_USERS return
+ * a reference to an immutable, reference-counted `struct listing` holding
+ * the whole reply, which the caller sends straight from its buffer and
+ * then releases.  Every change that a listing shows drops it, under the
+ * lock and only once the journal has taken the operation (an operation
+ * the journal refuses is undone and drops nothing): CONNECT, DISCONNECT,
+ * an expiry and UNREGISTER of a connected user drop the connected-users
+ * listing; PUBLISH, DELETE, a restored file and UNREGISTER drop the user's.
+ * A user's listing is built on the first LIST_CONTENT after its files
+ * changed, outside the lock: while it is built the user's file table is
+ * frozen (PUBLISH, DELETE, UNREGISTER and registry_restore_file() of that
+ * user wait for the build on `struct registry.built`; nothing else does,
+ * and nothing else writes a file table).  The journal never reads listings.
  */
 #ifndef PEERDEX_REGISTRY_H
 #define PEERDEX_REGISTRY_H
@@ -23,8 +40,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "reply.h"
 
 enum reg_status {
     REG_OK,
@@ -35,8 +50,31 @@ enum reg_status {
     REG_PUBLISHED,          /* PUBLISH: this user already published it */
     REG_NOT_PUBLISHED,      /* DELETE: this user has not published it */
     REG_NO_TARGET,          /* LIST_CONTENT: target user does not exist */
-    REG_NO_MEMORY           /* allocation failed; nothing changed */
+    REG_NO_MEMORY,          /* allocation failed; nothing changed */
+    REG_QUOTA_FILES,        /* PUBLISH: the user has its quota of files */
+    REG_QUOTA_BYTES         /* PUBLISH: the user's listing would pass its quota */
+};  /* journaled as numbers: new ones go last */
+
+/*
+ * A whole list reply, encoded once: the result byte 0, then the fields,
+ * each NUL-terminated.  Immutable once published; freed by the release
+ * that drops its last reference.
+ */
+struct listing {
+    size_t refs;            /* atomic */
+    size_t len;             /* of data */
+    bool has_loopback;      /* LIST_USERS: some user's address is loopback */
+    char data[];
 };
+
+/* Drop one reference to l (NULL is fine); the last one frees it. */
+void listing_release(struct listing *l);
+
+/*
+ * A copy of users listing l (one reference, to be released) in which every
+ * loopback address is replaced by ip; NULL when out of memory.
+ */
+struct listing *listing_with_address(const struct listing *l, const char *ip);
 
 struct registry;
 
@@ -75,6 +113,14 @@ bool registry_journal(struct registry *reg, const struct reg_op *op,
  */
 void registry_set_datetime(const char *datetime);
 
+/*
+ * Files one user may have, and bytes its LIST_CONTENT reply may take
+ * (defaults: no limit).  Set before the registry is shared and after a
+ * restore: they bound new PUBLISHes (checked before the journal hook, which
+ * journals a refused one with its status), not what a journal replays.
+ */
+void registry_set_quotas(struct registry *reg, size_t files, size_t listing_bytes);
+
 enum reg_status registry_register(struct registry *reg, const char *user);
 enum reg_status registry_unregister(struct registry *reg, const char *user);
 enum reg_status registry_connect(struct registry *reg, const char *user,
@@ -86,15 +132,15 @@ enum reg_status registry_delete(struct registry *reg, const char *user,
                                 const char *path);
 
 /*
- * On REG_OK, append to `out` the count of connected users as decimal text,
- * then name, IP and port of each, as NUL-terminated fields.
+ * On REG_OK, *out is a reference to the LIST_USERS reply: the count of
+ * connected users as decimal text, then name, IP and port of each.
  */
 enum reg_status registry_list_users(struct registry *reg, const char *user,
-                                    struct reply *out);
+                                    struct listing **out);
 
-/* On REG_OK, append the count of target's files, then each path. */
+/* On REG_OK, *out is a reference to the reply: target's file count, then each path. */
 enum reg_status registry_list_content(struct registry *reg, const char *user,
-                                      const char *target, struct reply *out);
+                                      const char *target, struct listing **out);
 
 /*
  * Restore a file of user without an operation (loading a snapshot): the

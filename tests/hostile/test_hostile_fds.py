@@ -12,7 +12,7 @@ FDS = 64
 
 
 def test_out_of_descriptors_refuses_without_spinning_and_recovers(limited_server, sockets):
-    srv = limited_server(FDS, "-t", "30", "-c", "1000")
+    srv = limited_server(FDS, "-t", "30", "-c", "1000", "-i", "1000")
     fds0, threads0 = open_fds(srv.pid), proc_stat(srv.pid)[1]
     assert harness.code(srv.port, "REGISTER", "alice") == 0
 

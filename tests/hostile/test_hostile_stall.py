@@ -16,7 +16,7 @@ TIMEOUT = 2
 def test_stalled_half_requests_are_dropped_at_the_deadline(make_server, nofile, sockets):
     n = scaled(1000, 50)
     nofile(n + 256)                 # the server inherits the raised limit too
-    srv = make_server("-t", str(TIMEOUT), "-c", "2000")
+    srv = make_server("-t", str(TIMEOUT), "-c", "2000", "-i", "2000")
     fds0, threads0 = open_fds(srv.pid), proc_stat(srv.pid)[1]
 
     half = harness.encode("REGISTER", harness.DATETIME)

@@ -236,7 +236,7 @@ def test_connection_threads_are_reused_then_retire(server):
 def test_kept_threads_stay_bounded_after_a_burst(make_server):
     """A burst of 200 simultaneous stalled connections needs 200 threads;
     afterwards at most 64 wait for reuse, and none after the idle time."""
-    srv = make_server("-t", "1")
+    srv = make_server("-t", "1", "-i", "1000")   # all from one address
     pid = srv.proc.pid
     start = threads_of(pid)
     socks = [socket.create_connection(srv.addr) for _ in range(200)]

@@ -27,13 +27,30 @@ def test_help_prints_usage_and_exits_0():
 @pytest.mark.parametrize("args", [
     [], ["-x"], ["-p", "abc"], ["-p", "70000"], ["-p", "-1"], ["-p"],
     ["-p", "0", "-c", "0"], ["-p", "0", "-c", "many"], ["-p", "0", "-t", "0"],
-    ["-p", "0", "-t", "soon"], ["-p", "0", "extra"],
+    ["-p", "0", "-t", "soon"], ["-p", "0", "extra"], ["-p", "0", "-i", "-1"],
+    ["-p", "0", "-f", "-5"], ["-p", "0", "-b", "10k"], ["-p", "+80"], ["-p", " 80"],
 ])
 def test_bad_flags_exit_2_with_usage(args):
     """Bad command lines exit 2 with a usage line on stderr."""
     r = run(*args)
     assert r.returncode == 2
     assert "usage:" in r.stderr
+
+
+def test_help_lists_every_flag_and_variable():
+    """-h and --help name each option and environment variable with its default."""
+    for flag in ("-h", "--help"):
+        out = run(flag).stdout
+        for word in ("-p PORT", "-c N", "-t SECS", "-i N", "-f N", "-b BYTES",
+                     "LOG_RPC_IP", "LOG_RPC_PORT", "LOG_QUEUE_MAX", "(default 64)"):
+            assert word in out, (flag, word)
+
+
+def test_bad_environment_variable_is_named():
+    """A malformed LOG_* variable stops the server with its name (status 1)."""
+    r = subprocess.run([SERVER, "-p", "0"], capture_output=True, text=True, timeout=10,
+                       env=dict(os.environ, LOG_QUEUE_MAX="lots"))
+    assert r.returncode == 1 and "bad LOG_QUEUE_MAX 'lots'" in r.stderr
 
 
 def test_port_in_use_is_a_clear_error(server):

@@ -252,8 +252,8 @@ END_TEST
 
 struct hooked {
     int n;
-    char ops[16][16];
-    enum reg_status st[16];
+    char ops[32][16];
+    enum reg_status st[32];
     bool fail;
 };
 
@@ -300,6 +300,79 @@ START_TEST(failing_hook_undoes)
     ck_assert_uint_eq(registry_file_count(reg), 0);
     ck_assert_int_eq(registry_connect(reg, "a", "127.0.0.1", 5), REG_CONNECTED);
     ck_assert_int_eq(registry_register(reg, "b"), REG_OK);
+    registry_free(reg);
+}
+END_TEST
+
+/* The fields of a list reply as one string, "|"-separated ("" on a refusal). */
+static void listed(struct registry *reg, const char *target, char *out, size_t outsz)
+{
+    struct listing *l;
+    enum reg_status st = target != NULL ? registry_list_content(reg, "a", target, &l)
+                                        : registry_list_users(reg, "a", &l);
+    out[0] = '\0';
+    if (st != REG_OK)
+        return;
+    for (size_t i = 1; i < l->len; i += strlen(l->data + i) + 1) {
+        strncat(out, l->data + i, outsz - strlen(out) - 1);
+        strncat(out, "|", outsz - strlen(out) - 1);
+    }
+    listing_release(l);
+}
+
+/* Cached listings follow every journaled change and no undone one: a
+ * refused journal leaves them as they were, a quota refusal is journaled
+ * with its status, an expiry and a restored file show at once. */
+START_TEST(listings_follow_journal)
+{
+    struct registry *reg = registry_new();
+    struct hooked h = {0};
+    char got[256];
+    registry_set_journal(reg, hook, &h);
+    registry_set_quotas(reg, 1, 1024);
+    ck_assert_int_eq(registry_register(reg, "a"), REG_OK);
+    ck_assert_int_eq(registry_connect(reg, "a", "10.0.0.1", 5), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "a", "/f", "d"), REG_OK);
+    listed(reg, "a", got, sizeof got);
+    ck_assert_str_eq(got, "1|/f|");
+    int n = h.n;
+    ck_assert_int_eq(registry_publish(reg, "a", "/g", "d"), REG_QUOTA_FILES);
+    ck_assert_int_eq(h.n, n + 1);
+    ck_assert_str_eq(h.ops[n], "PUBLISH");
+    ck_assert_int_eq(h.st[n], REG_QUOTA_FILES);
+
+    h.fail = true;      /* refused by the journal: undone, listings unchanged */
+    ck_assert_int_eq(registry_delete(reg, "a", "/f"), REG_NO_MEMORY);
+    ck_assert_int_eq(registry_disconnect(reg, "a"), REG_NO_MEMORY);
+    h.fail = false;
+    listed(reg, "a", got, sizeof got);
+    ck_assert_str_eq(got, "1|/f|");
+    ck_assert_int_eq(registry_delete(reg, "a", "/f"), REG_OK);
+    listed(reg, "a", got, sizeof got);
+    ck_assert_str_eq(got, "0|");
+    h.fail = true;
+    ck_assert_int_eq(registry_publish(reg, "a", "/g", "d"), REG_NO_MEMORY);
+    h.fail = false;
+    listed(reg, "a", got, sizeof got);
+    ck_assert_str_eq(got, "0|");
+    ck_assert_int_eq(registry_restore_file(reg, "a", "/r", "d"), REG_OK);
+    listed(reg, "a", got, sizeof got);
+    ck_assert_str_eq(got, "1|/r|");
+
+    ck_assert_int_eq(registry_register(reg, "b"), REG_OK);
+    h.fail = true;
+    ck_assert_int_eq(registry_connect(reg, "b", "10.0.0.2", 6), REG_NO_MEMORY);
+    h.fail = false;
+    listed(reg, NULL, got, sizeof got);
+    ck_assert_str_eq(got, "1|a|10.0.0.1|5|");
+    ck_assert_int_eq(registry_connect(reg, "b", "10.0.0.2", 6), REG_OK);
+    listed(reg, NULL, got, sizeof got);
+    ck_assert(strstr(got, "b|10.0.0.2|6|") != NULL);
+    struct reg_endpoint e;
+    ck_assert_int_eq(registry_endpoint(reg, "b", &e), REG_OK);
+    ck_assert_int_eq(registry_expire(reg, "b", e.session), REG_OK);
+    listed(reg, NULL, got, sizeof got);
+    ck_assert_str_eq(got, "1|a|10.0.0.1|5|");
     registry_free(reg);
 }
 END_TEST
@@ -430,6 +503,7 @@ int main(void)
     tcase_add_test(tc, reader_across_segments);
     tcase_add_test(tc, hook_sees_refused_ops_too);
     tcase_add_test(tc, failing_hook_undoes);
+    tcase_add_test(tc, listings_follow_journal);
     tcase_add_test(tc, snapshot_round_trip);
     tcase_add_test(tc, expiry_journaled_and_replayed);
     suite_add_tcase(s, tc);

@@ -29,6 +29,35 @@ static void assert_bytes(const struct reply *r, const char *want, size_t n)
     ck_assert_int_eq(memcmp(r->data, want, n), 0);
 }
 
+/* Append a listing's fields (not its result byte) to r, then release it. */
+static void append_listing(struct listing *l, struct reply *r)
+{
+    ck_assert_int_eq(l->data[0], 0);
+    for (size_t off = 1; off < l->len; off += strlen(l->data + off) + 1)
+        reply_add_field(r, l->data + off);
+    listing_release(l);
+}
+
+/* registry_list_users(), its fields appended to r as the tests read them. */
+static enum reg_status list_users(const char *user, struct reply *r)
+{
+    struct listing *l;
+    enum reg_status st = registry_list_users(reg, user, &l);
+    if (st == REG_OK)
+        append_listing(l, r);
+    return st;
+}
+
+/* registry_list_content(), its fields appended to r. */
+static enum reg_status list_content(const char *user, const char *target, struct reply *r)
+{
+    struct listing *l;
+    enum reg_status st = registry_list_content(reg, user, target, &l);
+    if (st == REG_OK)
+        append_listing(l, r);
+    return st;
+}
+
 START_TEST(register_and_unregister)
 {
     ck_assert_int_eq(registry_register(reg, "alice"), REG_OK);
@@ -96,13 +125,13 @@ START_TEST(unregister_drops_files_and_connection)
 
     struct reply r;
     reply_init(&r);
-    ck_assert_int_eq(registry_list_users(reg, "bob", &r), REG_OK);
+    ck_assert_int_eq(list_users("bob", &r), REG_OK);
     assert_bytes(&r, "1\0bob\0" "10.0.0.1\0" "2\0", 17);
     reply_free(&r);
 
     ck_assert_int_eq(registry_register(reg, "alice"), REG_OK);
     reply_init(&r);
-    ck_assert_int_eq(registry_list_content(reg, "bob", "alice", &r), REG_OK);
+    ck_assert_int_eq(list_content("bob", "alice", &r), REG_OK);
     assert_bytes(&r, "0\0", 2);
     reply_free(&r);
 }
@@ -117,12 +146,12 @@ START_TEST(disconnect_keeps_files_reconnect_updates_address)
 
     struct reply r;
     reply_init(&r);
-    ck_assert_int_eq(registry_list_content(reg, "bob", "alice", &r), REG_OK);
+    ck_assert_int_eq(list_content("bob", "alice", &r), REG_OK);
     assert_bytes(&r, "1\0/a\0", 5);
     reply_reset(&r);
     ck_assert_int_eq(registry_connect(reg, "alice", "192.168.1.9", 5555), REG_OK);
     ck_assert_int_eq(registry_disconnect(reg, "bob"), REG_OK);
-    ck_assert_int_eq(registry_list_users(reg, "alice", &r), REG_OK);
+    ck_assert_int_eq(list_users("alice", &r), REG_OK);
     assert_bytes(&r, "1\0alice\0" "192.168.1.9\0" "5555\0", 25);
     reply_free(&r);
 }
@@ -132,15 +161,15 @@ START_TEST(list_statuses)
 {
     struct reply r;
     reply_init(&r);
-    ck_assert_int_eq(registry_list_users(reg, "ghost", &r), REG_NO_USER);
-    ck_assert_int_eq(registry_list_content(reg, "ghost", "x", &r), REG_NO_USER);
+    ck_assert_int_eq(list_users("ghost", &r), REG_NO_USER);
+    ck_assert_int_eq(list_content("ghost", "x", &r), REG_NO_USER);
     ck_assert_int_eq(registry_register(reg, "alice"), REG_OK);
-    ck_assert_int_eq(registry_list_users(reg, "alice", &r), REG_NOT_CONNECTED);
-    ck_assert_int_eq(registry_list_content(reg, "alice", "alice", &r), REG_NOT_CONNECTED);
+    ck_assert_int_eq(list_users("alice", &r), REG_NOT_CONNECTED);
+    ck_assert_int_eq(list_content("alice", "alice", &r), REG_NOT_CONNECTED);
     ck_assert_int_eq(registry_connect(reg, "alice", "1.1.1.1", 1), REG_OK);
-    ck_assert_int_eq(registry_list_content(reg, "alice", "ghost", &r), REG_NO_TARGET);
+    ck_assert_int_eq(list_content("alice", "ghost", &r), REG_NO_TARGET);
     ck_assert_uint_eq(r.len, 0);        /* nothing appended on failure */
-    ck_assert_int_eq(registry_list_content(reg, "alice", "alice", &r), REG_OK);
+    ck_assert_int_eq(list_content("alice", "alice", &r), REG_OK);
     assert_bytes(&r, "0\0", 2);
     reply_free(&r);
 }
@@ -165,11 +194,11 @@ START_TEST(many_users_and_files)
 
     struct reply r;
     reply_init(&r);
-    ck_assert_int_eq(registry_list_users(reg, "user00000", &r), REG_OK);
+    ck_assert_int_eq(list_users("user00000", &r), REG_OK);
     ck_assert_str_eq(r.data, "5000");
     ck_assert(!r.failed);
     reply_reset(&r);
-    ck_assert_int_eq(registry_list_content(reg, "user00000", "user19996", &r), REG_OK);
+    ck_assert_int_eq(list_content("user00000", "user19996", &r), REG_OK);
     ck_assert_str_eq(r.data, "20");
     reply_free(&r);
 
@@ -202,7 +231,7 @@ static void *worker_main(void *arg)
         ck_assert_int_eq(registry_delete(reg, name, "/f0"), REG_OK);
         struct reply r;
         reply_init(&r);
-        ck_assert_int_eq(registry_list_users(reg, name, &r), REG_OK);
+        ck_assert_int_eq(list_users(name, &r), REG_OK);
         reply_free(&r);
         if (i % 2)
             ck_assert_int_eq(registry_disconnect(reg, name), REG_OK);
@@ -230,7 +259,7 @@ START_TEST(concurrent_threads_keep_a_consistent_state)
 
     struct reply r;
     reply_init(&r);
-    ck_assert_int_eq(registry_list_users(reg, "t0_u0", &r), REG_OK);
+    ck_assert_int_eq(list_users("t0_u0", &r), REG_OK);
     ck_assert_str_eq(r.data, "400");        /* the even-numbered users */
     reply_free(&r);
 }
@@ -273,7 +302,7 @@ START_TEST(listings_are_exact_sets)
     struct reply r;
     const char *f[16];
     reply_init(&r);
-    ck_assert_int_eq(registry_list_users(reg, "alice", &r), REG_OK);
+    ck_assert_int_eq(list_users("alice", &r), REG_OK);
     ck_assert_uint_eq(split(&r, f, 16), 7);
     ck_assert_str_eq(f[0], "2");
     int a = strcmp(f[1], "alice") == 0 ? 1 : 4, b = a == 1 ? 4 : 1;
@@ -285,7 +314,7 @@ START_TEST(listings_are_exact_sets)
     ck_assert_uint_eq(r.len, 2 + 6 + 9 + 5 + 4 + 9 + 5);
 
     reply_reset(&r);
-    ck_assert_int_eq(registry_list_content(reg, "alice", "bob", &r), REG_OK);
+    ck_assert_int_eq(list_content("alice", "bob", &r), REG_OK);
     ck_assert_uint_eq(split(&r, f, 16), 3);
     ck_assert_str_eq(f[0], "2");
     ck_assert((strcmp(f[1], "/x/1") == 0 && strcmp(f[2], "/x/3") == 0) ||
@@ -295,7 +324,7 @@ START_TEST(listings_are_exact_sets)
     /* An offline target can be listed; a listing appends to what is there. */
     reply_reset(&r);
     reply_add_byte(&r, 0);
-    ck_assert_int_eq(registry_list_content(reg, "bob", "carol", &r), REG_OK);
+    ck_assert_int_eq(list_content("bob", "carol", &r), REG_OK);
     ck_assert_uint_eq(r.len, 3);
     ck_assert_int_eq(memcmp(r.data, "\0" "0\0", 3), 0);
     reply_free(&r);
@@ -316,12 +345,12 @@ START_TEST(reregistered_user_starts_fresh)
 
     struct reply r;
     reply_init(&r);
-    ck_assert_int_eq(registry_list_content(reg, "bob", "alice", &r), REG_NO_TARGET);
+    ck_assert_int_eq(list_content("bob", "alice", &r), REG_NO_TARGET);
     ck_assert_uint_eq(r.len, 0);
-    ck_assert_int_eq(registry_list_users(reg, "alice", &r), REG_NO_USER);
+    ck_assert_int_eq(list_users("alice", &r), REG_NO_USER);
 
     ck_assert_int_eq(registry_register(reg, "alice"), REG_OK);
-    ck_assert_int_eq(registry_list_users(reg, "alice", &r), REG_NOT_CONNECTED);
+    ck_assert_int_eq(list_users("alice", &r), REG_NOT_CONNECTED);
     ck_assert_int_eq(registry_disconnect(reg, "alice"), REG_NOT_CONNECTED);
     ck_assert_int_eq(registry_connect(reg, "alice", "10.0.0.2", 7), REG_OK);
     ck_assert_int_eq(registry_delete(reg, "alice", "/a"), REG_NOT_PUBLISHED);
@@ -339,7 +368,7 @@ START_TEST(status_precedence)
     struct reply r;
     reply_init(&r);
     /* Not connected wins over "no target". */
-    ck_assert_int_eq(registry_list_content(reg, "alice", "ghost", &r), REG_NOT_CONNECTED);
+    ck_assert_int_eq(list_content("alice", "ghost", &r), REG_NOT_CONNECTED);
     /* After disconnect, a published file still answers "not connected". */
     ck_assert_int_eq(registry_connect(reg, "alice", "1.1.1.1", 1), REG_OK);
     ck_assert_int_eq(registry_publish(reg, "alice", "/f", "d"), REG_OK);
@@ -377,7 +406,7 @@ static void *contend_main(void *arg)
     snprintf(name, sizeof name, "common%d", (id * 25) % SHARED_NAMES);
     struct reply r;
     reply_init(&r);
-    enum reg_status st = registry_list_users(reg, name, &r);
+    enum reg_status st = list_users(name, &r);
     if (st == REG_OK) {
         long count = strtol(r.data, NULL, 10);
         ck_assert(count >= 1 && count <= SHARED_NAMES);
@@ -406,9 +435,116 @@ START_TEST(concurrent_overlapping_names)
 
     struct reply r;
     reply_init(&r);
-    ck_assert_int_eq(registry_list_users(reg, "common7", &r), REG_OK);
+    ck_assert_int_eq(list_users("common7", &r), REG_OK);
     ck_assert_str_eq(r.data, "200");
     reply_free(&r);
+}
+END_TEST
+
+/* One encoded listing is shared by every reader until the files change. */
+START_TEST(listing_is_shared_until_a_change)
+{
+    online("alice", 4000);
+    ck_assert_int_eq(registry_publish(reg, "alice", "/a", ""), REG_OK);
+    struct listing *l1, *l2, *l3;
+    ck_assert_int_eq(registry_list_content(reg, "alice", "alice", &l1), REG_OK);
+    ck_assert_int_eq(registry_list_content(reg, "alice", "alice", &l2), REG_OK);
+    ck_assert_ptr_eq(l1, l2);
+    ck_assert_uint_eq(l1->len, 1 + 2 + 3);
+    ck_assert_int_eq(memcmp(l1->data, "\0" "1\0/a\0", 6), 0);
+    ck_assert_int_eq(registry_publish(reg, "alice", "/b", ""), REG_OK);
+    ck_assert_int_eq(registry_list_content(reg, "alice", "alice", &l3), REG_OK);
+    ck_assert_ptr_ne(l3, l1);
+    ck_assert_int_eq(l3->data[1], '2');
+    ck_assert_int_eq(memcmp(l1->data, "\0" "1\0/a\0", 6), 0);  /* the old one intact */
+    listing_release(l1);
+    listing_release(l2);
+    listing_release(l3);
+
+    struct listing *u1, *u2;
+    ck_assert_int_eq(registry_list_users(reg, "alice", &u1), REG_OK);
+    ck_assert_int_eq(registry_list_users(reg, "alice", &u2), REG_OK);
+    ck_assert_ptr_eq(u1, u2);
+    ck_assert(!u1->has_loopback);
+    listing_release(u1);
+    listing_release(u2);
+}
+END_TEST
+
+/* PUBLISH past either quota is refused and changes nothing. */
+START_TEST(quotas_refuse_publish)
+{
+    registry_set_quotas(reg, 2, 1 + 21 + 3 + 3);   /* "/a" and "/b" fit */
+    online("alice", 4000);
+    ck_assert_int_eq(registry_publish(reg, "alice", "/a", ""), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "alice", "/bcd", ""), REG_QUOTA_BYTES);
+    ck_assert_int_eq(registry_publish(reg, "alice", "/b", ""), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "alice", "/c", ""), REG_QUOTA_FILES);
+    ck_assert_uint_eq(registry_file_count(reg), 2);
+    ck_assert_int_eq(registry_delete(reg, "alice", "/a"), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "alice", "/c", ""), REG_OK);
+}
+END_TEST
+
+/* Loopback addresses in a users listing can be replaced by another one. */
+START_TEST(users_listing_with_address)
+{
+    ck_assert_int_eq(registry_register(reg, "a"), REG_OK);
+    ck_assert_int_eq(registry_connect(reg, "a", "127.0.0.1", 7), REG_OK);
+    struct listing *l;
+    ck_assert_int_eq(registry_list_users(reg, "a", &l), REG_OK);
+    ck_assert(l->has_loopback);
+    struct listing *c = listing_with_address(l, "192.0.2.10");
+    ck_assert_uint_eq(c->len, 1 + 2 + 2 + 11 + 2);
+    ck_assert_int_eq(memcmp(c->data, "\0" "1\0a\0" "192.0.2.10\0" "7\0", c->len), 0);
+    listing_release(c);
+    listing_release(l);
+}
+END_TEST
+
+/* Readers of a changing listing while it is built outside the lock. */
+static void *churn_files(void *arg)
+{
+    (void)arg;
+    char path[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(path, sizeof path, "/churn/%d", i % 50);
+        if (registry_publish(reg, "big", path, "") != REG_OK)
+            ck_assert_int_eq(registry_delete(reg, "big", path), REG_OK);
+    }
+    return NULL;
+}
+
+static void *read_listings(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        struct listing *l;
+        ck_assert_int_eq(registry_list_content(reg, "reader", "big", &l), REG_OK);
+        size_t fields = 0;
+        for (size_t off = 1; off < l->len; off += strlen(l->data + off) + 1)
+            fields++;
+        ck_assert_uint_eq(fields, strtoul(l->data + 1, NULL, 10) + 1);
+        listing_release(l);
+    }
+    return NULL;
+}
+
+START_TEST(listings_stay_whole_while_files_change)
+{
+    char path[32];
+    online("big", 1);
+    online("reader", 2);
+    for (int i = 0; i < 500; i++) {
+        snprintf(path, sizeof path, "/base/%d", i);
+        ck_assert_int_eq(registry_publish(reg, "big", path, ""), REG_OK);
+    }
+    pthread_t tid[4];
+    ck_assert_int_eq(pthread_create(&tid[0], NULL, churn_files, NULL), 0);
+    for (int t = 1; t < 4; t++)
+        ck_assert_int_eq(pthread_create(&tid[t], NULL, read_listings, NULL), 0);
+    for (int t = 0; t < 4; t++)
+        pthread_join(tid[t], NULL);
 }
 END_TEST
 
@@ -432,6 +568,10 @@ int main(void)
     tcase_add_test(tc, reregistered_user_starts_fresh);
     tcase_add_test(tc, status_precedence);
     tcase_add_test(tc, concurrent_overlapping_names);
+    tcase_add_test(tc, listing_is_shared_until_a_change);
+    tcase_add_test(tc, quotas_refuse_publish);
+    tcase_add_test(tc, users_listing_with_address);
+    tcase_add_test(tc, listings_stay_whole_while_files_change);
     suite_add_tcase(s, tc);
 
     return run_suite(s);

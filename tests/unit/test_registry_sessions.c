@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "registry.h"
-#include "reply.h"
 #include "unit.h"
 
 static struct registry *reg;
@@ -17,14 +16,14 @@ static void teardown(void) { registry_free(reg); }
 /* Whether LIST_USERS (asked by `asker`) names `user`. */
 static int is_listed(const char *asker, const char *user)
 {
-    struct reply r;
-    reply_init(&r);
-    ck_assert_int_eq(registry_list_users(reg, asker, &r), REG_OK);
+    struct listing *l;
+    ck_assert_int_eq(registry_list_users(reg, asker, &l), REG_OK);
+    ck_assert_int_eq(l->data[0], 0);
     int found = 0;
-    for (size_t i = 0; i < r.len; i += strlen(r.data + i) + 1)
-        if (strcmp(r.data + i, user) == 0)
+    for (size_t i = 1; i < l->len; i += strlen(l->data + i) + 1)
+        if (strcmp(l->data + i, user) == 0)
             found = 1;
-    reply_free(&r);
+    listing_release(l);
     return found;
 }
 
