@@ -42,7 +42,8 @@ def test_help_lists_every_flag_and_variable():
     for flag in ("-h", "--help"):
         out = run(flag).stdout
         for word in ("-p PORT", "-c N", "-t SECS", "-i N", "-f N", "-b BYTES",
-                     "LOG_RPC_IP", "LOG_RPC_PORT", "LOG_QUEUE_MAX", "(default 64)"):
+                     "-L SECS", "-N N", "-k FILE", "-d DIR", "-S MODE", "-D",
+                     "LOG_RPC_IP", "LOG_RPC_PORT", "LOG_QUEUE_MAX", "(default 1024)"):
             assert word in out, (flag, word)
 
 
