@@ -47,6 +47,15 @@ def run_script(port, lines, *args, timeout=30):
     return r.returncode, r.stdout.decode().splitlines(), r.stderr.decode()
 
 
+def start_connected(clients, port, user):
+    """A real client (started through the clients fixture), REGISTERed and
+    CONNECTed as user."""
+    c = clients(port)
+    c.do("REGISTER " + user, "c> REGISTER OK")
+    c.do("CONNECT " + user, "c> CONNECT OK")
+    return c
+
+
 @pytest.fixture
 def clients():
     """Start real clients; every one is stopped by PID afterwards (the

@@ -4,6 +4,8 @@ result codes (or never answers), and a peer that prepends bytes or stalls."""
 import socket
 import threading
 
+import harness
+
 # Fields per request, operation name and date-time included.
 FIELDS = {"REGISTER": 3, "UNREGISTER": 3, "CONNECT": 4, "DISCONNECT": 3, "PUBLISH": 5,
           "DELETE": 4, "LIST_USERS": 3, "LIST_CONTENT": 4}
@@ -50,6 +52,30 @@ def read_request(conn, need):
         ends = data.count(b"\0")
         if ends >= 1 and ends >= need(data.split(b"\0")[0].decode("utf-8", "replace")):
             return data
+
+
+class ScriptedPeer(Listener):
+    """A peer that reads each GET_FILE request and then does `behave(conn)`."""
+
+    def __init__(self, behave):
+        self.behave = behave
+        super().__init__(backlog=8)
+
+    def serve(self, conn):
+        with conn:
+            read_request(conn, lambda op: 2)
+            try:
+                self.behave(conn)
+            except OSError:
+                pass
+
+
+def registered_peer(server_port, user, behave):
+    """A ScriptedPeer, REGISTERed and CONNECTed as user on the index server."""
+    peer = ScriptedPeer(behave)
+    assert harness.code(server_port, "REGISTER", user) == 0
+    assert harness.code(server_port, "CONNECT", user, str(peer.port)) == 0
+    return peer
 
 
 class StubServer(Listener):

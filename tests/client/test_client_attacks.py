@@ -13,8 +13,8 @@ import time
 import pytest
 
 import harness
-from client_lib import CLIENT
-from stubs import Listener, read_request
+from client_lib import CLIENT, start_connected
+from stubs import Listener, read_request, registered_peer
 
 
 def peer_addr(server, user):
@@ -182,22 +182,6 @@ def test_thread_start_failure_keeps_the_peer_server_alive(alice):
 
 # --- 3. hostile peers and index servers against the downloader ----------------
 
-class EvilPeer(Listener):
-    """A peer that reads one GET_FILE request and then does `behave(conn)`."""
-
-    def __init__(self, behave):
-        self.behave = behave
-        super().__init__(backlog=8)
-
-    def serve(self, conn):
-        with conn:
-            read_request(conn, lambda op: 2)
-            try:
-                self.behave(conn)
-            except OSError:
-                pass
-
-
 def trickle(head, byte=b"x", every=0.5, count=60):
     def behave(conn):
         conn.sendall(head)
@@ -213,10 +197,8 @@ def evil(server):
     peers = []
 
     def start(behave, name="evil"):
-        p = EvilPeer(behave)
+        p = registered_peer(server.port, name, behave)
         peers.append(p)
-        assert harness.code(server.port, "REGISTER", name) == 0
-        assert harness.code(server.port, "CONNECT", name, str(p.port)) == 0
         return p
 
     yield start
@@ -226,10 +208,7 @@ def evil(server):
 
 @pytest.fixture
 def bob(server, clients):
-    c = clients(server.port)
-    c.do("REGISTER bob", "c> REGISTER OK")
-    c.do("CONNECT bob", "c> CONNECT OK")
-    return c
+    return start_connected(clients, server.port, "bob")
 
 
 def assert_failed_cleanly(c, target, reason):
