@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import harness
 
 CLIENT = os.path.join(harness.ROOT, "client", "client.py")
@@ -43,3 +45,33 @@ def run_script(port, lines, *args, timeout=30):
                        input="".join(l + "\n" for l in lines).encode(),
                        capture_output=True, timeout=timeout)
     return r.returncode, r.stdout.decode().splitlines(), r.stderr.decode()
+
+
+def start_connected(clients, port, user):
+    """A real client (started through the clients fixture), REGISTERed and
+    CONNECTed as user."""
+    c = clients(port)
+    c.do("REGISTER " + user, "c> REGISTER OK")
+    c.do("CONNECT " + user, "c> CONNECT OK")
+    return c
+
+
+@pytest.fixture
+def clients():
+    """Start real clients; every one is stopped by PID afterwards (the
+    fixture of tests/client and tests/liveness, imported by their conftest)."""
+    started = []
+
+    def start(port, *args):
+        c = ClientProc(port, *args)
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        if c.proc.poll() is None:
+            try:
+                c.proc.stdin.close()
+            except OSError:
+                pass
+        c.stop()

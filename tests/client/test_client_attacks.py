@@ -8,13 +8,13 @@ import resource
 import socket
 import stat
 import subprocess
-import threading
 import time
 
 import pytest
 
 import harness
-from client_lib import CLIENT
+from client_lib import CLIENT, start_connected
+from stubs import Listener, read_request, registered_peer
 
 
 def peer_addr(server, user):
@@ -182,39 +182,6 @@ def test_thread_start_failure_keeps_the_peer_server_alive(alice):
 
 # --- 3. hostile peers and index servers against the downloader ----------------
 
-class EvilPeer:
-    """A peer that reads one GET_FILE request and then does `behave(conn)`."""
-
-    def __init__(self, behave):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.behave = behave
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while data.count(b"\0") < 2:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                try:
-                    self.behave(conn)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.sock.close()
-
-
 def trickle(head, byte=b"x", every=0.5, count=60):
     def behave(conn):
         conn.sendall(head)
@@ -230,10 +197,8 @@ def evil(server):
     peers = []
 
     def start(behave, name="evil"):
-        p = EvilPeer(behave)
+        p = registered_peer(server.port, name, behave)
         peers.append(p)
-        assert harness.code(server.port, "REGISTER", name) == 0
-        assert harness.code(server.port, "CONNECT", name, str(p.port)) == 0
         return p
 
     yield start
@@ -243,10 +208,7 @@ def evil(server):
 
 @pytest.fixture
 def bob(server, clients):
-    c = clients(server.port)
-    c.do("REGISTER bob", "c> REGISTER OK")
-    c.do("CONNECT bob", "c> CONNECT OK")
-    return c
+    return start_connected(clients, server.port, "bob")
 
 
 def assert_failed_cleanly(c, target, reason):
@@ -278,39 +240,24 @@ def test_evil_peer_gives_a_fail_line(evil, bob, tmp_path, behave, reason):
     assert_failed_cleanly(bob, target, reason)
 
 
-class EvilIndex:
+class EvilIndex(Listener):
     """A stand-in index server that answers every request 0, and LIST_USERS
     with one user `evil` at the given IP and port text."""
 
     def __init__(self, ip, port):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.users = harness.encode("1", "evil", ip, port)
-        threading.Thread(target=self._loop, daemon=True).start()
+        super().__init__()
 
-    def _loop(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                data = b""
-                while data.count(b"\0") < 3:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                op = data.split(b"\0")[0]
-                if op == b"LIST_USERS":
-                    conn.sendall(b"\x00" + self.users)
-                elif op == b"LIST_CONTENT":
-                    conn.sendall(b"\x000\x00")
-                else:
-                    conn.sendall(b"\x00")
+    def serve(self, conn):
+        with conn:
+            conn.settimeout(5)
+            op = read_request(conn, lambda op: 3).split(b"\0")[0]
+            if op == b"LIST_USERS":
+                conn.sendall(b"\x00" + self.users)
+            elif op == b"LIST_CONTENT":
+                conn.sendall(b"\x000\x00")
+            else:
+                conn.sendall(b"\x00")
 
 
 @pytest.mark.parametrize("ip,port,reason", [

@@ -10,7 +10,7 @@ import pytest
 
 import harness
 from client_lib import CLIENT
-from stubs import StubServer, ascii_answers
+from stubs import StubServer, ascii_answers, registered_peer
 
 
 def run(port, lines, *args, env=None, cwd=None, host="127.0.0.1", timeout=30):
@@ -200,20 +200,8 @@ def test_host_name_server(server):
 
 def test_peer_that_prepends_bytes_gives_fail_and_no_file(server, tmp_path):
     """A peer whose reply starts with stray bytes: FAIL with a reason, no file."""
-    peer = socket.socket()
-    peer.bind(("127.0.0.1", 0))
-    peer.listen(4)
-    assert harness.code(server.port, "REGISTER", "odd") == 0
-    assert harness.code(server.port, "CONNECT", "odd", str(peer.getsockname()[1])) == 0
-
-    def serve():
-        conn, _ = peer.accept()
-        with conn:
-            conn.recv(4096)
-            conn.sendall(b"HTTP/1.0 200 OK\r\n\x005\x00hello")
-    import threading
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
+    peer = registered_peer(server.port, "odd",
+                           lambda conn: conn.sendall(b"HTTP/1.0 200 OK\r\n\x005\x00hello"))
     status, out, err = run(server.port, ["REGISTER dl2", "CONNECT dl2",
                                          "GET_FILE odd /f.txt %s/f.txt" % tmp_path])
     peer.close()

@@ -2,7 +2,6 @@
 import os
 import re
 import signal
-import socket
 import threading
 import time
 import urllib.error
@@ -13,6 +12,7 @@ import pytest
 
 import harness
 from client_lib import run_script
+from stubs import StubServer
 
 SERVICE = os.path.join(harness.ROOT, "client", "timeservice.py")
 DT_RX = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}$")
@@ -57,41 +57,9 @@ def test_unknown_path_is_404(service):
     assert e.value.code == 404
 
 
-# Fields per request, to know when a recorded request is whole.
-FIELDS = {"REGISTER": 3, "UNREGISTER": 3, "CONNECT": 4, "DISCONNECT": 3, "PUBLISH": 5,
-          "DELETE": 4, "LIST_USERS": 3, "LIST_CONTENT": 4}
-
-
-class RecordingServer:
+def RecordingServer():
     """A stand-in index server that records each request and answers 0."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.requests = []
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while True:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                    fields = data.split(b"\0")
-                    if len(fields) > 1 and len(fields) - 1 >= FIELDS.get(fields[0].decode(), 1):
-                        break
-                fields = [f.decode() for f in data.split(b"\0")[:-1]]
-                self.requests.append(fields)
-                conn.sendall(b"\x000\x00" if fields[0].startswith("LIST") else b"\x00")
+    return StubServer(lambda fields: b"\x000\x00" if fields[0].startswith("LIST") else b"\x00")
 
 
 def test_every_operation_carries_a_well_formed_datetime(tmp_path):

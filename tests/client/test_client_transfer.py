@@ -2,12 +2,12 @@
 import hashlib
 import os
 import socket
-import threading
 import time
 
 import pytest
 
-import harness
+from client_lib import start_connected
+from stubs import registered_peer
 
 
 def digest(path):
@@ -25,9 +25,7 @@ def owner(server, clients, tmp_path):
     big.write_bytes(os.urandom(20 << 20))
     small = tmp_path / "small.txt"
     small.write_text("hello peer\n")
-    c = clients(server.port)
-    c.do("REGISTER alice", "c> REGISTER OK")
-    c.do("CONNECT alice", "c> CONNECT OK")
+    c = start_connected(clients, server.port, "alice")
     c.do("PUBLISH %s a big random file" % big, "c> PUBLISH OK")
     c.do("PUBLISH %s" % small, "c> PUBLISH OK")
     c.big, c.small = big, small
@@ -36,10 +34,7 @@ def owner(server, clients, tmp_path):
 
 @pytest.fixture
 def downloader(server, clients):
-    c = clients(server.port)
-    c.do("REGISTER bob", "c> REGISTER OK")
-    c.do("CONNECT bob", "c> CONNECT OK")
-    return c
+    return start_connected(clients, server.port, "bob")
 
 
 def test_20mb_binary_arrives_byte_identical(owner, downloader, tmp_path):
@@ -112,26 +107,16 @@ def test_files_published_before_reconnect_are_served(owner, downloader, tmp_path
 
 def test_owner_killed_mid_transfer_leaves_no_partial_file(server, downloader, tmp_path):
     """The owner announces a size, sends part of it and vanishes."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    assert harness.code(server.port, "REGISTER", "flaky") == 0
-    assert harness.code(server.port, "CONNECT", "flaky", str(listener.getsockname()[1])) == 0
+    def short_sender(conn):
+        conn.sendall(b"\x00" + b"1000000\x00" + b"z" * 300000)
+        time.sleep(0.2)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
-    def short_sender():
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(1024)
-            conn.sendall(b"\x00" + b"1000000\x00" + b"z" * 300000)
-            time.sleep(0.2)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-
-    t = threading.Thread(target=short_sender, daemon=True)
-    t.start()
+    peer = registered_peer(server.port, "flaky", short_sender)
     target = tmp_path / "partial.bin"
     downloader.do("GET_FILE flaky /data/file %s" % target, "c> GET_FILE FAIL")
-    t.join(5)
-    listener.close()
+    peer.close()
+    peer.thread.join(5)              # the sender is done and its connection reset
     assert list(tmp_path.iterdir()) == []
 
 
@@ -140,9 +125,7 @@ def test_owner_process_killed_mid_transfer(server, clients, downloader, tmp_path
     big = tmp_path / "huge.bin"
     with open(big, "wb") as f:
         f.truncate(256 << 20)            # sparse: cheap to make, slow enough to send
-    owner = clients(server.port)
-    owner.do("REGISTER dave", "c> REGISTER OK")
-    owner.do("CONNECT dave", "c> CONNECT OK")
+    owner = start_connected(clients, server.port, "dave")
     owner.do("PUBLISH %s sparse" % big, "c> PUBLISH OK")
     target = tmp_path / "huge.copy"
     start = len(downloader.lines)

@@ -1470,6 +1470,14 @@ def expect_no_file(c, local, what):
             "local file behind" % (what, left))
 
 
+def get_file_fails(c, remote, name, reply, what, line="c> GET_FILE FAIL"):
+    """GET_FILE of bob's `remote` into c.dir/name, bob's peer answering `reply`:
+    the client prints `line` and leaves no local file (`what` names the case)."""
+    local = os.path.join(c.dir, name)
+    c.step("GET_FILE bob %s %s" % (remote, local), [line], owner_listing(c), peer=reply)
+    expect_no_file(c, local, what)
+
+
 @check("client", "client.get-file",
        "GET_FILE, remote file path · on 0, the size in bytes as decimal text \\0, then "
        "exactly that many raw bytes · `c> GET_FILE OK`")
@@ -1501,13 +1509,9 @@ def c_get_file(t):
 def c_get_file_refused(t):
     with t.run() as c:
         connect(c)
-        local = os.path.join(c.dir, "x.bin")
-        c.step("GET_FILE bob /home/bob/none %s" % local, ["c> GET_FILE FAIL, FILE NOT EXIST"],
-               owner_listing(c), peer=b"\x01")
-        expect_no_file(c, local, "a reply of 1")
-        c.step("GET_FILE bob /home/bob/err %s" % local, ["c> GET_FILE FAIL"],
-               owner_listing(c), peer=b"\x02")
-        expect_no_file(c, local, "a reply of 2")
+        get_file_fails(c, "/home/bob/none", "x.bin", b"\x01", "a reply of 1",
+                       "c> GET_FILE FAIL, FILE NOT EXIST")
+        get_file_fails(c, "/home/bob/err", "x.bin", b"\x02", "a reply of 2")
 
 
 @check("client", "client.get-file.short",
@@ -1516,10 +1520,8 @@ def c_get_file_refused(t):
 def c_get_file_short(t):
     with t.run() as c:
         connect(c)
-        local = os.path.join(c.dir, "short.bin")
-        c.step("GET_FILE bob /home/bob/big %s" % local, ["c> GET_FILE FAIL"],
-               owner_listing(c), peer=b"\x00" + encode("1000") + b"z" * 300)
-        expect_no_file(c, local, "a transfer cut short (1000 announced, 300 sent)")
+        get_file_fails(c, "/home/bob/big", "short.bin", b"\x00" + encode("1000") + b"z" * 300,
+                       "a transfer cut short (1000 announced, 300 sent)")
 
 
 @check("client", "client.get-file.too-much",
@@ -1528,10 +1530,9 @@ def c_get_file_short(t):
 def c_get_file_too_much(t):
     with t.run() as c:
         connect(c)
-        local = os.path.join(c.dir, "much.bin")
-        c.step("GET_FILE bob /home/bob/much %s" % local, ["c> GET_FILE FAIL"],
-               owner_listing(c), peer=b"\x00" + encode("10") + b"0123456789" + b"EXTRA" * 4)
-        expect_no_file(c, local, "a peer that sent 30 bytes after announcing 10")
+        get_file_fails(c, "/home/bob/much", "much.bin",
+                       b"\x00" + encode("10") + b"0123456789" + b"EXTRA" * 4,
+                       "a peer that sent 30 bytes after announcing 10")
 
 
 @check("client", "client.quit",

@@ -51,6 +51,16 @@ def serve_forever(sock, handler):
         threading.Thread(target=handler, args=(conn, addr), daemon=True).start()
 
 
+def recv_all(sock):
+    """Every byte the other side sends until it closes the connection."""
+    raw = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return raw
+        raw += chunk
+
+
 def read_fields(conn, count_of, limit=256):
     """(fields, status): status "ok", "unknown", "long" (a field over `limit`) or
     "short" (closed or stalled before the last field)."""
@@ -253,12 +263,7 @@ class StubClient:
         try:
             with socket.create_connection(self.server, timeout=10) as s:
                 s.sendall(request)
-                raw = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    raw += chunk
+                raw = recv_all(s)
         except OSError:
             return None, None
         if not raw:
@@ -336,12 +341,7 @@ class StubClient:
         try:
             with socket.create_connection(addr[0], timeout=10) as s:
                 s.sendall(encode("GET_FILE", remote))
-                raw = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    raw += chunk
+                raw = recv_all(s)
         except OSError:
             return None
         if raw[:1] != b"\x00":

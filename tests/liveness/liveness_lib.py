@@ -5,11 +5,11 @@ builds (the TSan run), as in tests/hostile.
 """
 import os
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import harness
+from stubs import Listener
 
 SCALE = float(os.environ.get("PEERDEX_HOSTILE_SCALE", "1"))
 
@@ -19,35 +19,25 @@ def scaled(n, least=100):
     return max(least, int(n * SCALE))
 
 
-class Peer:
+class Peer(Listener):
     """A live endpoint: a listening socket whose thread accepts and closes
     every connection (as a client's peer server does with a probe)."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
         self.accepted = 0
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
+        super().__init__(backlog=128)
 
-    def _loop(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
+    def serve(self, conn):
+        self.accepted += 1
+        conn.close()
 
     def close(self):
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        self.sock.close()
-        self._thread.join(2)
+        super().close()
+        self.thread.join(2)
 
 
 def dead_endpoint():

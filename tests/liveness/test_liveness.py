@@ -8,6 +8,7 @@ import time
 import pytest
 
 import harness
+from client_lib import start_connected
 from liveness_lib import (connect_many, dead_endpoint, listed, online, scaled,
                           wait_gone)
 
@@ -34,14 +35,6 @@ def log_lines(tmp_path, pattern, n, timeout=10):
         if len(found) >= n or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
-
-
-def start_connected(clients, port, user):
-    """A real client, REGISTERed and CONNECTed as user."""
-    c = clients(port)
-    c.do("REGISTER " + user, "c> REGISTER OK")
-    c.do("CONNECT " + user, "c> CONNECT OK")
-    return c
 
 
 def test_killed_clients_leave_the_list(make_server, clients, peers, tmp_path):

@@ -32,6 +32,21 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(mnt)], check=True)
 
 
+def start_log(started, path):
+    """A log server on `path`, stopped by the small_disk fixture afterwards."""
+    log = LogServer(path, 0)
+    started.append(log)
+    return log
+
+
+def fill_disk(mnt, room):
+    """Fill the disk at mnt but for `room` bytes; returns the filler file."""
+    st = os.statvfs(mnt)
+    filler = mnt / "filler"
+    filler.write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - room))
+    return filler
+
+
 def batch(first, n):
     """n entries from seq `first`, ~600-byte lines."""
     return [(ORIGIN, first + i, "u%05d" % (first + i) + "x" * 250, "PUBLISH",
@@ -45,12 +60,9 @@ def line(entry):
 def test_full_disk_and_kill_9_keep_every_acknowledged_entry(small_disk):
     mnt, started = small_disk
     path = mnt / "operations.log"
-    log = LogServer(path, 0)
-    started.append(log)
+    log = start_log(started, path)
     # Leave room for a few batches only.
-    st = os.statvfs(mnt)
-    filler = mnt / "filler"
-    filler.write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - 24 * 1024))
+    filler = fill_disk(mnt, 24 * 1024)
     conn = RpcConn(log.port)
     acked, seq, failed = [], 1, None
     for _ in range(100):
@@ -70,8 +82,7 @@ def test_full_disk_and_kill_9_keep_every_acknowledged_entry(small_disk):
     assert read_lines(path) == [line(e) for e in acked]
     log.kill()
     filler.unlink()
-    again = LogServer(path, 0)
-    started.append(again)
+    again = start_log(started, path)
     assert read_lines(path) == [line(e) for e in acked]
     # The unacknowledged batch, resent after the restart (with an acked one
     # before it, as after a lost reply): written once.
@@ -86,11 +97,8 @@ def test_full_disk_with_two_senders_loses_no_acknowledged_entry(small_disk):
     to it); each sender resends its failed batch, as the index server does."""
     mnt, started = small_disk
     path = mnt / "operations.log"
-    log = LogServer(path, 0)
-    started.append(log)
-    st = os.statvfs(mnt)
-    filler = mnt / "filler"
-    filler.write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - 32 * 1024))
+    log = start_log(started, path)
+    filler = fill_disk(mnt, 32 * 1024)
     rng = random.Random(5)
     conn = RpcConn(log.port)
     next_seq = collections.defaultdict(lambda: 1)
@@ -118,8 +126,7 @@ def test_full_disk_with_two_senders_loses_no_acknowledged_entry(small_disk):
     assert failures > 20 and len(acked) > 200
     log.kill()
     filler.unlink()
-    again = LogServer(path, 0)
-    started.append(again)
+    start_log(started, path)                # recovers the log on start
     assert collections.Counter(read_lines(path)) == collections.Counter(line(e) for e in acked)
 
 
@@ -128,8 +135,7 @@ def test_no_room_even_for_the_idx_at_start(small_disk):
     starts (cutting needs no space) and keeps what was committed."""
     mnt, started = small_disk
     path = mnt / "operations.log"
-    log = LogServer(path, 0)
-    started.append(log)
+    log = start_log(started, path)
     assert RpcConn(log.port).append(batch(1, 5)) == LOG_OK
     log.kill()
     filler = mnt / "filler"
@@ -141,8 +147,7 @@ def test_no_room_even_for_the_idx_at_start(small_disk):
         pass
     finally:
         os.close(fd)
-    again = LogServer(path, 0)
-    started.append(again)
+    again = start_log(started, path)
     assert read_lines(path) == [line(e) for e in batch(1, 5)]
     assert RpcConn(again.port).append(batch(6, 5)) == LOG_IO_ERROR
     assert read_lines(path) == [line(e) for e in batch(1, 5)]

@@ -4,25 +4,7 @@ server does, including the resend of an unacknowledged batch."""
 import socket
 import struct
 
-from log_lib import read_lines
-
-PROG, VERS, APPEND = 0x2E0D1E05, 1, 1
-LAST_FRAGMENT = 0x80000000
-
-
-def xdr_string(s):
-    """XDR string: length, bytes, zero padding to a multiple of 4."""
-    b = s.encode()
-    return struct.pack(">I", len(b)) + b + b"\0" * (-len(b) % 4)
-
-
-def xdr_batch(entries):
-    """log_batch: count, then (origin, seq, user, operation, path, datetime)."""
-    out = struct.pack(">I", len(entries))
-    for origin, seq, user, op, path, dt in entries:
-        out += struct.pack(">QQ", origin, seq)
-        out += xdr_string(user) + xdr_string(op) + xdr_string(path) + xdr_string(dt)
-    return out
+from log_lib import APPEND, LAST_FRAGMENT, call_header, mark, read_lines, xdr_batch
 
 
 def recv_exact(sock, n):
@@ -36,16 +18,14 @@ def recv_exact(sock, n):
 
 def append(port, entries, xid=1):
     """One LOGRPC_APPEND call; returns the log_status of the reply."""
-    call = struct.pack(">IIIIII", xid, 0, 2, PROG, VERS, APPEND)
-    call += struct.pack(">IIII", 0, 0, 0, 0)          # AUTH_NONE credential and verifier
-    call += xdr_batch(entries)
+    call = call_header(xid, APPEND) + xdr_batch(entries)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(struct.pack(">I", LAST_FRAGMENT | len(call)) + call)
+        s.sendall(mark(call))
         reply = b""
         while True:
-            (mark,) = struct.unpack(">I", recv_exact(s, 4))
-            reply += recv_exact(s, mark & ~LAST_FRAGMENT)
-            if mark & LAST_FRAGMENT:
+            (marker,) = struct.unpack(">I", recv_exact(s, 4))
+            reply += recv_exact(s, marker & ~LAST_FRAGMENT)
+            if marker & LAST_FRAGMENT:
                 break
     rxid, mtype, stat, _flavor, vlen = struct.unpack(">IIIII", reply[:20])
     assert (rxid, mtype, stat) == (xid, 1, 0)         # a REPLY, MSG_ACCEPTED

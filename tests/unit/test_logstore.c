@@ -173,14 +173,21 @@ START_TEST(append_and_duplicates)
 }
 END_TEST
 
-START_TEST(torn_last_line_is_cut)
+/* Commit one entry, (origin, 1) by "a", to a fresh store and close it: the
+ * starting point of the crash tests. */
+static void commit_first(uint64_t origin)
 {
     struct logstore *ls = open_store();
-    struct log_record b[] = {rec(1, 1, "a", "REGISTER", NULL)};
+    struct log_record b[] = {rec(origin, 1, "a", "REGISTER", NULL)};
     ck_assert_int_eq(logstore_append(ls, b, 1, NULL), 0);
     logstore_close(ls);
+}
+
+START_TEST(torn_last_line_is_cut)
+{
+    commit_first(1);
     append_raw(log_path, "b REGIS");                  /* a crash mid-write */
-    ls = open_store();
+    struct logstore *ls = open_store();
     ck_assert_str_eq(slurp(log_path), "a REGISTER 17/12/2014 13:20:35\n");
     struct log_record next[] = {rec(1, 2, "b", "REGISTER", NULL)};
     ck_assert_int_eq(logstore_append(ls, next, 1, NULL), 0);
@@ -192,14 +199,11 @@ END_TEST
 
 START_TEST(crash_between_log_and_idx)
 {
-    struct logstore *ls = open_store();
-    struct log_record b[] = {rec(1, 1, "a", "REGISTER", NULL)};
-    ck_assert_int_eq(logstore_append(ls, b, 1, NULL), 0);
-    logstore_close(ls);
+    commit_first(1);
     /* Lines reached the log but their commit record never did: the sender
      * was not acknowledged and will resend them. */
     append_raw(log_path, "b REGISTER 17/12/2014 13:20:35\nc REGISTER 17/12/2014 13:20:35\n");
-    ls = open_store();
+    struct logstore *ls = open_store();
     ck_assert_str_eq(slurp(log_path), "a REGISTER 17/12/2014 13:20:35\n");
     ck_assert(!logstore_seen(ls, 1, 2));
     struct log_record resend[] = {rec(1, 1, "a", "REGISTER", NULL),
@@ -215,13 +219,10 @@ END_TEST
 
 START_TEST(torn_idx_record_is_ignored)
 {
-    struct logstore *ls = open_store();
-    struct log_record b[] = {rec(0xab, 1, "a", "REGISTER", NULL)};
-    ck_assert_int_eq(logstore_append(ls, b, 1, NULL), 0);
-    logstore_close(ls);
+    commit_first(0xab);
     append_raw(log_path, "b REGISTER 17/12/2014 13:20:35\n");
     append_raw(idx_path, "00000000000000ab 2 6");     /* torn: no newline */
-    ls = open_store();
+    struct logstore *ls = open_store();
     ck_assert(logstore_seen(ls, 0xab, 1) && !logstore_seen(ls, 0xab, 2));
     ck_assert_str_eq(slurp(log_path), "a REGISTER 17/12/2014 13:20:35\n");
     logstore_close(ls);
@@ -243,13 +244,10 @@ static char *copy_idx(void)
 
 START_TEST(fragment_glued_before_a_record_hides_nothing)
 {
-    struct logstore *ls = open_store();
-    struct log_record b[] = {rec(7, 1, "a", "REGISTER", NULL)};
-    ck_assert_int_eq(logstore_append(ls, b, 1, NULL), 0);
-    logstore_close(ls);
+    commit_first(7);
     /* A record torn by a full disk, then the next one glued to it. */
     append_raw(idx_path, "00000000000000");
-    ls = open_store();
+    struct logstore *ls = open_store();
     struct log_record c[] = {rec(7, 2, "b", "REGISTER", NULL)};
     ck_assert_int_eq(logstore_append(ls, c, 1, NULL), 0);
     logstore_close(ls);
