@@ -222,6 +222,24 @@ void registry_set_quotas(struct registry *reg, size_t files, size_t listing_byte
     reg->listing_max = listing_bytes;
 }
 
+/* A new file record for path and its description, not yet in any table;
+ * NULL when out of memory. */
+static struct file *file_new(const char *path, const char *description)
+{
+    size_t len = strlen(path);
+    struct file *f = malloc(sizeof *f + len + 1);
+    char *desc = strdup(description);
+    if (f == NULL || desc == NULL) {
+        free(f);
+        free(desc);
+        return NULL;
+    }
+    memset(&f->hh, 0, sizeof f->hh);
+    memcpy(f->path, path, len + 1);
+    f->description = desc;
+    return f;
+}
+
 /* Free a file record. */
 static void file_free(struct file *f)
 {
@@ -445,17 +463,10 @@ enum reg_status registry_publish(struct registry *reg, const char *user,
                                  const char *path, const char *description)
 {
     /* Allocate before locking so the critical section stays short. */
-    size_t n = strlen(path) + 1;
-    struct file *f = malloc(sizeof *f + n);
-    char *desc = strdup(description);
-    if (f == NULL || desc == NULL) {
-        free(f);
-        free(desc);
+    size_t n = strlen(path) + 1;   /* its share of the listing: path and NUL */
+    struct file *f = file_new(path, description);
+    if (f == NULL)
         return REG_NO_MEMORY;
-    }
-    memset(&f->hh, 0, sizeof f->hh);
-    memcpy(f->path, path, n);
-    f->description = desc;
 
     struct user *u;
     struct file *old;
@@ -645,17 +656,10 @@ enum reg_status registry_list_content(struct registry *reg, const char *user,
 enum reg_status registry_restore_file(struct registry *reg, const char *user,
                                       const char *path, const char *description)
 {
-    size_t n = strlen(path) + 1;
-    struct file *f = malloc(sizeof *f + n);
-    char *desc = strdup(description);
-    if (f == NULL || desc == NULL) {
-        free(f);
-        free(desc);
+    size_t n = strlen(path) + 1;   /* its share of the listing: path and NUL */
+    struct file *f = file_new(path, description);
+    if (f == NULL)
         return REG_NO_MEMORY;
-    }
-    memset(&f->hh, 0, sizeof f->hh);
-    memcpy(f->path, path, n);
-    f->description = desc;
 
     struct file *old = NULL;
     struct listing *stale = NULL;
