@@ -21,33 +21,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Fields in a whole request of this operation (name and date-time included). */
-static int fields_of(const char *op)
-{
-    static const struct { const char *name; int fields; } ops[] = {
-        {"REGISTER", 3}, {"UNREGISTER", 3}, {"CONNECT", 4}, {"DISCONNECT", 3},
-        {"PUBLISH", 5}, {"DELETE", 4}, {"LIST_USERS", 3}, {"LIST_CONTENT", 4}};
-    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
-        if (strcmp(op, ops[i].name) == 0)
-            return ops[i].fields;
-    return 1;
-}
+#include "yardstick.h"
 
 /* One connection: read the request, answer one byte, close. */
 static void *serve(void *arg)
 {
     int fd = *(int *)arg;
     free(arg);
-    char buf[2048];
-    size_t len = 0;
-    int nuls = 0, want = 1;
-    ssize_t n;
-    while (nuls < want && len < sizeof buf && (n = recv(fd, buf + len, sizeof buf - len, 0)) > 0) {
-        for (size_t i = len; i < len + (size_t)n; i++)
-            if (buf[i] == '\0' && ++nuls == 1)
-                want = fields_of(buf);
-        len += (size_t)n;
-    }
+    yardstick_read_request(fd);
     send(fd, "", 1, MSG_NOSIGNAL);
     close(fd);
     return NULL;

@@ -23,20 +23,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "yardstick.h"
+
 static char *reply;
 static size_t reply_len = 1;
-
-/* Fields in a whole request of this operation (name and date-time included). */
-static int fields_of(const char *op)
-{
-    static const struct { const char *name; int fields; } ops[] = {
-        {"REGISTER", 3}, {"UNREGISTER", 3}, {"CONNECT", 4}, {"DISCONNECT", 3},
-        {"PUBLISH", 5}, {"DELETE", 4}, {"LIST_USERS", 3}, {"LIST_CONTENT", 4}};
-    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
-        if (strcmp(op, ops[i].name) == 0)
-            return ops[i].fields;
-    return 1;
-}
 
 /* A listener on port with SO_REUSEPORT, or -1. */
 static int listener(unsigned port)
@@ -56,23 +46,13 @@ static int listener(unsigned port)
 static void *serve(void *arg)
 {
     int ls = *(const int *)arg;
-    char buf[2048];
     for (;;) {
         int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0)
             continue;
-        size_t len = 0;
-        int nuls = 0, want = 1;
-        ssize_t n;
-        while (nuls < want && len < sizeof buf &&
-               (n = recv(fd, buf + len, sizeof buf - len, 0)) > 0) {
-            for (size_t i = len; i < len + (size_t)n; i++)
-                if (buf[i] == '\0' && ++nuls == 1)
-                    want = fields_of(buf);
-            len += (size_t)n;
-        }
+        yardstick_read_request(fd);
         for (size_t off = 0; off < reply_len;) {
-            n = send(fd, reply + off, reply_len - off, MSG_NOSIGNAL);
+            ssize_t n = send(fd, reply + off, reply_len - off, MSG_NOSIGNAL);
             if (n <= 0)
                 break;
             off += (size_t)n;
