@@ -12,6 +12,7 @@
 #include "net.h"
 #include "oplog.h"
 #include "request.h"
+#include "search.h"
 
 /*
  * The result code of each registry status, per operation.  A status an
@@ -63,6 +64,8 @@ static enum reg_status apply(struct registry *reg, const struct request *req,
         return registry_list_users(reg, req->user, list);
     case OP_LIST_CONTENT:
         return registry_list_content(reg, req->user, req->target, list);
+    case OP_SEARCH:
+        return registry_search(reg, req->user, req->query, req->max, list);
     default:
         return REG_NO_MEMORY;   /* unreachable: the parser knows no other */
     }
@@ -159,8 +162,17 @@ void handle_connection(const struct handler_config *cfg, int fd,
         char user[CONSOLE_ESCAPED_MAX(FIELD_MAX)];
         console_escape(req.user, user, sizeof user);
         console_printf("s> OPERATION %s FROM %s\n", op_name(req.op), user);
+        /* A SEARCH logs its words where a path would stand (search.h). */
+        const char *logged = req.path;
+        char words[FIELD_MAX + 1];
+        if (req.op == OP_SEARCH) {
+            struct search_query q;
+            search_parse(req.query, &q);
+            search_log_form(&q, words);
+            logged = words;
+        }
         /* Else: a full log queue refuses the operation rather than perform it unlogged. */
-        if (oplog_submit(req.user, op_name(req.op), req.path, req.datetime)) {
+        if (oplog_submit(req.user, op_name(req.op), logged, req.datetime)) {
             registry_set_datetime(req.datetime);    /* for the journal */
             enum reg_status st = apply(cfg->registry, &req, peer_ip, &list);
             durable_wait();     /* -S always: the record is durable first */
@@ -169,7 +181,8 @@ void handle_connection(const struct handler_config *cfg, int fd,
             if (st == REG_OK && req.op == OP_LIST_USERS)
                 list = as_seen_by(list, fd, peer_ip);
             if (st == REG_OK && list == NULL &&
-                (req.op == OP_LIST_USERS || req.op == OP_LIST_CONTENT))
+                (req.op == OP_LIST_USERS || req.op == OP_LIST_CONTENT ||
+                 req.op == OP_SEARCH))
                 code = op_other_error(req.op);      /* no memory for the copy */
         }
     }

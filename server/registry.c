@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "deadline.h"
+#include "request.h"
+#include "search.h"
 
 /* Make uthash report allocation failure instead of calling exit(). */
 #define HASH_NONFATAL_OOM 1
@@ -19,6 +21,10 @@
 struct file {
     UT_hash_handle hh;          /* in user->files, keyed by path */
     char *description;
+#ifndef REGISTRY_NO_SEARCH
+    struct search_doc doc;      /* in the search index while its owner is connected */
+    struct user *owner;
+#endif
     char path[];
 };
 
@@ -40,7 +46,7 @@ struct user {
 enum hold_kind {
     H_REGISTER, H_UNREGISTER, H_CONNECT, H_DISCONNECT, H_PUBLISH, H_DELETE,
     H_LIST_USERS, H_LIST_CONTENT, H_EXPIRE, H_RESTORE, H_VISIT, H_ENDPOINTS,
-    H_COUNT, H_KINDS
+    H_COUNT, H_SEARCH, H_KINDS
 };
 
 struct registry {
@@ -54,6 +60,7 @@ struct registry {
     registry_journal_fn *journal;   /* NULL: no journal */
     void *journal_ctx;
     uint64_t sessions;          /* CONNECTs so far (replayed ones too): numbers each session */
+    struct search_index *search;    /* the files of connected users; NULL: built without */
 #ifdef REGISTRY_LOCK_STATS
     struct timespec locked_at;
     struct { unsigned long long n, ns, max_ns; } hold[H_KINDS];
@@ -69,7 +76,7 @@ struct registry {
 static const char *const hold_names[H_KINDS] = {
     "REGISTER", "UNREGISTER", "CONNECT", "DISCONNECT", "PUBLISH", "DELETE",
     "LIST_USERS", "LIST_CONTENT", "expiry", "restore", "visit", "endpoints",
-    "count"};
+    "count", "SEARCH"};
 
 /* Start timing a hold; lock just taken. */
 static void hold_start(struct registry *reg)
@@ -199,6 +206,10 @@ struct listing *listing_with_address(const struct listing *l, const char *ip)
     return copy;
 }
 
+#ifndef REGISTRY_NO_SEARCH
+static search_text_fn file_text;
+#endif
+
 struct registry *registry_new(void)
 {
     struct registry *reg = calloc(1, sizeof *reg);
@@ -213,6 +224,12 @@ struct registry *registry_new(void)
     }
     if (reg != NULL)
         reg->files_max = reg->listing_max = SIZE_MAX;
+#ifndef REGISTRY_NO_SEARCH
+    if (reg != NULL && (reg->search = search_new(file_text)) == NULL) {
+        registry_free(reg);
+        return NULL;
+    }
+#endif
     return reg;
 }
 
@@ -237,7 +254,72 @@ static struct file *file_new(const char *path, const char *description)
     memset(&f->hh, 0, sizeof f->hh);
     memcpy(f->path, path, len + 1);
     f->description = desc;
+#ifndef REGISTRY_NO_SEARCH
+    f->doc.seq = 0;
+    f->owner = NULL;
+#endif
     return f;
+}
+
+/*
+ * The search index holds exactly the files of connected users (search.h).
+ * These keep it so; lock held.  Built with -DREGISTRY_NO_SEARCH (make
+ * bench's comparison) there is no index and they do nothing.
+ */
+#ifndef REGISTRY_NO_SEARCH
+/* The index's view of a file: its path and description. */
+static void file_text(const struct search_doc *doc, const char **path,
+                      const char **description)
+{
+    const struct file *f = (const struct file *)((const char *)doc -
+                                                 offsetof(struct file, doc));
+    *path = f->path;
+    *description = f->description;
+}
+
+/* Put f, a file of connected user u, into the index; false when out of memory. */
+static bool index_file(struct registry *reg, struct user *u, struct file *f)
+{
+    f->owner = u;
+    return search_add(reg->search, &f->doc, f->path, f->description);
+}
+
+/* Take f out of the index, if it is there. */
+static void unindex_file(struct registry *reg, struct file *f)
+{
+    if (f->doc.seq != 0)
+        search_remove(reg->search, &f->doc, f->path, f->description);
+}
+#else
+static bool index_file(struct registry *reg, struct user *u, struct file *f)
+{
+    (void)reg, (void)u, (void)f;
+    return true;
+}
+
+static void unindex_file(struct registry *reg, struct file *f)
+{
+    (void)reg, (void)f;
+}
+#endif
+
+/* Take all of u's files out of the index (u disconnects or goes). */
+static void unindex_user(struct registry *reg, struct user *u)
+{
+    for (struct file *f = u->files; f != NULL; f = f->hh.next)
+        unindex_file(reg, f);
+}
+
+/* Put all of u's files into the index (u connects), in publishing order;
+ * false, with none of them indexed, when out of memory. */
+static bool index_user(struct registry *reg, struct user *u)
+{
+    for (struct file *f = u->files; f != NULL; f = f->hh.next)
+        if (!index_file(reg, u, f)) {
+            unindex_user(reg, u);
+            return false;
+        }
+    return true;
 }
 
 /* Free a file record. */
@@ -288,6 +370,7 @@ void registry_free(struct registry *reg)
         user_free(u);
     }
     listing_release(reg->users_listing);
+    search_free(reg->search);
     pthread_cond_destroy(&reg->built);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
@@ -373,6 +456,7 @@ enum reg_status registry_unregister(struct registry *reg, const char *user)
     }
     if (u != NULL) {
         HASH_DEL(reg->users, u);
+        unindex_user(reg, u);
         if (u->connected) {
             HASH_DELETE(hh_conn, reg->connected, u);
             stale = take(&reg->users_listing);
@@ -386,11 +470,13 @@ enum reg_status registry_unregister(struct registry *reg, const char *user)
     return st;
 }
 
-/* Take a connected user out of the connected table; lock held.  The caller
- * drops the connected-users listing unless it undoes its own CONNECT. */
+/* Take a connected user out of the connected table and its files out of
+ * the search index; lock held.  The caller drops the connected-users
+ * listing unless it undoes its own CONNECT. */
 static void end_session(struct registry *reg, struct user *u)
 {
     HASH_DELETE(hh_conn, reg->connected, u);
+    unindex_user(reg, u);
     u->connected = false;
     u->session = 0;
     u->port = 0;
@@ -415,6 +501,9 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
         size_t namelen = strlen(u->name);
         HASH_ADD_KEYPTR(hh_conn, reg->connected, u->name, namelen, u);
         if (add_failed) {
+            st = REG_NO_MEMORY;
+        } else if (!index_user(reg, u)) {
+            HASH_DELETE(hh_conn, reg->connected, u);
             st = REG_NO_MEMORY;
         } else {
             u->connected = true;
@@ -487,6 +576,9 @@ enum reg_status registry_publish(struct registry *reg, const char *user,
             HASH_ADD_STR(u->files, path, f);
             if (add_failed) {
                 st = REG_NO_MEMORY;
+            } else if (!index_file(reg, u, f)) {
+                HASH_DEL(u->files, f);
+                st = REG_NO_MEMORY;
             } else {
                 reg->nfiles++;
                 u->path_bytes += n;
@@ -497,6 +589,7 @@ enum reg_status registry_publish(struct registry *reg, const char *user,
     if (!registry_journal(reg, OP("PUBLISH", .user = user, .path = path,
                                   .description = description), st)) {
         if (st == REG_OK) {
+            unindex_file(reg, f);
             HASH_DEL(u->files, f);
             reg->nfiles--;
             u->path_bytes -= n;
@@ -531,6 +624,7 @@ enum reg_status registry_delete(struct registry *reg, const char *user,
         f = NULL;
     }
     if (st == REG_OK) {
+        unindex_file(reg, f);
         HASH_DEL(u->files, f);
         reg->nfiles--;
         u->path_bytes -= strlen(f->path) + 1;
@@ -675,6 +769,9 @@ enum reg_status registry_restore_file(struct registry *reg, const char *user,
         HASH_ADD_STR(u->files, path, f);
         if (add_failed) {
             st = REG_NO_MEMORY;
+        } else if (u->connected && !index_file(reg, u, f)) {
+            HASH_DEL(u->files, f);
+            st = REG_NO_MEMORY;
         } else {
             reg->nfiles++;
             u->path_bytes += n;
@@ -796,5 +893,71 @@ enum reg_status registry_expire(struct registry *reg, const char *user,
     }
     unlock(reg, H_EXPIRE);
     listing_release(stale);
+    return st;
+}
+
+#ifndef REGISTRY_NO_SEARCH
+/* Encode the SEARCH reply of n matches, or NULL; lock held (the files
+ * and their owners must stay while they are copied). */
+static struct listing *build_search(const struct search_doc *const *found, size_t n)
+{
+    char count[24];
+    int clen = snprintf(count, sizeof count, "%zu", n) + 1;
+    size_t len = 1 + (size_t)clen;
+    for (size_t i = 0; i < n; i++) {
+        const struct file *f = (const struct file *)((const char *)found[i] -
+                                                     offsetof(struct file, doc));
+        len += strlen(f->owner->name) + strlen(f->path) + strlen(f->description) + 3;
+    }
+    struct listing *l = listing_new(len);
+    if (l == NULL)
+        return NULL;
+    char *out = l->data;
+    *out++ = 0;
+    memcpy(out, count, (size_t)clen);
+    out += clen;
+    for (size_t i = 0; i < n; i++) {
+        const struct file *f = (const struct file *)((const char *)found[i] -
+                                                     offsetof(struct file, doc));
+        const char *fields[3] = {f->owner->name, f->path, f->description};
+        for (int k = 0; k < 3; k++) {
+            size_t m = strlen(fields[k]) + 1;
+            memcpy(out, fields[k], m);
+            out += m;
+        }
+    }
+    return l;
+}
+#endif
+
+enum reg_status registry_search(struct registry *reg, const char *user,
+                                const char *query, size_t max, struct listing **out)
+{
+    struct search_query q;
+    char logged[FIELD_MAX + 1];
+    if (search_parse(query, &q) == 0 || max == 0 || max > SEARCH_MAX_MAX)
+        return REG_NO_MEMORY;   /* the parser refuses these first */
+    search_log_form(&q, logged);
+    const struct search_doc **found = malloc(max * sizeof *found);
+    if (found == NULL)
+        return REG_NO_MEMORY;
+    struct user *u;
+    lock(reg);
+    enum reg_status st = find_connected(reg, user, &u);
+    /* The query goes where a file path would, in the log form. */
+    if (!registry_journal(reg, OP("SEARCH", .user = user, .path = logged), st))
+        st = REG_NO_MEMORY;
+#ifndef REGISTRY_NO_SEARCH
+    if (st == REG_OK) {
+        size_t n = search_find(reg->search, &q, NULL, NULL, found, max);
+        if (n == SEARCH_NO_MEMORY || (*out = build_search(found, n)) == NULL)
+            st = REG_NO_MEMORY;
+    }
+#else
+    if (st == REG_OK)
+        st = REG_NO_MEMORY;     /* built without the index */
+#endif
+    unlock(reg, H_SEARCH);
+    free(found);
     return st;
 }

@@ -143,6 +143,20 @@ enum reg_status registry_list_content(struct registry *reg, const char *user,
                                       const char *target, struct listing **out);
 
 /*
+ * SEARCH (docs/protocol.md): on REG_OK, *out is a new listing (one
+ * reference) holding the reply: the count of matches, then owner, path and
+ * description of each, at most max (1..SEARCH_MAX_MAX) of them, in the
+ * order the files entered the search index.  Only files of connected users
+ * are there (search.h: the index follows PUBLISH, DELETE, CONNECT,
+ * DISCONNECT, expiry, UNREGISTER and restores, under the registry lock).
+ * The lock is held for the query, whose cost is bounded by the postings of
+ * the query's rarest word up to the cap, never by all files.  Journaled as
+ * "SEARCH" with the query's words joined by '+' as its path.
+ */
+enum reg_status registry_search(struct registry *reg, const char *user,
+                                const char *query, size_t max, struct listing **out);
+
+/*
  * Restore a file of user without an operation (loading a snapshot): the
  * owner need not be connected.  REG_NO_USER, REG_PUBLISHED or REG_OK.
  */

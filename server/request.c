@@ -5,9 +5,10 @@
 #include <string.h>
 
 #include "decimal.h"
+#include "search.h"
 
 /* The kinds of field after the operation name and date-time. */
-enum field_kind { F_USER, F_PATH, F_DESCRIPTION, F_PORT, F_TARGET };
+enum field_kind { F_USER, F_PATH, F_DESCRIPTION, F_PORT, F_TARGET, F_QUERY, F_MAX };
 
 struct op_spec {
     const char *name;
@@ -25,6 +26,7 @@ static const struct op_spec ops[OP_COUNT] = {
     [OP_DELETE]       = {"DELETE",       4, 2, {F_USER, F_PATH}},
     [OP_LIST_USERS]   = {"LIST_USERS",   3, 1, {F_USER}},
     [OP_LIST_CONTENT] = {"LIST_CONTENT", 4, 2, {F_USER, F_TARGET}},
+    [OP_SEARCH]       = {"SEARCH",       4, 3, {F_USER, F_QUERY, F_MAX}},
 };
 
 const char *op_name(enum op op)
@@ -91,6 +93,10 @@ static const char *refusal(enum field_kind kind)
         return "path not absolute, or with blanks or control bytes";
     case F_PORT:
         return "port not a number in 1..65535";
+    case F_QUERY:
+        return "query with no word (letters, digits or UTF-8)";
+    case F_MAX:
+        return "maximum not empty or a number in 1..1000";
     case F_DESCRIPTION:
         break;
     }
@@ -110,7 +116,8 @@ static bool parse_port(const char *s, unsigned *port)
 /*
  * Check one argument and store it in the request.  User names and paths are
  * single words (they appear space-separated in listings and in the log);
- * a path is absolute; a description may be anything, even empty.
+ * a path is absolute; a description may be anything, even empty; a SEARCH
+ * query has a word (search.h) and its maximum is empty or 1..1000.
  */
 static bool take_arg(struct request *req, enum field_kind kind, const char *s)
 {
@@ -129,6 +136,17 @@ static bool take_arg(struct request *req, enum field_kind kind, const char *s)
         return true;
     case F_PORT:
         return parse_port(s, &req->port);
+    case F_QUERY: {
+        struct search_query q;
+        req->query = s;
+        return search_parse(s, &q) > 0;
+    }
+    case F_MAX: {
+        unsigned long long v = SEARCH_DEFAULT_MAX;
+        bool ok = *s == '\0' || decimal_parse(s, 1, SEARCH_MAX_MAX, &v);
+        req->max = (unsigned)v;
+        return ok;
+    }
     }
     return false;
 }

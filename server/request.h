@@ -27,6 +27,7 @@ enum op {
     OP_DELETE,
     OP_LIST_USERS,
     OP_LIST_CONTENT,
+    OP_SEARCH,          /* extension: docs/protocol.md */
     OP_COUNT,
     OP_UNKNOWN = -1
 };
@@ -53,7 +54,9 @@ struct request {
     const char *path;       /* PUBLISH, DELETE */
     const char *description;/* PUBLISH */
     const char *target;     /* LIST_CONTENT */
+    const char *query;      /* SEARCH: words (at least one) */
     unsigned port;          /* CONNECT, 1..65535 */
+    unsigned max;           /* SEARCH: results wanted, 1..1000 (100 when sent empty) */
     /*
      * Why the request is refused, or can no longer become valid (a field
      * already refused while later ones are still to come); NULL while it

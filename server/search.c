@@ -1,0 +1,580 @@
+/* search.c - the token index behind SEARCH; see search.h. */
+#include "search.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "request.h"
+
+/*
+ * A posting entry: a live document's pointer (even: documents are
+ * aligned), or a tombstone, (seq << 1) | 1, that keeps the seq of a
+ * document that left so the list stays searchable by seq.
+ */
+typedef uintptr_t entry;
+
+struct token {
+    entry *post;            /* ascending seq; tombstones among them */
+    uint32_t n, cap;        /* entries used and allocated */
+    uint32_t live;          /* entries that are not tombstones; > 0 */
+    char s[];               /* the word, lower case */
+};
+
+/*
+ * A crit-bit tree of tokens.  A child pointer is either a token (low bit
+ * 0) or an internal node (low bit 1): `byte` is the first byte where the
+ * two subtrees' words differ and `otherbits` has every bit set but the
+ * critical one of that byte.
+ */
+struct node {
+    void *child[2];
+    uint32_t byte;
+    uint8_t otherbits;
+};
+
+struct search_index {
+    void *root;             /* NULL, a token or a tagged node */
+    search_text_fn *text;
+    uint64_t seq;           /* the last seq given out */
+    size_t ntokens, nposts;
+};
+
+static bool is_node(const void *p) { return ((uintptr_t)p & 1) != 0; }
+static struct node *as_node(void *p) { return (struct node *)((uintptr_t)p - 1); }
+
+/* Which child of q a word w of length len descends into. */
+static int direction(const struct node *q, const unsigned char *w, size_t len)
+{
+    unsigned c = q->byte < len ? w[q->byte] : 0;
+    return (1 + (q->otherbits | c)) >> 8;
+}
+
+/* True for a byte that belongs to a word: see search.h. */
+static bool word_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+           (c >= 'A' && c <= 'Z') || c >= 0x80;
+}
+
+static unsigned char lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 'a' - 'A') : c;
+}
+
+/* The seq of an entry, live or tombstone. */
+static uint64_t entry_seq(entry e)
+{
+    return (e & 1) ? (uint64_t)(e >> 1) : ((const struct search_doc *)e)->seq;
+}
+
+struct search_index *search_new(search_text_fn *text)
+{
+    struct search_index *ix = calloc(1, sizeof *ix);
+    if (ix != NULL)
+        ix->text = text;
+    return ix;
+}
+
+/* Deepest a crit-bit path gets: one level per bit of the longest word. */
+#define DEPTH_MAX (8 * (FIELD_MAX + 2))
+
+/*
+ * Call fn on every token under p until it returns false, with an explicit
+ * stack of DEPTH_MAX slots (handler threads have small stacks).
+ */
+static void walk(void *p, void **stack, bool (*fn)(void *ctx, struct token *t), void *ctx)
+{
+    size_t n = 0;
+    for (;;) {
+        while (is_node(p)) {
+            struct node *q = as_node(p);
+            stack[n++] = q->child[1];
+            p = q->child[0];
+        }
+        if (!fn(ctx, p) || n == 0)
+            return;
+        p = stack[--n];
+    }
+}
+
+/* Free a whole tree, its nodes and tokens (iteratively: see walk()). */
+static void free_tree(void *p)
+{
+    void **stack = malloc(DEPTH_MAX * sizeof *stack);
+    size_t n = 0;
+    while (p != NULL) {
+        if (is_node(p)) {
+            struct node *q = as_node(p);
+            if (stack != NULL)
+                stack[n++] = q->child[1];   /* without a stack: leak, at exit */
+            p = q->child[0];
+            free(q);
+            continue;
+        }
+        struct token *t = p;
+        free(t->post);
+        free(t);
+        p = n > 0 ? stack[--n] : NULL;
+    }
+    free(stack);
+}
+
+void search_free(struct search_index *ix)
+{
+    if (ix != NULL) {
+        free_tree(ix->root);
+        free(ix);
+    }
+}
+
+/* The token for word w (len bytes, lower case), or NULL. */
+static struct token *find_token(const struct search_index *ix, const char *w, size_t len)
+{
+    void *p = ix->root;
+    if (p == NULL)
+        return NULL;
+    while (is_node(p))
+        p = as_node(p)->child[direction(as_node(p), (const unsigned char *)w, len)];
+    struct token *t = p;
+    return strncmp(t->s, w, len) == 0 && t->s[len] == '\0' ? t : NULL;
+}
+
+/* Put new token t (its word not in the tree) into the tree; false when out of memory. */
+static bool insert_token(struct search_index *ix, struct token *t)
+{
+    const unsigned char *w = (const unsigned char *)t->s;
+    size_t len = strlen(t->s);
+    if (ix->root == NULL) {
+        ix->root = t;
+        ix->ntokens++;
+        return true;
+    }
+    /* The closest word already there, and the first bit where they differ. */
+    void *p = ix->root;
+    while (is_node(p))
+        p = as_node(p)->child[direction(as_node(p), w, len)];
+    const unsigned char *o = (const unsigned char *)((struct token *)p)->s;
+    uint32_t byte = 0;
+    while (o[byte] == w[byte] && w[byte] != '\0')
+        byte++;
+    if (o[byte] == w[byte])
+        return true;                /* there already (the callers never ask) */
+    unsigned bits = o[byte] ^ w[byte];
+    bits |= bits >> 1;
+    bits |= bits >> 2;
+    bits |= bits >> 4;
+    uint8_t otherbits = (uint8_t)((bits & ~(bits >> 1)) ^ 255);
+    int dir = (1 + (otherbits | o[byte])) >> 8;
+
+    struct node *n = malloc(sizeof *n);
+    if (n == NULL)
+        return false;
+    n->byte = byte;
+    n->otherbits = otherbits;
+    n->child[1 - dir] = t;
+
+    void **where = &ix->root;
+    for (;;) {
+        void *c = *where;
+        if (!is_node(c))
+            break;
+        struct node *q = as_node(c);
+        if (q->byte > byte || (q->byte == byte && q->otherbits > otherbits))
+            break;
+        where = &q->child[direction(q, w, len)];
+    }
+    n->child[dir] = *where;
+    *where = (void *)((uintptr_t)n + 1);
+    ix->ntokens++;
+    return true;
+}
+
+/* Take token t out of the tree and free it. */
+static void delete_token(struct search_index *ix, struct token *t)
+{
+    const unsigned char *w = (const unsigned char *)t->s;
+    size_t len = strlen(t->s);
+    void **where = &ix->root, **whereq = NULL;
+    struct node *q = NULL;
+    int dir = 0;
+    while (is_node(*where)) {
+        whereq = where;
+        q = as_node(*where);
+        dir = direction(q, w, len);
+        where = &q->child[dir];
+    }
+    if (whereq == NULL) {
+        ix->root = NULL;
+    } else {
+        *whereq = q->child[1 - dir];
+        free(q);
+    }
+    ix->ntokens--;
+    free(t->post);
+    free(t);
+}
+
+/*
+ * The distinct words of a path and a description, lower case, into buf
+ * (each NUL-terminated, at most 2 * (FIELD_MAX + 1) bytes in all); their
+ * starts into words.  Returns the count.
+ */
+#define DOC_WORDS_MAX (FIELD_MAX + 1)
+#define DOC_BUF (2 * (FIELD_MAX + 1) + 2)
+static size_t doc_words(const char *path, const char *description, char *buf,
+                        const char **words)
+{
+    size_t n = 0, used = 0;
+    const char *texts[2] = {path, description};
+    for (int k = 0; k < 2; k++) {
+        const unsigned char *s = (const unsigned char *)texts[k];
+        while (*s != '\0') {
+            if (!word_byte(*s)) {
+                s++;
+                continue;
+            }
+            char *w = buf + used;
+            size_t len = 0;
+            while (word_byte(*s)) {
+                if (used + len + 1 < DOC_BUF)   /* a field is at most 256 bytes */
+                    w[len++] = (char)lower(*s);
+                s++;
+            }
+            w[len] = '\0';
+            bool seen = false;
+            for (size_t i = 0; i < n && !seen; i++)
+                seen = strcmp(words[i], w) == 0;
+            if (!seen && n < 2 * DOC_WORDS_MAX) {
+                words[n++] = w;
+                used += len + 1;
+            }
+        }
+    }
+    return n;
+}
+
+/* Append doc to t's postings; false when out of memory. */
+static bool post(struct token *t, struct search_doc *doc)
+{
+    if (t->n == t->cap) {
+        if (t->cap >= UINT32_MAX / 2)
+            return false;
+        uint32_t cap = t->cap ? t->cap * 2 : 2;
+        entry *p = realloc(t->post, cap * sizeof *p);
+        if (p == NULL)
+            return false;
+        t->post = p;
+        t->cap = cap;
+    }
+    t->post[t->n++] = (entry)doc;
+    t->live++;
+    return true;
+}
+
+/* Take the last entry (doc's, just posted) off t; frees t when it empties. */
+static void unpost_last(struct search_index *ix, struct token *t)
+{
+    t->n--;
+    if (--t->live == 0)
+        delete_token(ix, t);
+}
+
+bool search_add(struct search_index *ix, struct search_doc *doc,
+                const char *path, const char *description)
+{
+    char buf[DOC_BUF];
+    const char *words[DOC_WORDS_MAX * 2];
+    size_t n = doc_words(path, description, buf, words), i;
+    doc->seq = ix->seq + 1;
+    for (i = 0; i < n; i++) {
+        size_t len = strlen(words[i]);
+        struct token *t = find_token(ix, words[i], len);
+        if (t == NULL) {
+            t = calloc(1, sizeof *t + len + 1);
+            if (t == NULL)
+                break;
+            memcpy(t->s, words[i], len + 1);
+            if (!post(t, doc) || !insert_token(ix, t)) {
+                free(t->post);
+                free(t);
+                break;
+            }
+        } else if (!post(t, doc)) {
+            break;
+        }
+    }
+    if (i < n) {                /* out of memory: undo the words done */
+        while (i-- > 0)
+            unpost_last(ix, find_token(ix, words[i], strlen(words[i])));
+        doc->seq = 0;
+        return false;
+    }
+    ix->seq++;
+    ix->nposts += n;
+    return true;
+}
+
+/* Drop t's tombstones, and most of its spare room. */
+static void compact(struct token *t)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < t->n; i++)
+        if ((t->post[i] & 1) == 0)
+            t->post[k++] = t->post[i];
+    t->n = k;
+    if (t->cap > 4 * k + 4) {
+        entry *p = realloc(t->post, (2 * k + 2) * sizeof *p);
+        if (p != NULL) {        /* else keep the larger block */
+            t->post = p;
+            t->cap = 2 * k + 2;
+        }
+    }
+}
+
+void search_remove(struct search_index *ix, struct search_doc *doc,
+                   const char *path, const char *description)
+{
+    char buf[DOC_BUF];
+    const char *words[DOC_WORDS_MAX * 2];
+    size_t n = doc_words(path, description, buf, words);
+    for (size_t i = 0; i < n; i++) {
+        struct token *t = find_token(ix, words[i], strlen(words[i]));
+        if (t == NULL)
+            continue;           /* not indexed under it: nothing to do */
+        uint32_t lo = 0, hi = t->n;
+        while (lo < hi) {       /* the first entry with seq >= doc's */
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (entry_seq(t->post[mid]) < doc->seq)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == t->n || t->post[lo] != (entry)doc)
+            continue;
+        t->post[lo] = ((entry)doc->seq << 1) | 1;
+        ix->nposts--;
+        if (--t->live == 0)
+            delete_token(ix, t);
+        else if (t->n - t->live > t->live)
+            compact(t);
+    }
+    doc->seq = 0;
+}
+
+size_t search_parse(const char *text, struct search_query *q)
+{
+    q->nwords = 0;
+    if (strlen(text) > FIELD_MAX)
+        return 0;
+    const unsigned char *s = (const unsigned char *)text;
+    size_t used = 0;
+    while (*s != '\0') {
+        if (!word_byte(*s)) {
+            s++;
+            continue;
+        }
+        char *w = q->buf + used;
+        while (word_byte(*s))
+            q->buf[used++] = (char)lower(*s++);
+        q->buf[used++] = '\0';
+        q->word[q->nwords++] = w;
+    }
+    return q->nwords;
+}
+
+void search_log_form(const struct search_query *q, char *out)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < q->nwords; i++) {
+        size_t len = strlen(q->word[i]);
+        if (i > 0)
+            out[used++] = '+';
+        memcpy(out + used, q->word[i], len);
+        used += len;
+    }
+    out[used] = '\0';
+}
+
+/* True when some word of text starts with w (lower case, len bytes). */
+static bool has_prefix(const char *text, const char *w, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    while (*s != '\0') {
+        if (!word_byte(*s)) {
+            s++;
+            continue;
+        }
+        size_t i = 0;
+        while (i < len && lower(s[i]) == (unsigned char)w[i])
+            i++;                /* stops at a NUL: w has none */
+        if (i == len)
+            return true;
+        while (word_byte(*s))
+            s++;
+    }
+    return false;
+}
+
+/* The subtree of the words starting with w (len bytes), or NULL. */
+static void *prefixed(const struct search_index *ix, const char *w, size_t len)
+{
+    void *p = ix->root, *top = p;
+    if (p == NULL)
+        return NULL;
+    while (is_node(p)) {
+        struct node *q = as_node(p);
+        p = q->child[direction(q, (const unsigned char *)w, len)];
+        if (q->byte < len)
+            top = p;
+    }
+    return strncmp(((struct token *)p)->s, w, len) == 0 ? top : NULL;
+}
+
+/* Adding up the live postings under a subtree, up to a limit. */
+struct weight {
+    size_t limit, sum, ntok;
+};
+
+/* walk() step: count t; stop once the sum passes the limit. */
+static bool weigh(void *ctx, struct token *t)
+{
+    struct weight *w = ctx;
+    w->sum += t->live;
+    w->ntok++;
+    return w->sum <= w->limit;
+}
+
+/* A place in one token's postings, at a live entry. */
+struct cursor {
+    const struct token *t;
+    uint32_t i;
+    uint64_t seq;
+};
+
+/* Move c to the next live entry at or after c->i; false at the end. */
+static bool settle(struct cursor *c)
+{
+    while (c->i < c->t->n && (c->t->post[c->i] & 1))
+        c->i++;
+    if (c->i == c->t->n)
+        return false;
+    c->seq = ((const struct search_doc *)c->t->post[c->i])->seq;
+    return true;
+}
+
+/* Collecting a cursor per token of a subtree. */
+struct gathering {
+    struct cursor *cur;     /* room for all */
+    size_t n;
+};
+
+/* walk() step: a cursor at t's first live entry. */
+static bool gather(void *ctx, struct token *t)
+{
+    struct gathering *g = ctx;
+    g->cur[g->n] = (struct cursor){.t = t, .i = 0};
+    if (settle(&g->cur[g->n]))
+        g->n++;
+    return true;
+}
+
+/* Restore the min-heap on seq below slot i. */
+static void sift_down(struct cursor *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && h[l].seq < h[m].seq)
+            m = l;
+        if (l + 1 < n && h[l + 1].seq < h[m].seq)
+            m = l + 1;
+        if (m == i)
+            return;
+        struct cursor tmp = h[i];
+        h[i] = h[m];
+        h[m] = tmp;
+        i = m;
+    }
+}
+
+size_t search_find(const struct search_index *ix, const struct search_query *q,
+                   search_pass_fn *pass, void *ctx,
+                   const struct search_doc **out, size_t max)
+{
+    if (q->nwords == 0 || max == 0)
+        return 0;
+    /* The rarest word: longer words first, as they tend to be rarer and
+     * bound the count of the others sooner. */
+    size_t order[SEARCH_WORDS_MAX], len[SEARCH_WORDS_MAX];
+    for (size_t i = 0; i < q->nwords; i++) {
+        len[i] = strlen(q->word[i]);
+        size_t j = i;
+        for (; j > 0 && len[order[j - 1]] < len[i]; j--)
+            order[j] = order[j - 1];
+        order[j] = i;
+    }
+    void **stack = malloc(DEPTH_MAX * sizeof *stack);
+    if (stack == NULL)
+        return SEARCH_NO_MEMORY;
+    void *best = NULL;
+    size_t best_sum = SIZE_MAX, best_ntok = 0, driver = 0;
+    for (size_t k = 0; k < q->nwords; k++) {
+        size_t w = order[k];
+        void *top = prefixed(ix, q->word[w], len[w]);
+        if (top == NULL) {
+            free(stack);
+            return 0;           /* no file has this word */
+        }
+        struct weight wt = {.limit = best_sum};
+        walk(top, stack, weigh, &wt);
+        if (wt.sum < best_sum) {
+            best = top;
+            best_sum = wt.sum;
+            best_ntok = wt.ntok;
+            driver = w;
+        }
+    }
+
+    /* Merge the driver's postings in seq order; check the other words. */
+    struct gathering g = {.cur = malloc(best_ntok * sizeof *g.cur)};
+    if (g.cur == NULL) {
+        free(stack);
+        return SEARCH_NO_MEMORY;
+    }
+    walk(best, stack, gather, &g);
+    free(stack);
+    struct cursor *heap = g.cur;
+    size_t nheap = g.n, found = 0;
+    uint64_t last = 0;
+    for (size_t i = nheap; i-- > 0;)
+        sift_down(heap, nheap, i);
+    while (nheap > 0 && found < max) {
+        const struct search_doc *doc = (const struct search_doc *)heap[0].t->post[heap[0].i];
+        heap[0].i++;
+        if (!settle(&heap[0]))
+            heap[0] = heap[--nheap];
+        sift_down(heap, nheap, 0);
+        if (doc->seq == last)
+            continue;           /* the same file under another word of the prefix */
+        last = doc->seq;
+        const char *path, *description;
+        ix->text(doc, &path, &description);
+        bool all = true;
+        for (size_t w = 0; w < q->nwords && all; w++)
+            all = w == driver || has_prefix(path, q->word[w], len[w]) ||
+                  has_prefix(description, q->word[w], len[w]);
+        if (all && (pass == NULL || pass(ctx, doc)))
+            out[found++] = doc;
+    }
+    free(heap);
+    return found;
+}
+
+size_t search_token_count(const struct search_index *ix)
+{
+    return ix->ntokens;
+}
+
+size_t search_posting_count(const struct search_index *ix)
+{
+    return ix->nposts;
+}
