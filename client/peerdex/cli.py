@@ -21,8 +21,8 @@ from .published import Record, pin
 from .term import shown
 from .terminal import setup_readline
 from .timeclient import TimeClient, TimeError, TimeService
-from .wire import (FIELD_MAX, IO_TIMEOUT, ProtocolError, Reader, encode, read_content, read_users,
-                   server_extensions)
+from .wire import (FIELD_MAX, IO_TIMEOUT, ProtocolError, Reader, encode, read_content,
+                   read_matches, read_users, server_extensions)
 
 EXIT_TIMEOUT = 2.0      # seconds for the DISCONNECT sent on the way out
 SLOW_NOTE_AFTER = 2.0   # an interactive wait past this says what it waits for
@@ -43,8 +43,11 @@ COMMANDS = {
     "DELETE": (1, 1, "DELETE <path>", "withdraw a published file"),
     "LIST_USERS": (0, 0, "LIST_USERS", "the connected users, with address and port"),
     "LIST_CONTENT": (1, 1, "LIST_CONTENT <user>", "the paths a user published"),
-    "GET_FILE": (3, 3, "GET_FILE <user> <remote path> <local path>",
-                 "download from the owner (into a directory: same name)"),
+    "SEARCH": (1, None, "SEARCH <words...>",
+               "files of connected users whose path or description has every word"),
+    "GET_FILE": (1, 3, "GET_FILE <user> <remote path> <local path> | GET_FILE #<n> [<local path>]",
+                 "download from the owner (into a directory: same name); #n: match n "
+                 "of the last SEARCH"),
     "QUIT": (0, 1, "QUIT [now]",
              "disconnect and leave (now: without waiting for uploads)"),
     "HELP": (0, 1, "HELP [command]", "this list, or a command's usage and result lines"),
@@ -67,8 +70,14 @@ MESSAGES = {
     "LIST_CONTENT": ["LIST_CONTENT OK", "LIST_CONTENT FAIL, USER DOES NOT EXIST",
                      "LIST_CONTENT FAIL, USER NOT CONNECTED",
                      "LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST"],
+    "SEARCH": ["SEARCH OK", "SEARCH FAIL, USER DOES NOT EXIST",
+               "SEARCH FAIL, USER NOT CONNECTED"],
     "GET_FILE": ["GET_FILE OK", "GET_FILE FAIL, FILE NOT EXIST"],
 }
+
+# Said instead of asking a server that does not list SEARCH among its extensions.
+NO_SEARCH = ("SEARCH FAIL, NOT OFFERED BY THIS SERVER (find files with LIST_USERS, "
+             "then LIST_CONTENT <user>)")
 
 class Leave(BaseException):
     """Raised in the main thread by SIGTERM and SIGHUP: disconnect and exit."""
@@ -170,6 +179,7 @@ class Client:
         self.ascii_noted = False
         self.last_interrupt = 0.0   # when Ctrl-C last cancelled something
         self._extensions = None     # what the server speaks beyond the classic ops, once known
+        self.matches = []           # (owner, path, description) of the last SEARCH OK
 
     def say(self, text):
         """A result line on stdout; any line that is not an OK counts as a failure."""
@@ -485,8 +495,44 @@ class Client:
         for path in paths or []:
             self.detail(path)
 
-    def cmd_get_file(self, owner, remote, local):
+    def cmd_search(self, *words):
+        if self._acting_user("SEARCH") is None:
+            return
+        extensions = self.extensions("SEARCH")
+        if extensions is None:
+            self.say(message("SEARCH", None))
+            return
+        if "SEARCH" not in extensions:
+            self.say(NO_SEARCH)
+            return
+        # An empty maximum: the server's default (100) results.
+        code, found = self.call("SEARCH", self.user, " ".join(words), "", read_data=read_matches)
+        self.result("SEARCH", code)
+        if code == 0:
+            self.matches = found
+            for n, (owner, path, description) in enumerate(found, 1):
+                self.detail("%d %s %s %s" % (n, owner, path, description))
+
+    def match(self, ref):
+        """The (owner, path) of "#n", match n of the last SEARCH; LocalFail if none."""
         try:
+            n = int(ref[1:])
+        except ValueError:
+            n = 0
+        if not 1 <= n <= len(self.matches):
+            raise LocalFail("GET_FILE: no match %s (the last SEARCH found %d; #1..#%d)"
+                            % (ref, len(self.matches), len(self.matches))
+                            if self.matches else
+                            "GET_FILE: no match %s (no SEARCH with results yet)" % ref)
+        owner, path, _ = self.matches[n - 1]
+        return owner, path
+
+    def cmd_get_file(self, owner, remote=None, local=None):
+        try:
+            if owner.startswith("#"):
+                # GET_FILE #n [dest]: the file's base name there, or here.
+                local = remote if remote is not None else "."
+                owner, remote = self.match(owner)
             code = self.get_file(owner, remote, local)
         except (LocalFail, DownloadError) as e:
             note(str(e) if isinstance(e, LocalFail) else "GET_FILE: %s" % e)
@@ -576,6 +622,10 @@ class Client:
             if key in MESSAGES:
                 lines.append("result lines:")
                 lines += ["  c> " + m for m in MESSAGES[key] + [key + " FAIL"]]
+                if key == "SEARCH":
+                    lines.append("  c> " + NO_SEARCH)
+                    lines.append("after SEARCH OK, one tab-indented line per match: "
+                                 "<n> <user> <path> <description>")
         try:
             print("\n".join(lines), file=self.out, flush=True)
         except (OSError, ValueError):
@@ -621,6 +671,8 @@ class Client:
             # The description is the rest of the line, spaces kept.
             rest = line.split(None, 2)
             args = rest[1:2] + ([rest[2].strip()] if len(rest) > 2 else [])
+        if name == "GET_FILE" and args:
+            lo, hi = (1, 2) if args[0].startswith("#") else (3, 3)
         if len(args) < lo or (hi is not None and len(args) > hi) or \
                 (name == "QUIT" and args and args[0].lower() != "now"):
             self.usage_error("usage: " + usage)
@@ -650,8 +702,12 @@ class Client:
     @staticmethod
     def field_args(name, args):
         """The user-name arguments of a command, checked before sending."""
+        if name == "GET_FILE" and args[0].startswith("#"):
+            return []
         if name in ("REGISTER", "UNREGISTER", "CONNECT", "LIST_CONTENT", "GET_FILE"):
             return [("the user name", args[0])]
+        if name == "SEARCH":
+            return [("the query", " ".join(args))]
         return []
 
 

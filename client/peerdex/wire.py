@@ -128,6 +128,12 @@ def read_users(reader):
     return [(reader.field(), reader.field(), reader.field()) for _ in range(reader.number())]
 
 
+def read_matches(reader):
+    """SEARCH data: a count, then owner, path and description per match."""
+    return [(reader.field(), reader.field(), reader.field())
+            for _ in range(reader.number(0, 1000))]
+
+
 def read_content(reader):
     """LIST_CONTENT data: a count, then one path per file."""
     return [reader.field() for _ in range(reader.number())]
