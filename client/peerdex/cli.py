@@ -45,9 +45,9 @@ COMMANDS = {
     "LIST_CONTENT": (1, 1, "LIST_CONTENT <user>", "the paths a user published"),
     "SEARCH": (1, None, "SEARCH <words...>",
                "files of connected users whose path or description has every word"),
-    "GET_FILE": (1, 3, "GET_FILE <user> <remote path> <local path> | GET_FILE #<n> [<local path>]",
-                 "download from the owner (into a directory: same name); #n: match n "
-                 "of the last SEARCH"),
+    "GET_FILE": (1, 3, "GET_FILE <user> <remote path> <local path>",
+                 "download from the owner (into a directory: same name); "
+                 "GET_FILE #<n> [<local path>]: match n of the last SEARCH"),
     "QUIT": (0, 1, "QUIT [now]",
              "disconnect and leave (now: without waiting for uploads)"),
     "HELP": (0, 1, "HELP [command]", "this list, or a command's usage and result lines"),
