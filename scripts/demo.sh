@@ -1,7 +1,7 @@
 #!/bin/sh
 # demo.sh - a whole peerdex session in one terminal: an index server (and the
 # operation log when bin/log_server exists), two clients, a download, and its
-# checksum.  Prints what each client printed.  Everything it starts is
+# checksum; bob finds the file with SEARCH and downloads match #1.  Prints what each client printed.  Everything it starts is
 # stopped by PID on exit.
 set -eu
 BIN=${BIN:-bin}
@@ -61,7 +61,8 @@ REGISTER bob
 CONNECT bob
 LIST_USERS
 LIST_CONTENT alice
-GET_FILE alice $T/alice/lecture.bin $T/bob/lecture.bin
+SEARCH week lect
+GET_FILE #1 $T/bob
 GET_FILE alice /etc/passwd $T/bob/passwd
 QUIT
 EOF2
