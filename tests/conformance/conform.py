@@ -13,7 +13,10 @@ Checks any implementation, not only peerdex, against the normative protocol
 COMMAND may contain {host} and {port}; otherwise `-s HOST -p PORT` is appended.
 Options: --list, --only ID (glob, repeatable), --json, --timeout SECONDS,
 --jobs N, --xfail ID (a known failure, counted apart).
-Each check prints its id, PASS or FAIL and the rule it checks; a failure says
+Checks of an extension operation (SEARCH) form their own group: they run
+when the server lists that operation in its EXTENSIONS reply, and are
+reported as SKIP (neither passed nor failed) otherwise.
+Each check prints its id, PASS, FAIL or SKIP and the rule it checks; a failure says
 what was sent and what came back (bytes in hex).  Exit status 1 on any failure.
 See docs/conformance.md.
 """
@@ -53,20 +56,27 @@ class Failure(Exception):
         self.why, self.sent, self.received, self.hint = why, sent, received, hint
 
 
-class Check:
-    """One rule of the spec, tested by one function of a target's context."""
+class Skip(Exception):
+    """A check that does not apply to this implementation (an extension it
+    does not offer): reported as SKIP, neither passed nor failed."""
 
-    def __init__(self, target, cid, rule, func):
+
+class Check:
+    """One rule of the spec, tested by one function of a target's context.
+    `group` is "classic", or the extension operation the check is about."""
+
+    def __init__(self, target, cid, rule, func, group="classic"):
         self.target, self.id, self.rule, self.func = target, cid, rule, func
+        self.group = group
 
 
 CHECKS = []
 
 
-def check(target, cid, rule):
+def check(target, cid, rule, group="classic"):
     """Register a check function under its id and the spec rule it quotes."""
     def register(func):
-        CHECKS.append(Check(target, cid, rule, func))
+        CHECKS.append(Check(target, cid, rule, func, group))
         return func
     return register
 
@@ -110,11 +120,15 @@ def diagnose(expected, received):
 
 def run_check(chk, ctx):
     """Run one check; a result dict with id, rule, status and failure details."""
-    result = {"id": chk.id, "target": chk.target, "rule": chk.rule}
+    result = {"id": chk.id, "target": chk.target, "rule": chk.rule, "group": chk.group}
     start = time.monotonic()
     try:
+        if chk.group != "classic" and chk.group not in ctx.extensions():
+            raise Skip("the server does not offer %s (not in its EXTENSIONS reply)" % chk.group)
         chk.func(ctx)
         result["status"] = "PASS"
+    except Skip as s:
+        result.update(status="SKIP", why=str(s))
     except Failure as f:
         result.update(status="FAIL", why=f.why)
         if f.sent is not None:
@@ -137,7 +151,9 @@ def run_check(chk, ctx):
 def print_result(r, out=sys.stdout):
     """One result in human form: the id line, then on failure the evidence."""
     print("%-5s %-34s %s" % (r["status"], r["id"], r["rule"]), file=out)
-    if r["status"] != "PASS":
+    if r["status"] == "SKIP":
+        print("      why:      %s" % r["why"], file=out)
+    elif r["status"] != "PASS":
         print("      why:      %s" % r["why"], file=out)
         for key, label in (("sent", "sent"), ("received", "received")):
             if key in r:
@@ -205,6 +221,7 @@ class ServerTarget:
         self.prefix = "cf%06x" % random.randrange(1 << 24)
         self.users = set()
         self.lock = threading.Lock()
+        self._extensions = None
 
     def user(self, label):
         """A fresh user name for this run (remembered for the final UNREGISTER)."""
@@ -281,6 +298,36 @@ class ServerTarget:
                           "path per file, each NUL-terminated, nothing more", data, raw,
                           "a list cut short, a count that does not match, or a missing NUL")
         return [p[0].decode("utf-8", "replace") for p in parsed[1]], data, raw
+
+    def extensions(self):
+        """The extension operations the server lists in reply to EXTENSIONS
+        (docs/protocol.md); none when it closes, or answers anything but a
+        well-formed list, as a classic server does."""
+        if self._extensions is None:
+            names = set()
+            try:
+                raw = self.exchange(encode("EXTENSIONS", DT))
+                parsed = parse_list(raw[1:], 1) if raw[:1] == b"\0" else None
+                if parsed is not None:
+                    names = {n[0].decode("ascii", "replace") for n in parsed[1]}
+            except OSError:
+                pass
+            self._extensions = frozenset(names)
+        return self._extensions
+
+    def search(self, requester, query, maximum=""):
+        """SEARCH that must succeed: [(owner, path, description)], request, reply."""
+        data, raw = self.send("SEARCH", requester, query, maximum)
+        if raw[:1] != b"\0":
+            raise Failure("SEARCH by a connected user did not answer 0", data, raw,
+                          diagnose(b"\0", raw))
+        parsed = parse_list(raw[1:], 3)
+        if parsed is None:
+            raise Failure("SEARCH reply is not: code 0, a decimal count, then owner, path "
+                          "and description per match, each NUL-terminated, nothing more",
+                          data, raw, "a list cut short, a count that does not match, or a "
+                          "missing NUL")
+        return [tuple(f.decode("utf-8", "replace") for f in m) for m in parsed[1]], data, raw
 
     def cleanup(self):
         """UNREGISTER every user this run created (the answers do not matter)."""
@@ -781,6 +828,92 @@ def s_concurrent_many(t):
 
 
 # --- target: peer ------------------------------------------------------------------
+
+# --- extension group: SEARCH (skipped when EXTENSIONS does not list it) ---------------
+
+def search_lab(t, label):
+    """An owner with two files under words unique to this run, and a requester."""
+    owner, viewer = t.connected(label + "_own"), t.connected(label + "_see")
+    notes = t.path(label + "/Lecture-Notes.pdf")
+    lab = t.path(label + "/lab2.txt")
+    t.expect(0, "PUBLISH", owner, notes, "Week 3: routing")
+    t.expect(0, "PUBLISH", owner, lab, "lecture sheet")
+    return owner, viewer, notes, lab
+
+
+@check("server", "server.search.codes",
+       "SEARCH: 0 ok · 1 requester does not exist · 2 requester not connected · 4 other "
+       "error (a query with no word or over 256 bytes, a maximum not empty or 1..1000)",
+       group="SEARCH")
+def s_search_codes(t):
+    viewer = t.connected("sc_see")
+    t.expect(1, "SEARCH", t.user("sc_ghost"), "x", "")
+    idle = t.user("sc_idle")
+    t.expect(0, "REGISTER", idle)
+    t.expect(2, "SEARCH", idle, "x", "")
+    for query, maximum in (("", ""), (" -./ ", ""), ("x" * 257, ""), ("x", "0"),
+                           ("x", "1001"), ("x", "abc")):
+        t.expect(4, "SEARCH", viewer, query, maximum)
+    t.search(viewer, "x", "1000")
+
+
+@check("server", "server.search.match",
+       "SEARCH: a file matches when every query word starts a word of its path or "
+       "description, ASCII case aside; oldest first; owner, path and description per match",
+       group="SEARCH")
+def s_search_match(t):
+    owner, viewer, notes, lab = search_lab(t, "sm")
+    run = t.prefix
+    cases = [("%s lect" % run, [notes, lab]), ("%s LECTURE notes" % run, [notes]),
+             ("%s routing week" % run, [notes]), ("%s sheet" % run, [lab]),
+             ("%s ecture" % run, []), ("%s lab2 txt" % run, [lab])]
+    for query, want in cases:
+        found, data, raw = t.search(viewer, query)
+        got = [p for o, p, d in found if p.startswith(t.path("sm/"))]
+        require(got == want, "SEARCH %r found %r; the spec wants %r" % (query, got, want),
+                data, raw)
+    found, data, raw = t.search(viewer, "%s sheet" % run)
+    require(found == [(owner, lab, "lecture sheet")], "a match must carry the owner's name, "
+            "the path and the description", data, raw)
+
+
+@check("server", "server.search.connected-only",
+       "SEARCH lists only files of connected owners; DELETE and DISCONNECT remove a match at "
+       "once, CONNECT brings the owner's files back",
+       group="SEARCH")
+def s_search_connected(t):
+    owner, viewer, notes, lab = search_lab(t, "so")
+    query = "%s so lect" % t.prefix
+
+    def paths():
+        found, data, raw = t.search(viewer, query)
+        return [p for _, p, _ in found], data, raw
+    t.expect(0, "DISCONNECT", owner)
+    got, data, raw = paths()
+    require(got == [], "files of a disconnected owner were listed", data, raw)
+    t.expect(0, "CONNECT", owner, "40001")
+    got, data, raw = paths()
+    require(sorted(got) == sorted([notes, lab]), "after CONNECT the owner's files must be "
+            "found again", data, raw)
+    t.expect(0, "DELETE", owner, lab)
+    got, data, raw = paths()
+    require(got == [notes], "a deleted file was still found", data, raw)
+
+
+@check("server", "server.search.maximum",
+       "SEARCH: at most `maximum` matches (empty: 100), the first ones in the stated order",
+       group="SEARCH")
+def s_search_maximum(t):
+    owner, viewer = t.connected("sx_own"), t.connected("sx_see")
+    for i in range(3):
+        t.expect(0, "PUBLISH", owner, t.path("sx/f%d" % i), "capped")
+    query = "%s capped" % t.prefix
+    found, data, raw = t.search(viewer, query, "2")
+    require([p for _, p, _ in found] == [t.path("sx/f0"), t.path("sx/f1")],
+            "maximum 2 must give the two oldest matches", data, raw)
+    found, data, raw = t.search(viewer, query, "")
+    require(len(found) == 3, "an empty maximum must allow 100 matches", data, raw)
+
 
 class PeerTarget:
     """A connected client's file server, and the path of a file its user published."""
@@ -1631,7 +1764,7 @@ def main(argv=None):
         if any(fnmatch.fnmatchcase(chk.id, pat) for pat in args.xfail):
             if r["status"] == "FAIL":
                 r["status"] = "XFAIL"
-            else:
+            elif r["status"] == "PASS":
                 r.update(status="FAIL", why="passes, but was named with --xfail: take it "
                          "off the list of known failures")
         return r
@@ -1652,15 +1785,18 @@ def main(argv=None):
             ctx.cleanup()
     passed = sum(r["status"] == "PASS" for r in results)
     known = sum(r["status"] == "XFAIL" for r in results)
-    failed = len(results) - passed - known
+    skipped = sum(r["status"] == "SKIP" for r in results)
+    failed = len(results) - passed - known - skipped
     if args.json:
         json.dump({"target": args.target, "args": args.args, "passed": passed,
-                   "failed": failed, "known_failures": known, "results": results},
+                   "failed": failed, "known_failures": known, "skipped": skipped,
+                   "results": results},
                   sys.stdout, indent=1)
         print()
     else:
-        print("%d passed, %d failed%s" % (passed, failed,
-                                          ", %d known failure(s)" % known if known else ""))
+        print("%d passed, %d failed%s%s" % (
+            passed, failed, ", %d known failure(s)" % known if known else "",
+            ", %d skipped (extensions the server does not offer)" % skipped if skipped else ""))
     return 1 if failed else 0
 
 

@@ -27,7 +27,8 @@ def kit(*args, isolated=False):
                        capture_output=True, timeout=120)
     assert r.returncode in (0, 1), r.stderr.decode()
     doc = json.loads(r.stdout.decode())
-    assert doc["passed"] + doc["failed"] + doc["known_failures"] == len(doc["results"])
+    assert doc["passed"] + doc["failed"] + doc["known_failures"] + doc["skipped"] == \
+        len(doc["results"])
     assert r.returncode == (1 if doc["failed"] else 0)
     return r.returncode, {res["id"]: res for res in doc["results"]}
 
@@ -74,6 +75,20 @@ def test_faithful_stubs_pass_every_check(stub, published):
     assert status == 0 and failed(results) == set()
     status, results = kit("client", STUB_CLIENT)
     assert status == 0 and failed(results) == set()
+
+
+def test_search_group_runs_against_ours_and_is_skipped_by_a_classic_server(stub, server):
+    """The SEARCH checks pass against our server, which lists SEARCH; a classic
+    server (the stub closes on EXTENSIONS) gets them as SKIP, not FAIL."""
+    search_ids = {c.id for c in conform.CHECKS if c.group == "SEARCH"}
+    assert search_ids
+    status, results = kit("server", "127.0.0.1:%d" % server.port, "--only", "server.search.*")
+    assert status == 0 and set(results) == search_ids
+    assert {r["status"] for r in results.values()} == {"PASS"}, results
+    status, results = kit("server", stub("server"), "--only", "server.search.*")
+    assert status == 0
+    assert {r["status"] for r in results.values()} == {"SKIP"}, results
+    assert "does not offer SEARCH" in results["server.search.codes"]["why"]
 
 
 @pytest.mark.parametrize("defect, ids, words", [
