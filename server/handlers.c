@@ -13,6 +13,7 @@
 #include "oplog.h"
 #include "request.h"
 #include "search.h"
+#include "diag.h"
 
 /*
  * The result code of each registry status, per operation.  A status an
@@ -97,14 +98,14 @@ static void report_refusal(enum read_status rs, const struct request *req,
     if (req->why == NULL)
         return;                 /* closed without sending anything */
     if (rs == READ_UNKNOWN_OP)
-        console_eprintf("s> REFUSED request FROM %s: unknown operation \"%s\"\n",
+        diag("s> REFUSED request FROM %s: unknown operation \"%s\"\n",
                         peer_ip, excerpt(buf, 32, shown));
     else if (req->odd_datetime && strcmp(req->why, "no date-time") == 0)
-        console_eprintf("s> REFUSED %s FROM %s: no date-time (second field \"%s\")\n",
+        diag("s> REFUSED %s FROM %s: no date-time (second field \"%s\")\n",
                         op_name(req->op), peer_ip,
                         excerpt(req->datetime, strlen(req->datetime), shown));
     else
-        console_eprintf("s> REFUSED %s FROM %s: %s\n",
+        diag("s> REFUSED %s FROM %s: %s\n",
                         req->op == OP_UNKNOWN ? "request" : op_name(req->op),
                         peer_ip, req->why);
 }
