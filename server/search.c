@@ -7,11 +7,14 @@
 #include "request.h"
 
 /*
- * A posting entry: a live document's pointer (even: documents are
- * aligned), or a tombstone, (seq << 1) | 1, that keeps the seq of a
- * document that left so the list stays searchable by seq.
+ * A posting entry: a document's seq, with TOMB set once the document has
+ * left (a tombstone keeps its place so the list stays sorted by seq).
+ * Seqs are never reused, so a tombstone never equals a live seq.  Lists
+ * hold seqs rather than pointers so that intersecting them reads only the
+ * lists; the documents are looked up by seq (the doc table) for matches.
  */
-typedef uintptr_t entry;
+typedef uint64_t entry;
+#define TOMB (UINT64_C(1) << 63)
 
 struct token {
     entry *post;            /* ascending seq; tombstones among them */
@@ -37,6 +40,10 @@ struct search_index {
     search_text_fn *text;
     uint64_t seq;           /* the last seq given out */
     size_t ntokens, nposts;
+    /* The doc table: every indexed document by seq, open addressing with
+     * linear probing; nslots a power of two, at most half full. */
+    struct search_doc **slots;
+    size_t nslots, ndocs;
 };
 
 static bool is_node(const void *p) { return ((uintptr_t)p & 1) != 0; }
@@ -64,7 +71,68 @@ static unsigned char lower(unsigned char c)
 /* The seq of an entry, live or tombstone. */
 static uint64_t entry_seq(entry e)
 {
-    return (e & 1) ? (uint64_t)(e >> 1) : ((const struct search_doc *)e)->seq;
+    return e & ~TOMB;
+}
+
+/* The home slot of seq in a table of nslots. */
+static size_t home(uint64_t seq, size_t nslots)
+{
+    return (size_t)((seq * UINT64_C(0x9E3779B97F4A7C15)) >> 20) & (nslots - 1);
+}
+
+/* The slot of the document with this seq, or of the empty slot where it would go. */
+static size_t slot_of(const struct search_index *ix, uint64_t seq)
+{
+    size_t i = home(seq, ix->nslots);
+    while (ix->slots[i] != NULL && ix->slots[i]->seq != seq)
+        i = (i + 1) & (ix->nslots - 1);
+    return i;
+}
+
+/* Room in the doc table for one more document; false when out of memory. */
+static bool table_room(struct search_index *ix)
+{
+    if (2 * (ix->ndocs + 1) <= ix->nslots)
+        return true;
+    size_t n = ix->nslots ? 2 * ix->nslots : 1024;
+    struct search_doc **old = ix->slots, **slots = calloc(n, sizeof *slots);
+    if (slots == NULL)
+        return false;
+    size_t oldn = ix->nslots;
+    ix->slots = slots;
+    ix->nslots = n;
+    for (size_t i = 0; i < oldn; i++)
+        if (old[i] != NULL)
+            slots[slot_of(ix, old[i]->seq)] = old[i];
+    free(old);
+    return true;
+}
+
+/* The indexed document with this seq, or NULL. */
+static struct search_doc *table_find(const struct search_index *ix, uint64_t seq)
+{
+    return ix->nslots ? ix->slots[slot_of(ix, seq)] : NULL;
+}
+
+/* Take the document with this seq out of the table (backward-shift delete). */
+static void table_remove(struct search_index *ix, uint64_t seq)
+{
+    size_t mask = ix->nslots - 1, i = slot_of(ix, seq), j = i;
+    if (ix->slots[i] == NULL)
+        return;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (ix->slots[j] == NULL)
+            break;
+        size_t k = home(ix->slots[j]->seq, ix->nslots);
+        /* Move j into the hole at i unless its home lies cyclically in (i, j]. */
+        if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
+            ix->slots[i] = ix->slots[j];
+            i = j;
+        }
+    }
+    ix->slots[i] = NULL;
+    ix->ndocs--;
 }
 
 struct search_index *search_new(search_text_fn *text)
@@ -122,6 +190,7 @@ static void free_tree(void *p)
 void search_free(struct search_index *ix)
 {
     if (ix != NULL) {
+        free(ix->slots);
         free_tree(ix->root);
         free(ix);
     }
@@ -266,7 +335,7 @@ static bool post(struct token *t, struct search_doc *doc)
         t->post = p;
         t->cap = cap;
     }
-    t->post[t->n++] = (entry)doc;
+    t->post[t->n++] = doc->seq;
     t->live++;
     return true;
 }
@@ -285,6 +354,8 @@ bool search_add(struct search_index *ix, struct search_doc *doc,
     char buf[DOC_BUF];
     const char *words[DOC_WORDS_MAX * 2];
     size_t n = doc_words(path, description, buf, words), i;
+    if (!table_room(ix))
+        return false;
     doc->seq = ix->seq + 1;
     for (i = 0; i < n; i++) {
         size_t len = strlen(words[i]);
@@ -311,6 +382,8 @@ bool search_add(struct search_index *ix, struct search_doc *doc,
     }
     ix->seq++;
     ix->nposts += n;
+    ix->slots[slot_of(ix, doc->seq)] = doc;
+    ix->ndocs++;
     return true;
 }
 
@@ -319,7 +392,7 @@ static void compact(struct token *t)
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < t->n; i++)
-        if ((t->post[i] & 1) == 0)
+        if ((t->post[i] & TOMB) == 0)
             t->post[k++] = t->post[i];
     t->n = k;
     if (t->cap > 4 * k + 4) {
@@ -349,15 +422,16 @@ void search_remove(struct search_index *ix, struct search_doc *doc,
             else
                 hi = mid;
         }
-        if (lo == t->n || t->post[lo] != (entry)doc)
+        if (lo == t->n || t->post[lo] != doc->seq)
             continue;
-        t->post[lo] = ((entry)doc->seq << 1) | 1;
+        t->post[lo] |= TOMB;
         ix->nposts--;
         if (--t->live == 0)
             delete_token(ix, t);
         else if (t->n - t->live > t->live)
             compact(t);
     }
+    table_remove(ix, doc->seq);
     doc->seq = 0;
 }
 
@@ -454,24 +528,59 @@ struct cursor {
 /* Move c to the next live entry at or after c->i; false at the end. */
 static bool settle(struct cursor *c)
 {
-    while (c->i < c->t->n && (c->t->post[c->i] & 1))
+    while (c->i < c->t->n && (c->t->post[c->i] & TOMB))
         c->i++;
     if (c->i == c->t->n)
         return false;
-    c->seq = ((const struct search_doc *)c->t->post[c->i])->seq;
+    c->seq = c->t->post[c->i];
     return true;
 }
 
-/* Collecting a cursor per token of a subtree. */
+/*
+ * Whether c's token holds seq, moving c forward to the first entry at or
+ * after it (galloping, then binary search): the seqs asked for only grow.
+ */
+static bool holds(struct cursor *c, uint64_t seq)
+{
+    const entry *p = c->t->post;
+    uint32_t n = c->t->n, lo = c->i, step = 1, hi;
+    if (lo >= n)
+        return false;
+    if (entry_seq(p[lo]) >= seq) {
+        hi = lo;
+    } else {
+        while (lo + step < n && entry_seq(p[lo + step]) < seq) {
+            lo += step;
+            step *= 2;
+        }
+        hi = lo + step < n ? lo + step : n;
+        while (lo < hi) {           /* p[lo] < seq; find the first >= seq */
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (entry_seq(p[mid]) < seq)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+    c->i = hi;
+    return hi < n && p[hi] == seq;
+}
+
+/* Collecting a cursor per token of a subtree, up to `room` of them. */
 struct gathering {
-    struct cursor *cur;     /* room for all */
-    size_t n;
+    struct cursor *cur;
+    size_t n, room;
+    bool full;              /* the subtree has more tokens than room */
 };
 
 /* walk() step: a cursor at t's first live entry. */
 static bool gather(void *ctx, struct token *t)
 {
     struct gathering *g = ctx;
+    if (g->n == g->room) {
+        g->full = true;
+        return false;
+    }
     g->cur[g->n] = (struct cursor){.t = t, .i = 0};
     if (settle(&g->cur[g->n]))
         g->n++;
@@ -496,6 +605,32 @@ static void sift_down(struct cursor *h, size_t n, size_t i)
     }
 }
 
+/*
+ * A word other than the driver's is checked against each candidate through
+ * the posting lists of its tokens when it has at most LIST_TOKENS of them
+ * (cursors that only move forward), else through the candidate's text.
+ */
+#define LIST_TOKENS 16
+struct other {
+    struct cursor *cur;     /* NULL: check the text */
+    size_t n;
+};
+
+/* Whether candidate seq holds word w (see struct other). */
+static bool other_holds(const struct search_index *ix, struct other *o, uint64_t seq,
+                        const char *w, size_t len)
+{
+    if (o->cur != NULL) {
+        bool hit = false;
+        for (size_t k = 0; k < o->n; k++)
+            hit |= holds(&o->cur[k], seq);      /* every cursor moves on */
+        return hit;
+    }
+    const char *path, *description;
+    ix->text(table_find(ix, seq), &path, &description);
+    return has_prefix(path, w, len) || has_prefix(description, w, len);
+}
+
 size_t search_find(const struct search_index *ix, const struct search_query *q,
                    search_pass_fn *pass, void *ctx,
                    const struct search_doc **out, size_t max)
@@ -505,6 +640,7 @@ size_t search_find(const struct search_index *ix, const struct search_query *q,
     /* The rarest word: longer words first, as they tend to be rarer and
      * bound the count of the others sooner. */
     size_t order[SEARCH_WORDS_MAX], len[SEARCH_WORDS_MAX];
+    void *top[SEARCH_WORDS_MAX];
     for (size_t i = 0; i < q->nwords; i++) {
         len[i] = strlen(q->word[i]);
         size_t j = i;
@@ -515,57 +651,67 @@ size_t search_find(const struct search_index *ix, const struct search_query *q,
     void **stack = malloc(DEPTH_MAX * sizeof *stack);
     if (stack == NULL)
         return SEARCH_NO_MEMORY;
-    void *best = NULL;
     size_t best_sum = SIZE_MAX, best_ntok = 0, driver = 0;
     for (size_t k = 0; k < q->nwords; k++) {
         size_t w = order[k];
-        void *top = prefixed(ix, q->word[w], len[w]);
-        if (top == NULL) {
+        if ((top[w] = prefixed(ix, q->word[w], len[w])) == NULL) {
             free(stack);
             return 0;           /* no file has this word */
         }
         struct weight wt = {.limit = best_sum};
-        walk(top, stack, weigh, &wt);
+        walk(top[w], stack, weigh, &wt);
         if (wt.sum < best_sum) {
-            best = top;
             best_sum = wt.sum;
             best_ntok = wt.ntok;
             driver = w;
         }
     }
 
-    /* Merge the driver's postings in seq order; check the other words. */
-    struct gathering g = {.cur = malloc(best_ntok * sizeof *g.cur)};
-    if (g.cur == NULL) {
+    /* Cursors: the driver's tokens first, then up to LIST_TOKENS per other word. */
+    struct cursor *cur = malloc((best_ntok + q->nwords * LIST_TOKENS) * sizeof *cur);
+    if (cur == NULL) {
         free(stack);
         return SEARCH_NO_MEMORY;
     }
-    walk(best, stack, gather, &g);
+    struct gathering g = {.cur = cur, .room = best_ntok};
+    walk(top[driver], stack, gather, &g);
+    struct cursor *heap = cur;
+    size_t nheap = g.n;
+    struct other others[SEARCH_WORDS_MAX];
+    struct cursor *spare = cur + best_ntok;
+    for (size_t w = 0; w < q->nwords; w++) {
+        if (w == driver)
+            continue;
+        g = (struct gathering){.cur = spare, .room = LIST_TOKENS};
+        walk(top[w], stack, gather, &g);
+        others[w] = (struct other){.cur = g.full ? NULL : spare, .n = g.n};
+        if (!g.full)
+            spare += g.n;
+    }
     free(stack);
-    struct cursor *heap = g.cur;
-    size_t nheap = g.n, found = 0;
+
+    /* Merge the driver's postings in seq order; check the other words. */
+    size_t found = 0;
     uint64_t last = 0;
     for (size_t i = nheap; i-- > 0;)
         sift_down(heap, nheap, i);
     while (nheap > 0 && found < max) {
-        const struct search_doc *doc = (const struct search_doc *)heap[0].t->post[heap[0].i];
+        uint64_t seq = heap[0].seq;
         heap[0].i++;
         if (!settle(&heap[0]))
             heap[0] = heap[--nheap];
         sift_down(heap, nheap, 0);
-        if (doc->seq == last)
+        if (seq == last)
             continue;           /* the same file under another word of the prefix */
-        last = doc->seq;
-        const char *path, *description;
-        ix->text(doc, &path, &description);
+        last = seq;
         bool all = true;
         for (size_t w = 0; w < q->nwords && all; w++)
-            all = w == driver || has_prefix(path, q->word[w], len[w]) ||
-                  has_prefix(description, q->word[w], len[w]);
-        if (all && (pass == NULL || pass(ctx, doc)))
+            all = w == driver || other_holds(ix, &others[w], seq, q->word[w], len[w]);
+        const struct search_doc *doc = all ? table_find(ix, seq) : NULL;
+        if (doc != NULL && (pass == NULL || pass(ctx, doc)))
             out[found++] = doc;
     }
-    free(heap);
+    free(cur);
     return found;
 }
 

@@ -12,18 +12,20 @@
  *
  * Structure.  Each distinct word is interned once (struct token) in a
  * crit-bit tree ordered by bytes, so the words starting with a prefix are
- * one subtree.  A token holds its posting list: the documents containing
- * it, in the order they entered the index (ascending `seq`).  A document
- * leaving the index turns its entries into tombstones (which keep its seq,
- * so later lookups still binary-search); a list compacts itself once it
- * holds more tombstones than live entries, and a token with no live entry
- * is removed.
+ * one subtree.  A token holds its posting list: the seqs of the documents
+ * containing it, ascending (the order they entered the index).  A document
+ * leaving the index turns its entries into tombstones (which keep the seq,
+ * so the lists stay sorted); a list compacts itself once it holds more
+ * tombstones than live entries, and a token with no live entry is removed.
+ * A table by seq (open addressing) finds a document from its seq.
  *
  * A query picks its rarest word (the fewest postings over the word's
  * subtree, counted with an early stop), walks the merged postings of that
- * word in seq order and checks the other words against each candidate's
- * own text; it stops at the cap.  Cost: the candidates of the rarest word
- * up to the cap, never all documents.
+ * word in seq order, and checks each other word against each candidate:
+ * through that word's own posting lists (forward-only galloping cursors)
+ * when it has at most 16 tokens, else on the candidate's text.  It stops
+ * at the cap.  Cost: the candidates of the rarest word up to the cap,
+ * never all documents.
  *
  * No locking here: the owner (the registry) serializes every call with its
  * own lock.  No I/O.

@@ -156,6 +156,26 @@ START_TEST(tombstones_compact)
 }
 END_TEST
 
+/* A word of many tokens (past the list cursors) is checked on the text. */
+START_TEST(word_of_many_tokens)
+{
+    for (int i = 0; i < 40; i++) {
+        char d[32];
+        snprintf(d, sizeof d, "w%02d common", i);
+        add(i, "/d", d);
+    }
+    add(40, "/d", "common");
+    const char *got = find("common w", 1000);
+    char want[512];
+    size_t len = 0;
+    for (int i = 0; i < 40; i++)
+        len += (size_t)snprintf(want + len, sizeof want - len, "%s%d", i ? "," : "", i);
+    ck_assert_str_eq(got, want);
+    drop(7);
+    ck_assert_str_eq(find("w0 common", 1000), "0,1,2,3,4,5,6,8,9");
+}
+END_TEST
+
 /* A random run against a brute-force model: every query's answer is the
  * in-index documents (in index order) whose words start with each query word. */
 static bool model_match(const struct doc *d, const struct search_query *q)
@@ -238,6 +258,7 @@ int main(void)
     tcase_add_test(tc, parse_and_log_form);
     tcase_add_test(tc, order_removal_and_readding);
     tcase_add_test(tc, tombstones_compact);
+    tcase_add_test(tc, word_of_many_tokens);
     tcase_add_test(tc, random_run_matches_model);
     suite_add_tcase(s, tc);
     return run_suite(s);
