@@ -955,6 +955,7 @@ enum reg_status registry_search(struct registry *reg, const char *user,
             st = REG_NO_MEMORY;
     }
 #else
+    (void)out;
     if (st == REG_OK)
         st = REG_NO_MEMORY;     /* built without the index */
 #endif
