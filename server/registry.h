@@ -9,7 +9,8 @@
  * user's listing); none on users.
  *
  * Lock discipline: one mutex per registry (`struct registry.lock`) guards
- * every table, every user and every file, and the cached listings.  Each
+ * every table, every user and every file, the cached listings, and the
+ * search index (search.h), which holds exactly the connected users' files.  Each
  * function below takes it on entry and releases it before returning.  Under
  * it the only call out is the journal hook (registry_set_journal), which
  * appends the operation to the journal (journal.h: its own mutex is taken
