@@ -20,6 +20,7 @@ struct token {
     entry *post;            /* ascending seq; tombstones among them */
     uint32_t n, cap;        /* entries used and allocated */
     uint32_t live;          /* entries that are not tombstones; > 0 */
+    uint32_t hash;          /* of the word: its place in the token table */
     char s[];               /* the word, lower case */
 };
 
@@ -44,6 +45,10 @@ struct search_index {
      * linear probing; nslots a power of two, at most half full. */
     struct search_doc **slots;
     size_t nslots, ndocs;
+    /* The token table: every token by its word, for exact lookups (the
+     * tree serves prefixes); open addressing, at most half full. */
+    struct token **tslots;
+    size_t ntslots;
 };
 
 static bool is_node(const void *p) { return ((uintptr_t)p & 1) != 0; }
@@ -191,31 +196,100 @@ void search_free(struct search_index *ix)
 {
     if (ix != NULL) {
         free(ix->slots);
+        free(ix->tslots);
         free_tree(ix->root);
         free(ix);
     }
 }
 
+/* FNV-1a of a word of len bytes. */
+static uint32_t word_hash(const char *w, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)w[i]) * 16777619u;
+    return h;
+}
+
+/* The token-table slot of word w (hash h), or the empty slot where it would go. */
+static size_t token_slot(const struct search_index *ix, const char *w, size_t len, uint32_t h)
+{
+    size_t mask = ix->ntslots - 1, i = h & mask;
+    for (struct token *t; (t = ix->tslots[i]) != NULL; i = (i + 1) & mask)
+        if (t->hash == h && strncmp(t->s, w, len) == 0 && t->s[len] == '\0')
+            break;
+    return i;
+}
+
 /* The token for word w (len bytes, lower case), or NULL. */
 static struct token *find_token(const struct search_index *ix, const char *w, size_t len)
 {
-    void *p = ix->root;
-    if (p == NULL)
+    if (ix->ntslots == 0)
         return NULL;
-    while (is_node(p))
-        p = as_node(p)->child[direction(as_node(p), (const unsigned char *)w, len)];
-    struct token *t = p;
-    return strncmp(t->s, w, len) == 0 && t->s[len] == '\0' ? t : NULL;
+    return ix->tslots[token_slot(ix, w, len, word_hash(w, len))];
 }
 
-/* Put new token t (its word not in the tree) into the tree; false when out of memory. */
+/* Room in the token table for one more token; false when out of memory. */
+static bool token_room(struct search_index *ix)
+{
+    if (2 * (ix->ntokens + 1) <= ix->ntslots)
+        return true;
+    size_t n = ix->ntslots ? 2 * ix->ntslots : 256, oldn = ix->ntslots;
+    struct token **old = ix->tslots, **slots = calloc(n, sizeof *slots);
+    if (slots == NULL)
+        return false;
+    ix->tslots = slots;
+    ix->ntslots = n;
+    for (size_t i = 0; i < oldn; i++)
+        if (old[i] != NULL) {
+            size_t j = old[i]->hash & (n - 1);
+            while (slots[j] != NULL)
+                j = (j + 1) & (n - 1);
+            slots[j] = old[i];
+        }
+    free(old);
+    return true;
+}
+
+/* Take t out of the token table (backward-shift delete). */
+static void token_unslot(struct search_index *ix, struct token *t)
+{
+    size_t mask = ix->ntslots - 1, i = token_slot(ix, t->s, strlen(t->s), t->hash), j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (ix->tslots[j] == NULL)
+            break;
+        size_t k = ix->tslots[j]->hash & mask;
+        if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
+            ix->tslots[i] = ix->tslots[j];
+            i = j;
+        }
+    }
+    ix->tslots[i] = NULL;
+}
+
+static bool tree_insert(struct search_index *ix, struct token *t);
+
+/* Put new token t (its word not in the index) into the tree and the
+ * table; false when out of memory (then in neither). */
 static bool insert_token(struct search_index *ix, struct token *t)
+{
+    size_t len = strlen(t->s);
+    t->hash = word_hash(t->s, len);
+    if (!token_room(ix) || !tree_insert(ix, t))
+        return false;
+    ix->tslots[token_slot(ix, t->s, len, t->hash)] = t;
+    ix->ntokens++;
+    return true;
+}
+
+/* Put new token t into the crit-bit tree; false when out of memory. */
+static bool tree_insert(struct search_index *ix, struct token *t)
 {
     const unsigned char *w = (const unsigned char *)t->s;
     size_t len = strlen(t->s);
     if (ix->root == NULL) {
         ix->root = t;
-        ix->ntokens++;
         return true;
     }
     /* The closest word already there, and the first bit where they differ. */
@@ -254,13 +328,13 @@ static bool insert_token(struct search_index *ix, struct token *t)
     }
     n->child[dir] = *where;
     *where = (void *)((uintptr_t)n + 1);
-    ix->ntokens++;
     return true;
 }
 
-/* Take token t out of the tree and free it. */
+/* Take token t out of the table and the tree, and free it. */
 static void delete_token(struct search_index *ix, struct token *t)
 {
+    token_unslot(ix, t);
     const unsigned char *w = (const unsigned char *)t->s;
     size_t len = strlen(t->s);
     void **where = &ix->root, **whereq = NULL;
