@@ -55,7 +55,7 @@ class Bench:
         self.record(argv)
         return subprocess.run(argv, **kw)
 
-    def spawn(self, argv, pattern, env=None):
+    def spawn(self, argv, pattern, env=None, wait=15):
         """Start a program with stdout and stderr going to files (as to a
         terminal: nothing in this process reads them as they come), wait
         for a line matching `pattern` in either, and return the process
@@ -69,7 +69,7 @@ class Bench:
         out.close()
         err.close()
         self.procs.append(p)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             for name in ("p%d.out" % n, "p%d.err" % n):
                 with open(os.path.join(self.tmp, name), errors="replace") as f:
@@ -493,7 +493,7 @@ class Bench:
                 for run in range(self.runs):
                     t0 = time.monotonic()
                     srv = self.spawn([binary, "-p", "0", "-c", "4096", "-d", state],
-                                     r"^s> init server \S+:(\d+)$")
+                                     r"^s> init server \S+:(\d+)$", wait=300)
                     f["restart"].append(time.monotonic() - t0)
                     f["after"] = self.loadgen(srv.port, 4, "search", "rs%d" % run, seconds=0.5)
                     assert f["after"]["errors"] == 0 and f["after"]["ops"] > 0, f["after"]
