@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "crc32c.h"
+#include "ops.h"
 #include "fileio.h"
 #include "record.h"
 #include "snapshot.h"
@@ -33,11 +34,8 @@ static struct {
     uint64_t acked;         /* as read at start */
 } st = {.lock_fd = -1, .outbox_fd = -1};
 
-/* The seq of the last record this thread journaled (for durable_wait). */
-static __thread uint64_t thread_seq;
-
-/* The registry's journal hook: one record per operation, lock held. */
-static bool journal_hook(void *ctx, const struct reg_op *op, enum reg_status status)
+/* The registry's log hook with -d: one journal record per operation, lock held. */
+static bool journal_hook(void *ctx, struct reg_op *op, enum reg_status status)
 {
     char now[32];
     const char *datetime = op->datetime;
@@ -51,35 +49,26 @@ static bool journal_hook(void *ctx, const struct reg_op *op, enum reg_status sta
                        .ip = op->ip};
     if (!journal_append(ctx, &rec))
         return false;
-    thread_seq = rec.seq;
+    op->seq = rec.seq;
     return true;
 }
 
-/* Apply a journaled operation that succeeded to reg; 0, or -1 if it does not. */
+/*
+ * Apply a journaled operation that succeeded to reg, through the one path
+ * (no log hook is installed yet: nothing is logged again); 0, or -1 if it
+ * does not succeed again.  An expiry (path REG_EXPIRED_MARK) replays as
+ * the DISCONNECT it was: the user was disconnected then and is again now.
+ */
 static int replay_one(void *ctx, const struct jrec *r)
 {
-    struct registry *reg = ctx;
-    if (r->status != REG_OK)
-        return 0;               /* refused: it changed nothing */
-    enum reg_status s;
-    if (strcmp(r->op, "REGISTER") == 0)
-        s = registry_register(reg, r->user);
-    else if (strcmp(r->op, "UNREGISTER") == 0)
-        s = registry_unregister(reg, r->user);
-    else if (strcmp(r->op, "CONNECT") == 0)
-        s = registry_connect(reg, r->user, r->ip, r->port);
-    else if (strcmp(r->op, "DISCONNECT") == 0)
-        /* A client's, or an expiry (path REG_EXPIRED_MARK, registry_expire):
-         * either way the user was disconnected then and is again now. */
-        s = registry_disconnect(reg, r->user);
-    else if (strcmp(r->op, "PUBLISH") == 0)
-        s = registry_publish(reg, r->user, r->path, r->description);
-    else if (strcmp(r->op, "DELETE") == 0)
-        s = registry_delete(reg, r->user, r->path);
-    else if (strcmp(r->op, "LIST_USERS") == 0 || strcmp(r->op, "LIST_CONTENT") == 0)
-        s = REG_OK;             /* reads change nothing */
-    else
-        return -1;
+    if (r->status != REG_OK || ops_read_only(r->op))
+        return 0;               /* refused, or a read: it changed nothing */
+    struct reg_op op = {.op = r->op, .datetime = r->datetime, .user = r->user,
+                        .path = r->path, .description = r->description,
+                        .target = r->target, .ip = r->ip, .port = r->port};
+    struct listing *list = NULL;
+    enum reg_status s = ops_perform(ctx, &op, &list);
+    listing_release(list);
     return s == REG_OK ? 0 : -1;
 }
 
@@ -237,7 +226,7 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
             last - snap_seq,
             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
             cfg->sync == SYNC_ALWAYS ? "always" : "batch");
-    registry_set_journal(reg, journal_hook, st.journal);
+    registry_set_log(reg, journal_hook, st.journal);
     st.on = true;
     return 0;
 
@@ -257,10 +246,10 @@ bool durable_on(void)
     return st.on;
 }
 
-void durable_wait(void)
+void durable_wait(uint64_t seq)
 {
-    if (st.on && st.sync == SYNC_ALWAYS && thread_seq > 0)
-        journal_wait_synced(st.journal, thread_seq);
+    if (st.on && st.sync == SYNC_ALWAYS && seq > 0)
+        journal_wait_synced(st.journal, seq);
 }
 
 struct journal *durable_journal(void)
@@ -284,7 +273,7 @@ void durable_close(void)
         return;
     journal_stop_sync(st.journal);  /* the final compaction must not race a sync */
     compact(NULL);
-    registry_set_journal(st.reg, NULL, NULL);
+    registry_set_log(st.reg, NULL, NULL);
     journal_close(st.journal);
     st.journal = NULL;
     st.on = false;

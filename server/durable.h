@@ -41,9 +41,9 @@ bool durable_on(void);
 
 /*
  * After an operation, before its reply: under -S always, wait until the
- * calling thread's journal record is durable.  Does nothing otherwise.
+ * journal record with this seq is durable.  Does nothing otherwise.
  */
-void durable_wait(void);
+void durable_wait(uint64_t seq);
 
 /* The journal, for the outbox reader; NULL when off. */
 struct journal *durable_journal(void);

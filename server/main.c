@@ -95,6 +95,10 @@ int main(int argc, char **argv)
     }
     if (oplog_start() < 0)
         return start_failed(handler.registry, lfd);
+    /* Without -d the operation log's queue logs each operation under the
+     * registry lock (with -d the journal does, and is the outbox). */
+    if (config.log_host != NULL && config.state_dir == NULL)
+        registry_set_log(handler.registry, oplog_queue_op, NULL);
     if (console_start(config.console_bytes) < 0)
         diag("server: no console thread; writing lines directly\n");
     /* Before accepting, so handlers see liveness on from the first CONNECT. */

@@ -261,7 +261,7 @@ static size_t outbox_batch(struct entry **out)
             if (!holding && (r = jreader_next(outbox, &held, npending ? 0 : 100)) <= 0)
                 break;
             holding = true;
-            struct entry *e = entry_new(held.user, held.op, held.path, held.datetime);
+            struct entry *e = entry_new(held.user, op_name(held.op), held.path, held.datetime);
             if (e == NULL) {
                 r = -1;         /* copy it again, after the next acknowledgement */
                 break;
@@ -521,19 +521,24 @@ static struct entry *entry_new(const char *user, const char *op, const char *pat
     return e;
 }
 
-bool oplog_submit(const char *user, const char *op, const char *path,
-                  const char *datetime)
+bool oplog_queue_op(void *ctx, struct reg_op *op, enum reg_status st)
 {
-    if (!enabled || outbox != NULL)
-        return true;            /* no log, or the journal is the outbox */
-    struct entry *e = entry_new(user, op, path, datetime);
+    (void)ctx;
+    (void)st;                   /* refused operations are logged too */
+    char now[32];
+    const char *datetime = op->datetime;
+    if (datetime == NULL) {
+        server_datetime(now, sizeof now);
+        datetime = now;
+    }
+    struct entry *e = entry_new(op->user ? op->user : "", op_name(op->op), op->path, datetime);
     if (e == NULL)
         return false;
 
     pthread_mutex_lock(&q.lock);
     bool room = q.count < queue_max && !q.stopping;
     if (room) {
-        e->seq = q.next_seq++;
+        e->seq = op->seq = q.next_seq++;
         if (q.tail)
             q.tail->next = e;
         else
