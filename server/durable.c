@@ -29,10 +29,7 @@ static struct {
     struct registry *reg;
     struct journal *journal;
     int lock_fd;
-    int outbox_fd;          /* DIR/outbox, rewritten in place by the logging thread */
-    uint64_t origin;
-    uint64_t acked;         /* as read at start */
-} st = {.lock_fd = -1, .outbox_fd = -1};
+} st = {.lock_fd = -1};
 
 /* The registry's log hook with -d: one journal record per operation, lock held. */
 static bool journal_hook(void *ctx, struct reg_op *op, enum reg_status status)
@@ -116,68 +113,6 @@ static void compact(void *unused)
     snapshot_free(c.snap);
 }
 
-/* Read DIR/origin, or make one (64 random bits, never 0) and keep it durably. */
-static int load_origin(void)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/origin", st.dir);
-    FILE *f = fopen(path, "r");
-    if (f != NULL) {
-        char line[32], *end;
-        bool ok = fgets(line, sizeof line, f) != NULL;
-        fclose(f);
-        errno = 0;
-        st.origin = ok ? strtoull(line, &end, 16) : 0;
-        if (ok && errno == 0 && end != line && *end == '\n' && st.origin != 0)
-            return 0;
-        diag("server: %s is damaged; refusing to start\n", path);
-        return -1;
-    }
-    if (getrandom(&st.origin, sizeof st.origin, 0) != (ssize_t)sizeof st.origin)
-        st.origin = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
-    if (st.origin == 0)
-        st.origin = 1;
-    char text[32];
-    int n = snprintf(text, sizeof text, "%016" PRIx64 "\n", st.origin);
-    if (file_replace(path, text, (size_t)n, 0644) < 0) {
-        diag("server: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/*
- * Open DIR/outbox and read the acked seq: 8 bytes and their CRC-32C,
- * rewritten in place after each delivery.  A damaged one reads as 0: the
- * log server then drops what it has already.
- */
-static int load_outbox(void)
-{
-    char path[4096];
-    unsigned char b[12];
-    snprintf(path, sizeof path, "%s/outbox", st.dir);
-    st.outbox_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (st.outbox_fd < 0) {
-        diag("server: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    st.acked = 0;
-    if (pread(st.outbox_fd, b, sizeof b, 0) == (ssize_t)sizeof b &&
-        crc32c(0, b, 8) == get_u32(b + 8))
-        st.acked = get_u64(b);
-    return 0;
-}
-
-void durable_set_acked(uint64_t seq)
-{
-    unsigned char b[12];
-    put_u64(b, seq);
-    put_u32(b + 8, crc32c(0, b, 8));
-    if (pwrite(st.outbox_fd, b, sizeof b, 0) != (ssize_t)sizeof b)
-        diag("server: cannot write %s/outbox: %s\n", st.dir, strerror(errno));
-    journal_set_acked(st.journal, seq);
-}
-
 /* Create dir if missing and lock it against a second server. */
 static int lock_dir(void)
 {
@@ -205,14 +140,14 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
     uint64_t snap_seq, last;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (st.dir == NULL || lock_dir() < 0 || load_origin() < 0 || load_outbox() < 0 ||
+    if (st.dir == NULL || lock_dir() < 0 ||
         snapshot_load(st.dir, reg, &snap_seq) < 0 ||
         journal_replay(st.dir, snap_seq, true, replay_one, reg, &last) < 0)
         goto fail;
     struct journal_config jc = {
         .dir = st.dir, .sync = cfg->sync, .budget = cfg->budget,
         .compact_bytes = cfg->compact_bytes, .compact = compact,
-        .snapshot_seq = snap_seq, .outbox = cfg->outbox, .acked_seq = st.acked,
+        .snapshot_seq = snap_seq, .outbox = cfg->outbox,
     };
     /* A segment must be able to go before the budget is spent. */
     if (cfg->outbox && jc.compact_bytes > cfg->budget / 4)
@@ -231,11 +166,9 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
     return 0;
 
 fail:
-    if (st.outbox_fd >= 0)
-        close(st.outbox_fd);
     if (st.lock_fd >= 0)
         close(st.lock_fd);
-    st.outbox_fd = st.lock_fd = -1;
+    st.lock_fd = -1;
     free(st.dir);
     st.dir = NULL;
     return -1;
@@ -257,16 +190,6 @@ struct journal *durable_journal(void)
     return st.on ? st.journal : NULL;
 }
 
-uint64_t durable_origin(void)
-{
-    return st.origin;
-}
-
-uint64_t durable_acked(void)
-{
-    return st.acked;
-}
-
 void durable_close(void)
 {
     if (!st.on)
@@ -277,7 +200,6 @@ void durable_close(void)
     journal_close(st.journal);
     st.journal = NULL;
     st.on = false;
-    close(st.outbox_fd);
     close(st.lock_fd);          /* releases the lock */
     free(st.dir);
     st.dir = NULL;
