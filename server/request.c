@@ -27,8 +27,8 @@ static const struct op_spec ops[OP_COUNT] = {
     [OP_DELETE]       = {"DELETE",       4, 2, {F_USER, F_PATH}},
     [OP_LIST_USERS]   = {"LIST_USERS",   3, 1, {F_USER}},
     [OP_LIST_CONTENT] = {"LIST_CONTENT", 4, 2, {F_USER, F_TARGET}},
-    [OP_SEARCH]       = {"SEARCH",       4, 3, {F_USER, F_QUERY, F_MAX}},
     [OP_EXTENSIONS]   = {"EXTENSIONS",   2, 0, {0}},
+    [OP_SEARCH]       = {"SEARCH",       4, 3, {F_USER, F_QUERY, F_MAX}},
 };
 
 /*
@@ -60,6 +60,14 @@ size_t extensions_reply(char *out)
 const char *op_name(enum op op)
 {
     return op >= 0 && op < OP_COUNT ? ops[op].name : NULL;
+}
+
+enum op op_by_name(const char *name)
+{
+    for (int i = 0; i < OP_COUNT; i++)
+        if (strcmp(name, ops[i].name) == 0)
+            return (enum op)i;
+    return OP_UNKNOWN;
 }
 
 unsigned char op_other_error(enum op op)

@@ -27,8 +27,8 @@ enum op {
     OP_DELETE,
     OP_LIST_USERS,
     OP_LIST_CONTENT,
-    OP_SEARCH,          /* extension: docs/protocol.md */
     OP_EXTENSIONS,      /* extension discovery: no user, never logged */
+    OP_SEARCH,          /* extension: docs/protocol.md (journaled by number: new ones last) */
     OP_COUNT,
     OP_UNKNOWN = -1
 };
@@ -77,6 +77,9 @@ enum parse_status request_parse(const char *buf, size_t len,
 
 /* The wire name of an operation ("REGISTER"...), or NULL. */
 const char *op_name(enum op op);
+
+/* The operation named name (a whole wire name), or OP_UNKNOWN. */
+enum op op_by_name(const char *name);
 
 /* The result code an operation answers for "other error" (2, 3 or 4). */
 unsigned char op_other_error(enum op op);
