@@ -82,7 +82,8 @@ static uint64_t entry_seq(entry e)
 /* The home slot of seq in a table of nslots. */
 static size_t home(uint64_t seq, size_t nslots)
 {
-    return (size_t)((seq * UINT64_C(0x9E3779B97F4A7C15)) >> 20) & (nslots - 1);
+    /* Fibonacci hashing: the product's high bits are the well-mixed ones. */
+    return (size_t)((seq * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (nslots - 1);
 }
 
 /* The slot of the document with this seq, or of the empty slot where it would go. */
@@ -764,9 +765,45 @@ size_t search_find(const struct search_index *ix, const struct search_query *q,
     }
     free(stack);
 
-    /* Merge the driver's postings in seq order; check the other words. */
     size_t found = 0;
     uint64_t last = 0;
+    bool lists = true;          /* every other word checked through one list */
+    for (size_t w = 0; w < q->nwords; w++)
+        lists &= w == driver || (others[w].cur != NULL && others[w].n == 1);
+    if (nheap == 1 && lists) {
+        /* The common case, each word one token: walk the driver's list and
+         * move a cursor along each other list, with plain comparisons. */
+        const struct token *t = heap[0].t;
+        for (uint32_t i = heap[0].i; i < t->n && found < max; i++) {
+            entry e = t->post[i];
+            if (e & TOMB)
+                continue;
+            bool all = true, end = false;
+            for (size_t w = 0; w < q->nwords && all; w++) {
+                if (w == driver)
+                    continue;
+                struct cursor *c = &others[w].cur[0];
+                const entry *p = c->t->post;
+                if (c->t->n - c->i > 8 * (t->n - i)) {
+                    all = holds(c, e);      /* a much longer list: gallop */
+                } else {
+                    while (c->i < c->t->n && entry_seq(p[c->i]) < e)
+                        c->i++;
+                    all = c->i < c->t->n && p[c->i] == e;
+                }
+                end |= c->i == c->t->n;
+            }
+            const struct search_doc *doc = all ? table_find(ix, e) : NULL;
+            if (doc != NULL && (pass == NULL || pass(ctx, doc)))
+                out[found++] = doc;
+            if (end)
+                break;          /* a list is done: nothing later can match */
+        }
+        free(cur);
+        return found;
+    }
+
+    /* Merge the driver's postings in seq order; check the other words. */
     for (size_t i = nheap; i-- > 0;)
         sift_down(heap, nheap, i);
     while (nheap > 0 && found < max) {
