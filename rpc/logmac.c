@@ -12,40 +12,49 @@
 #include <nettle/hmac.h>
 #include <nettle/memops.h>
 
+/*
+ * The one key reader of both programs.  Opened non-blocking, so that a FIFO
+ * or a device cannot hang the start (open of a FIFO waits for a writer);
+ * only a regular file is read, and only after its size is checked.
+ */
 int logmac_load_key(const char *path, struct logmac_key *key, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     struct stat st;
     if (fd < 0) {
         snprintf(err, errlen, "cannot open the key file %s: %s", path, strerror(errno));
         return -1;
     }
+    /* The key, a trailing newline, and one byte more to see a longer file. */
+    uint8_t buf[LOGMAC_KEY_MAX + 2];
     int rc = -1;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "the key file %s is not a regular file", path);
     } else if (st.st_mode & 077) {
         snprintf(err, errlen, "the key file %s may be read by others (mode %03o); "
                  "chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+    } else if (st.st_size > LOGMAC_KEY_MAX + 1) {
+        snprintf(err, errlen, "the key file %s is longer than %d bytes", path,
+                 LOGMAC_KEY_MAX);
     } else {
-        ssize_t n = read(fd, key->bytes, sizeof key->bytes);
-        char extra;
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n > 0 && buf[n - 1] == '\n')
+            n--;
         if (n < 0)
             snprintf(err, errlen, "cannot read the key file %s: %s", path, strerror(errno));
-        else if (n == (ssize_t)sizeof key->bytes && read(fd, &extra, 1) > 0)
+        else if (n > LOGMAC_KEY_MAX)        /* it grew since fstat */
             snprintf(err, errlen, "the key file %s is longer than %d bytes", path,
                      LOGMAC_KEY_MAX);
+        else if (n < LOGMAC_KEY_MIN)
+            snprintf(err, errlen, "the key file %s holds fewer than %d bytes", path,
+                     LOGMAC_KEY_MIN);
         else {
-            if (n > 0 && key->bytes[n - 1] == '\n')
-                n--;
-            if (n < LOGMAC_KEY_MIN)
-                snprintf(err, errlen, "the key file %s holds fewer than %d bytes", path,
-                         LOGMAC_KEY_MIN);
-            else {
-                key->len = (size_t)n;
-                rc = 0;
-            }
+            memcpy(key->bytes, buf, (size_t)n);
+            key->len = (size_t)n;
+            rc = 0;
         }
     }
+    explicit_bzero(buf, sizeof buf);
     close(fd);
     return rc;
 }

@@ -31,8 +31,9 @@ struct logmac_key {
 /*
  * Read a key file: its bytes as they are (a trailing newline dropped),
  * LOGMAC_KEY_MIN to LOGMAC_KEY_MAX of them.  The file must be a regular file
- * that neither group nor others may read or write.  0, or -1 with the
- * reason in err.
+ * (a FIFO, device, directory or symbolic link is refused without being
+ * read, so nothing can make the start wait) that neither group nor others
+ * may read or write.  0, or -1 with the reason in err.
  */
 int logmac_load_key(const char *path, struct logmac_key *key, char *err, size_t errlen);
 
