@@ -83,6 +83,25 @@ static log_status append(const log_batch *batch)
     return LOG_OK;
 }
 
+/*
+ * A signed batch, the connection's call number `call`: stored when the MAC
+ * is right (or when no key is set), else refused.  Its status into *status;
+ * true when the MAC proved the sender holds the key.
+ */
+static bool signed_append(struct conn *c, uint64_t call, const log_signed_batch *sb,
+                          log_status *status)
+{
+    bool proven = keyed && c->has_nonce &&
+                  logmac_check(&key, c->nonce, call, &sb->entries, sb->mac);
+    if (keyed && !proven) {
+        fprintf(stderr, "log_server: wrongly signed batch refused\n");
+        *status = LOG_REFUSED;
+    } else {
+        *status = append(&sb->entries);
+    }
+    return proven;
+}
+
 /* XDR for "no arguments" or "no result" (xdr_void has no parameters). */
 static bool_t xdr_nothing(XDR *x, void *p)
 {
@@ -108,17 +127,18 @@ static struct rpcserve_reply dispatch(void *conn, uint32_t proc, XDR *in)
     static log_hello hello;
     static log_batch batch;
     static log_signed_batch sb;
+    static log_proof proof;
     const struct rpcserve_reply garbage = {.stat = GARBAGE_ARGS};
     switch (proc) {
     case NULLPROC:
-        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_nothing, NULL};
+        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_nothing, NULL, false};
     case LOGRPC_NONCE:
         if (getrandom(hello.nonce, sizeof hello.nonce, 0) != (ssize_t)sizeof hello.nonce)
             return (struct rpcserve_reply){.stat = SYSTEM_ERR};
         memcpy(c->nonce, hello.nonce, sizeof c->nonce);
         c->has_nonce = true;
         c->calls = 0;
-        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_hello, &hello};
+        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_hello, &hello, false};
     case LOGRPC_APPEND:
         memset(&batch, 0, sizeof batch);
         if (!get_args(in, (xdrproc_t)xdr_log_batch, &batch))
@@ -130,21 +150,24 @@ static struct rpcserve_reply dispatch(void *conn, uint32_t proc, XDR *in)
             status = append(&batch);
         }
         xdr_free((xdrproc_t)xdr_log_batch, &batch);
-        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_status, &status};
+        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_status, &status, false};
     case LOGRPC_APPEND_SIGNED:
+    case LOGRPC_APPEND_PROVEN:
         memset(&sb, 0, sizeof sb);
         if (!get_args(in, (xdrproc_t)xdr_log_signed_batch, &sb))
             return garbage;
-        if (keyed && (!c->has_nonce ||
-                      !logmac_check(&key, c->nonce, c->calls, &sb.entries, sb.mac))) {
-            fprintf(stderr, "log_server: wrongly signed batch refused\n");
-            status = LOG_REFUSED;
-        } else {
-            status = append(&sb.entries);
-        }
-        c->calls++;
+        uint64_t call = c->calls++;
+        bool proven = signed_append(c, call, &sb, &status);
+        /* The answer's own MAC (without a key there is nothing to prove it with). */
+        proof.status = status;
+        memset(proof.mac, 0, sizeof proof.mac);
+        if (keyed)
+            logmac_ack(&key, c->nonce, call, status, sb.mac, proof.mac);
         xdr_free((xdrproc_t)xdr_log_signed_batch, &sb);
-        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_status, &status};
+        if (proc == LOGRPC_APPEND_SIGNED)       /* an older index server */
+            return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_status, &status,
+                                           proven};
+        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_proof, &proof, proven};
     default:
         return (struct rpcserve_reply){.stat = PROC_UNAVAIL};
     }

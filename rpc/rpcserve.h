@@ -27,11 +27,15 @@
 
 #include <rpc/rpc.h>
 
-/* A procedure's answer: the accept status and, for SUCCESS, the result. */
+/*
+ * A procedure's answer: the accept status and, for SUCCESS, the result;
+ * `proven` when the call proved that the client holds the program's key.
+ */
 struct rpcserve_reply {
     enum accept_stat stat;
     xdrproc_t proc;             /* encodes result */
     void *result;               /* must stay valid until the call returns */
+    bool proven;
 };
 
 /*

@@ -22,9 +22,10 @@
  * one by one as the log server requires.
  *
  * With a key (-k), the client asks each new connection for its nonce and
- * signs every batch (rpc/logmac.h), in either mode; a client unused for
- * 10 s is replaced before the next call, as the log server closes silent
- * connections.
+ * signs every batch (rpc/logmac.h), in either mode, and takes as an
+ * acknowledgment only a reply the log server signed in turn (proven_reply());
+ * a client unused for 10 s is replaced before the next call, as the log
+ * server closes silent connections.
  */
 #include "oplog.h"
 
@@ -141,6 +142,7 @@ static struct logmac_key key;
 static char nonce[LOG_NONCE_SIZE];
 static uint64_t signed_calls;
 static struct timespec last_call;   /* when the current client was last used */
+static struct sockaddr_in peer;     /* the address the current client talks to */
 
 /*
  * An RPC client over a fresh connection, or NULL.  Our own connected socket:
@@ -152,6 +154,7 @@ static CLIENT *new_client(void)
     struct sockaddr_in a = log_addr;
     if (a.sin_port == 0 && rpcbind_lookup(&a) != 0)
         return NULL;
+    peer = a;
     int fd = net_connect(&a, CONNECT_TIMEOUT_MS), one = 1;
     if (fd < 0)
         return NULL;
@@ -190,6 +193,38 @@ static CLIENT *ready_client(CLIENT *c)
     return c != NULL ? c : new_client();
 }
 
+/*
+ * With a key: is this reply the log server's own?  Only a reply whose MAC
+ * is made with the key (rpc/logmac.h: over this connection's nonce, the
+ * call's number, the status and the batch's MAC) may acknowledge entries:
+ * anyone else on the log port, or a log server with another key, cannot
+ * make us drop them.  Says once per episode on stderr who did not prove it.
+ */
+static bool proven_reply(enum clnt_stat rc, const log_proof *reply, uint64_t call,
+                         const char call_mac[LOG_MAC_SIZE])
+{
+    static bool said;
+    if (rc != RPC_SUCCESS && rc != RPC_PROCUNAVAIL && rc != RPC_CANTDECODERES)
+        return false;                   /* unreachable: said elsewhere */
+    if (rc == RPC_SUCCESS &&
+        logmac_ack_check(&key, nonce, call, reply->status, call_mac, reply->mac)) {
+        said = false;
+        return true;
+    }
+    if (!said) {
+        char host[INET_ADDRSTRLEN] = "?";
+        inet_ntop(AF_INET, &peer.sin_addr, host, sizeof host);
+        fprintf(stderr, "server: the log server at %s:%u did not prove the key (%s); "
+                "its answer is not taken as an acknowledgment, entries wait in the %s "
+                "and are resent\n", host, ntohs(peer.sin_port),
+                rc == RPC_PROCUNAVAIL ? "it cannot: a log_server older than this server?"
+                                      : "not our log server, or its -k key differs",
+                outbox != NULL ? "journal" : "queue");
+        said = true;
+    }
+    return false;
+}
+
 /* Send entries[0..n) in one call; true when the log server has them. */
 static bool send_batch(CLIENT *c, struct entry **entries, size_t n, long timeout_ms)
 {
@@ -203,23 +238,29 @@ static bool send_batch(CLIENT *c, struct entry **entries, size_t n, long timeout
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     clnt_control(c, CLSET_TIMEOUT, (char *)&tv);
     enum clnt_stat rc;
+    bool proven = true;                 /* without a key there is nothing to prove */
     if (keyed) {
         log_signed_batch sb = {.entries = arg};
-        if (!logmac_sign(&key, nonce, signed_calls++, &arg, sb.mac))
+        log_proof reply = {.status = LOG_IO_ERROR};
+        uint64_t call = signed_calls++;
+        if (!logmac_sign(&key, nonce, call, &arg, sb.mac))
             return false;
-        rc = logrpc_append_signed_1(&sb, &status, c);
+        rc = logrpc_append_proven_1(&sb, &reply, c);
+        proven = proven_reply(rc, &reply, call, sb.mac);
+        status = reply.status;
     } else {
         rc = logrpc_append_1(&arg, &status, c);
     }
     clock_gettime(CLOCK_MONOTONIC, &last_call);
     static bool said_refused;
-    if (rc == RPC_SUCCESS && status == LOG_REFUSED && !said_refused)
-        fprintf(stderr, "server: the log server refuses our entries (%s; it says why); "
-                "they wait in the %s\n", keyed ? "is its -k key the same as ours?" :
-                "it wants them signed: give -k with its key",
+    bool refused = rc == RPC_SUCCESS && proven && status == LOG_REFUSED;
+    if (refused && !said_refused)
+        fprintf(stderr, "server: the log server refuses our entries (%sit says why); "
+                "they wait in the %s\n", keyed ? "" :
+                "does it want them signed? then give -k with its key; ",
                 outbox != NULL ? "journal" : "queue");
-    said_refused = said_refused || (rc == RPC_SUCCESS && status == LOG_REFUSED);
-    return rc == RPC_SUCCESS && status == LOG_OK;
+    said_refused = said_refused || refused;
+    return rc == RPC_SUCCESS && proven && status == LOG_OK;
 }
 
 static struct entry *entry_new(const char *user, const char *op, const char *path,
@@ -463,6 +504,9 @@ int oplog_start(void)
             return -1;
         }
         keyed = true;
+    } else {
+        fprintf(stderr, "server: no key (-k): the log server's acknowledgments are not "
+                "proven (any process on its port could take entries)\n");
     }
     if (durable_journal() != NULL) {
         /* The journal is the outbox: resume where the log server is. */
