@@ -21,7 +21,8 @@ from .published import Record, pin
 from .term import shown
 from .terminal import setup_readline
 from .timeclient import TimeClient, TimeError, TimeService
-from .wire import FIELD_MAX, IO_TIMEOUT, ProtocolError, Reader, encode, read_content, read_users
+from .wire import (FIELD_MAX, IO_TIMEOUT, ProtocolError, Reader, encode, read_content, read_users,
+                   server_extensions)
 
 EXIT_TIMEOUT = 2.0      # seconds for the DISCONNECT sent on the way out
 SLOW_NOTE_AFTER = 2.0   # an interactive wait past this says what it waits for
@@ -168,6 +169,7 @@ class Client:
         self.known_users = []       # names from the last LIST_USERS (completion)
         self.ascii_noted = False
         self.last_interrupt = 0.0   # when Ctrl-C last cancelled something
+        self._extensions = None     # what the server speaks beyond the classic ops, once known
 
     def say(self, text):
         """A result line on stdout; any line that is not an OK counts as a failure."""
@@ -229,6 +231,26 @@ class Client:
         except (ProtocolError, UnicodeError) as e:
             note("%s: bad reply from %s: %s" % (op, self.where(), e))
         return None, None
+
+    def extensions(self, op):
+        """The extension operations the index server speaks (an empty set for a
+        classic server), asked once per client; None, with the reason on
+        stderr, when the server cannot be asked now (then `op` fails as any
+        operation does when the server is unreachable)."""
+        if self._extensions is None:
+            try:
+                stamp = self.time.now()
+            except TimeError as e:
+                note("%s: no date-time, operation not sent: %s" % (op, shown(e)))
+                return None
+            try:
+                self._extensions = server_extensions(self.server, stamp) or frozenset()
+            except socket.gaierror as e:
+                note("%s: cannot resolve the index server's name %r: %s"
+                     % (op, self.server[0], e.strerror))
+            except OSError as e:
+                note("%s: cannot reach %s: %s" % (op, self.where(), e.strerror or e))
+        return self._extensions
 
     def _read_code(self, reader, data_follows):
         """The result byte.  Some servers send the ASCII digit ('0'..'4',

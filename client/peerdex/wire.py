@@ -1,6 +1,6 @@
 """The wire format: NUL-terminated fields, one-byte result codes, decimal numbers.
 
-See /work/shared/spec/protocol.md (framing) and docs/client.md.
+See docs/protocol.md (framing, extensions) and docs/client.md.
 """
 import re
 import socket
@@ -91,6 +91,36 @@ class Reader:
     def number(self, lo=0, hi=None):
         """A decimal-text field (strict: see parse_decimal)."""
         return parse_decimal(self.raw_field(20), lo, hi)
+
+
+EXTENSION_NAME_RX = re.compile(rb"[A-Z][A-Z0-9_]{0,31}")
+EXTENSIONS_MAX = 64             # names a well-formed EXTENSIONS reply may list
+
+
+def server_extensions(address, stamp, timeout=IO_TIMEOUT):
+    """The extension operations the index server at `address` speaks
+    (docs/protocol.md, "Extensions"), as a frozenset of names, or None when
+    it is a classic server: one that closes the connection on the unknown
+    operation, or answers anything but a well-formed list.
+
+    `stamp` is the date-time field.  OSError (the server cannot be reached)
+    is left to the caller: it says nothing about what the server speaks.
+    """
+    with socket.create_connection(address, timeout=timeout) as s:
+        s.sendall(encode("EXTENSIONS", stamp))
+        reader = Reader(s, time.monotonic() + timeout)
+        try:
+            if reader.byte() != 0:
+                return None
+            names = set()
+            for _ in range(reader.number(0, EXTENSIONS_MAX)):
+                name = reader.raw_field(32)
+                if not EXTENSION_NAME_RX.fullmatch(name):
+                    return None
+                names.add(name.decode("ascii"))
+            return frozenset(names)
+        except (ProtocolError, ConnectionError):
+            return None
 
 
 def read_users(reader):

@@ -259,3 +259,34 @@ def test_download_into_a_missing_directory(tmp_path):
     with pytest.raises(DownloadError) as e:
         fetch(ScriptedPeer(b"\x001\x00a").addr, "/r", str(tmp_path / "no" / "got"))
     assert "cannot write" in str(e.value)
+
+
+# --- finding out what the index server speaks ------------------------------------
+
+@pytest.mark.parametrize("reply", [
+    b"",                                    # a classic server closes on the unknown op
+    b"\x02",                                # ... or answers an error code
+    b"\x00",                                # no count
+    b"\x003\0SEARCH\0",                     # fewer names than counted
+    b"\x001\0search me\0",                  # not an operation name
+    b"0\x001\0SEARCH\0",                    # ASCII code: not our extension reply
+])
+def test_server_extensions_says_classic_unless_well_formed(reply):
+    from stubs import StubServer
+    from peerdex.wire import server_extensions
+    stub = StubServer(lambda fields: reply)
+    try:
+        assert server_extensions(("127.0.0.1", stub.port), "01/01/2026 00:00:00") is None
+        assert stub.requests == [["EXTENSIONS", "01/01/2026 00:00:00"]]
+    finally:
+        stub.close()
+
+
+def test_server_extensions_reads_the_list():
+    from stubs import StubServer
+    from peerdex.wire import server_extensions
+    stub = StubServer(lambda fields: b"\x002\0SEARCH\0AUTH\0")
+    try:
+        assert server_extensions(("127.0.0.1", stub.port), "x") == {"SEARCH", "AUTH"}
+    finally:
+        stub.close()
