@@ -40,6 +40,9 @@
 #define MAX_RECORD (4 << 20)
 #define MAXCONN_DEFAULT 64
 #define TIMEOUT_DEFAULT_S 30
+/* With -k: a connection that has not proven the key within this long of its
+ * accept is closed, and gives its slot to a newcomer when all are taken. */
+#define UNPROVEN_TIMEOUT_MS 5000
 
 /* What the server knows of one connection (rpcserve keeps it). */
 struct conn {
@@ -179,11 +182,15 @@ static void usage(FILE *f)
                "  -f FILE     append the log to FILE (default operations.log)\n"
                "  -p PORT     also serve on this TCP port (0: any free port), so that\n"
                "              no rpcbind is needed\n"
-               "  -k KEYFILE  accept only batches signed with this shared key\n"
+               "  -k KEYFILE  accept only batches signed with this shared key, and sign\n"
+               "              every answer to them; a connection that has not proven\n"
+               "              the key is closed %d s after its accept and gives its\n"
+               "              slot up to a newcomer when all are taken\n"
                "  -c MAXCONN  connections served at once (default %d)\n"
                "  -t SECONDS  each connection must complete a request within this long\n"
                "              of its accept or of its previous request (default %d)\n"
-               "  -h, --help  this help\n", MAXCONN_DEFAULT, TIMEOUT_DEFAULT_S);
+               "  -h, --help  this help\n", UNPROVEN_TIMEOUT_MS / 1000, MAXCONN_DEFAULT,
+               TIMEOUT_DEFAULT_S);
 }
 
 /* True when rpcbind answers on this host (a quick TCP connect to port 111). */
@@ -255,7 +262,8 @@ int main(int argc, char **argv)
     struct rpcserve_config cfg = {
         .prog = LOGRPC_PROG, .vers = LOGRPC_VERS, .dispatch = dispatch,
         .conn_size = sizeof(struct conn), .max_conns = MAXCONN_DEFAULT,
-        .timeout_ms = TIMEOUT_DEFAULT_S * 1000L, .max_record = MAX_RECORD};
+        .timeout_ms = TIMEOUT_DEFAULT_S * 1000L, .max_record = MAX_RECORD,
+        .unproven_timeout_ms = UNPROVEN_TIMEOUT_MS};
     int opt;
     if (argc > 1 && strcmp(argv[1], "--help") == 0) {
         usage(stdout);
@@ -309,6 +317,9 @@ int main(int argc, char **argv)
             return 1;
         }
         keyed = true;
+        cfg.proof_required = true;
+        if (cfg.unproven_timeout_ms > cfg.timeout_ms)
+            cfg.unproven_timeout_ms = cfg.timeout_ms;
     }
     /* Locks the log before anything is written: a second instance stops here. */
     store = logstore_open(log_path, err, sizeof err);

@@ -2,14 +2,15 @@
 only an acknowledgment carrying the keyed hash over the connection's nonce
 and what it acknowledges drops entries; anything else on the log port keeps
 them, and they reach the real log server exactly once."""
-import collections
 import os
 import sys
+import threading
+import time
 
 import pytest
 
 import harness
-from log_lib import read_lines, wait_err, wait_lines
+from log_lib import RpcConn, read_lines, wait_err, wait_lines
 
 DT = harness.DATETIME
 IMPOSTOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rpc_impostor.py")
@@ -58,3 +59,65 @@ def test_without_a_key_the_index_says_acknowledgments_are_unproven(logs, logged_
     wait_err(srv, "no key \\(-k\\): the log server's acknowledgments are not proven")
     assert harness.code(srv.port, "REGISTER", "plain") == 0
     assert wait_lines(log.path, 1) == ["plain REGISTER " + DT]
+
+
+class NonceHolders:
+    """n keyless clients that each hold a log server connection, calling
+    NONCE (which needs no key) every half second and reconnecting at once
+    when closed; counts the connections the log server closed."""
+
+    def __init__(self, port, n):
+        self.port, self.n = port, n
+        self.conns = [None] * n
+        self.closed = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def hold(self, i):
+        try:
+            if self.conns[i] is None:
+                self.conns[i] = RpcConn(self.port, timeout=2)
+            self.conns[i].nonce()
+        except (OSError, AssertionError):
+            if self.conns[i] is not None:
+                self.conns[i].close()
+                self.conns[i] = None
+                self.closed += 1
+
+    def run(self):
+        while not self.stop.is_set():
+            for i in range(self.n):
+                self.hold(i)
+            self.stop.wait(0.5)
+
+    def __enter__(self):
+        for i in range(self.n):
+            self.hold(i)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+        for c in self.conns:
+            if c is not None:
+                c.close()
+
+
+def test_keyless_nonce_holders_cannot_starve_the_index(logs, logged_server, key):
+    log = logs(port=0, args=("-k", str(key)))                 # 64 slots
+    srv = logged_server(log.port, "-k", str(key))
+    with NonceHolders(log.port, 64) as holders:
+        assert all(c is not None for c in holders.conns)     # every slot taken
+        start = time.monotonic()
+        for i in range(5):
+            assert harness.code(srv.port, "REGISTER", "held%d" % i) == 0
+        assert wait_lines(log.path, 5, timeout=8) == \
+            ["held%d REGISTER %s" % (i, DT) for i in range(5)]
+        took = time.monotonic() - start
+        # A NONCE never extends a connection's life: the holders are cut.
+        deadline = time.monotonic() + 15
+        while holders.closed < 64 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert holders.closed >= 64, holders.closed
+    assert took < 8
