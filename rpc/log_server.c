@@ -2,6 +2,7 @@
  * log_server.c - the operation log server: ONC-RPC in, durable lines out.
  *
  *   log_server [-f FILE] [-p PORT] [-k KEYFILE] [-c MAXCONN] [-t SECONDS]
+ *              [-g ORIGIN]
  *
  * Receives batches of entries (rpc/logrpc.x), appends each new one to FILE
  * as one protocol line (rpc/logstore.c: durable, exactly once) and prints it
@@ -17,7 +18,9 @@
  * whatever a failed decode had already allocated.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -71,12 +74,24 @@ static log_status append(const log_batch *batch)
             .origin = e->origin, .seq = e->seq, .user = e->user,
             .operation = e->operation, .path = e->path, .datetime = e->datetime};
     }
+    uint64_t gap = logstore_gap_pending(store);
     int rc = logstore_append(store, recs, n, stdout);
     free(recs);
     if (rc == LOGSTORE_REFUSED) {
-        fprintf(stderr, "log_server: batch refused, nothing written: %s\n",
-                logstore_error(store));
+        uint64_t jump = logstore_jump_origin(store);
+        fprintf(stderr, "log_server: batch refused, nothing written: %s", logstore_error(store));
+        if (jump != 0)
+            fprintf(stderr, " (if this log lost those entries for good, restart with "
+                    "-g %016" PRIx64 " to record the gap and go on: docs/oplog.md)", jump);
+        fputc('\n', stderr);
         return LOG_REFUSED;
+    }
+    if (rc == 0 && gap != 0 && logstore_gap_pending(store) == 0) {
+        uint64_t first, last;
+        logstore_gap_taken(store, &first, &last);
+        fprintf(stderr, "log_server: recorded the gap of origin %016" PRIx64 ": seq %" PRIu64
+                " to %" PRIu64 " as one LOG_GAP line; -g is spent, leave it out next time\n",
+                gap, first, last);
     }
     if (rc != 0) {
         fprintf(stderr, "log_server: cannot write the log: %s\n",
@@ -179,6 +194,7 @@ static struct rpcserve_reply dispatch(void *conn, uint32_t proc, XDR *in)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: log_server [-f FILE] [-p PORT] [-k KEYFILE] [-c MAXCONN] [-t SECONDS]\n"
+               "                  [-g ORIGIN]\n"
                "  -f FILE     append the log to FILE (default operations.log)\n"
                "  -p PORT     also serve on this TCP port (0: any free port), so that\n"
                "              no rpcbind is needed\n"
@@ -189,6 +205,9 @@ static void usage(FILE *f)
                "  -c MAXCONN  connections served at once (default %d)\n"
                "  -t SECONDS  each connection must complete a request within this long\n"
                "              of its accept or of its previous request (default %d)\n"
+               "  -g ORIGIN   this log lost entries of ORIGIN (16 hex digits, as the\n"
+               "              refusal names it) for good: record the gap as one LOG_GAP\n"
+               "              line and let ORIGIN go on (once; docs/oplog.md)\n"
                "  -h, --help  this help\n", UNPROVEN_TIMEOUT_MS / 1000, MAXCONN_DEFAULT,
                TIMEOUT_DEFAULT_S);
 }
@@ -255,6 +274,22 @@ static long number_arg(const char *what, const char *s, long lo, long hi)
     return v;
 }
 
+/* An origin from -g: 1 to 16 hex digits, not 0; or exit 2 with the usage. */
+static uint64_t origin_arg(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 16);
+    if (errno || *end || end == s || strlen(s) > 16 || v == 0 || *s == '-' || *s == '+' ||
+        isspace((unsigned char)*s)) {
+        fprintf(stderr, "log_server: bad origin '%s' (16 hex digits, as a refusal names it)\n",
+                s);
+        usage(stderr);
+        exit(2);
+    }
+    return (uint64_t)v;
+}
+
 int main(int argc, char **argv)
 {
     const char *key_path = NULL;
@@ -270,7 +305,8 @@ int main(int argc, char **argv)
         return 0;
     }
     log_path = "operations.log";
-    while ((opt = getopt(argc, argv, "f:p:k:c:t:h")) != -1) {
+    uint64_t gap_origin = 0;
+    while ((opt = getopt(argc, argv, "f:p:k:c:t:g:h")) != -1) {
         switch (opt) {
         case 'f':
             log_path = optarg;
@@ -286,6 +322,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             cfg.timeout_ms = number_arg("timeout", optarg, 1, 86400) * 1000L;
+            break;
+        case 'g':
+            gap_origin = origin_arg(optarg);
             break;
         case 'h':
             usage(stdout);
@@ -326,6 +365,12 @@ int main(int argc, char **argv)
     if (store == NULL) {
         fprintf(stderr, "log_server: %s\n", err);
         return 1;
+    }
+
+    if (gap_origin != 0) {
+        logstore_accept_gap(store, gap_origin);
+        fprintf(stderr, "log_server: the next jump of origin %016" PRIx64 " is taken as a "
+                "gap (-g)\n", gap_origin);
     }
 
     bool with_rpcbind = rpcbind_running();
