@@ -218,7 +218,7 @@ static bool proven_reply(enum clnt_stat rc, const log_proof *reply, uint64_t cal
                 "its answer is not taken as an acknowledgment, entries wait in the %s "
                 "and are resent\n", host, ntohs(peer.sin_port),
                 rc == RPC_PROCUNAVAIL ? "it cannot: a log_server older than this server?"
-                                      : "not our log server, or its -k key differs",
+                                      : "not our log server, or it has no -k or another key",
                 outbox != NULL ? "journal" : "queue");
         said = true;
     }

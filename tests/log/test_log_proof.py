@@ -10,7 +10,8 @@ import time
 import pytest
 
 import harness
-from log_lib import RpcConn, read_lines, wait_err, wait_lines
+from log_lib import (LOG_OK, LOG_REFUSED, RpcConn, ack_mac, read_lines, sign, wait_err,
+                     wait_lines)
 
 DT = harness.DATETIME
 IMPOSTOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rpc_impostor.py")
@@ -51,6 +52,28 @@ def test_an_impostor_on_the_log_port_loses_nothing(logs, logged_server, key, tmp
     assert srv.stop() == 0
     assert read_lines(again.path) == want           # each once, in order
     assert not any("jumps" in line for line in again.err_lines)
+
+
+def test_the_answer_is_signed_as_documented(logs, key):
+    """The reply's MAC, computed here from rpc/logmac.h's description: it
+    covers the status and the very batch, so it cannot be moved to another."""
+    log = logs(port=0, args=("-k", str(key)))
+    secret = key.read_bytes()
+    conn = RpcConn(log.port)
+    nonce = conn.nonce()
+    first = [(8, 1, "pat", "REGISTER", "", DT)]
+    mac = sign(secret, nonce, 0, first)
+    status, reply = conn.append_proven(first, mac)
+    assert (status, reply) == (LOG_OK, ack_mac(secret, nonce, 0, LOG_OK, mac))
+    bad = sign(b"another key, 16+ bytes", nonce, 1, first)
+    status, reply = conn.append_proven(first, bad)
+    assert (status, reply) == (LOG_REFUSED, ack_mac(secret, nonce, 1, LOG_REFUSED, bad))
+    assert reply != ack_mac(secret, nonce, 1, LOG_OK, bad)
+    # Without a key the log server cannot prove anything: an all-zero MAC.
+    plain = logs(path=log.path.parent / "plain.log", port=0)
+    conn = RpcConn(plain.port)
+    status, reply = conn.append_proven(first, mac)
+    assert (status, reply) == (LOG_OK, b"\0" * 32)
 
 
 def test_without_a_key_the_index_says_acknowledgments_are_unproven(logs, logged_server):
