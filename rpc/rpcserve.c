@@ -25,7 +25,7 @@
 struct conn {
     int fd;
     struct timespec since;          /* accept, or the last request served */
-    struct timespec accepted;
+    struct timespec accepted;       /* an unproven one's deadline counts from here */
     bool proven;                    /* a call proved the key (or none is needed) */
     uint8_t hdr[4];                 /* a fragment header being read */
     size_t hdr_have;
