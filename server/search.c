@@ -95,6 +95,15 @@ static size_t slot_of(const struct search_index *ix, uint64_t seq)
     return i;
 }
 
+/* The empty slot where a seq not in the table goes (no document is read). */
+static size_t free_slot(const struct search_index *ix, uint64_t seq)
+{
+    size_t i = home(seq, ix->nslots);
+    while (ix->slots[i] != NULL)
+        i = (i + 1) & (ix->nslots - 1);
+    return i;
+}
+
 /* Room in the doc table for one more document; false when out of memory. */
 static bool table_room(struct search_index *ix)
 {
@@ -109,7 +118,7 @@ static bool table_room(struct search_index *ix)
     ix->nslots = n;
     for (size_t i = 0; i < oldn; i++)
         if (old[i] != NULL)
-            slots[slot_of(ix, old[i]->seq)] = old[i];
+            slots[free_slot(ix, old[i]->seq)] = old[i];
     free(old);
     return true;
 }
@@ -457,7 +466,7 @@ bool search_add(struct search_index *ix, struct search_doc *doc,
     }
     ix->seq++;
     ix->nposts += n;
-    ix->slots[slot_of(ix, doc->seq)] = doc;
+    ix->slots[free_slot(ix, doc->seq)] = doc;
     ix->ndocs++;
     return true;
 }
