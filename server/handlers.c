@@ -122,6 +122,12 @@ void handle_connection(const struct handler_config *cfg, int fd,
         report_refusal(rs, &req, buf, peer_ip);
     if (rs == READ_UNKNOWN_OP || req.op == OP_UNKNOWN)
         return;                 /* nothing to answer: just close */
+    if (rs == READ_OK && req.op == OP_EXTENSIONS) {
+        /* Discovery, not a user's operation: no console line, no log entry. */
+        char reply[EXTENSIONS_REPLY_MAX];
+        framing_send_bytes(fd, reply, extensions_reply(reply), cfg->timeout_ms);
+        return;
+    }
 
     unsigned char code = op_other_error(req.op);
     struct listing *list = NULL;
