@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reply.h"
 #include "request.h"
 
 enum reg_status {
@@ -57,27 +58,6 @@ enum reg_status {
     REG_QUOTA_FILES,        /* PUBLISH: the user has its quota of files */
     REG_QUOTA_BYTES         /* PUBLISH: the user's listing would pass its quota */
 };  /* journaled as numbers: new ones go last */
-
-/*
- * A whole list reply, encoded once: the result byte 0, then the fields,
- * each NUL-terminated.  Immutable once published; freed by the release
- * that drops its last reference.
- */
-struct listing {
-    size_t refs;            /* atomic */
-    size_t len;             /* of data */
-    bool has_loopback;      /* LIST_USERS: some user's address is loopback */
-    char data[];
-};
-
-/* Drop one reference to l (NULL is fine); the last one frees it. */
-void listing_release(struct listing *l);
-
-/*
- * A copy of users listing l (one reference, to be released) in which every
- * loopback address is replaced by ip; NULL when out of memory.
- */
-struct listing *listing_with_address(const struct listing *l, const char *ip);
 
 struct registry;
 
