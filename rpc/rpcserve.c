@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "diag.h"
 
 #define LAST_FRAGMENT 0x80000000u
@@ -24,7 +25,7 @@
 /* One connection.  Only the loop's thread touches it. */
 struct conn {
     int fd;
-    struct timespec since;          /* accept, or the last request served */
+    int64_t since;                  /* accept, or the last request served (clock_ms) */
     uint8_t hdr[4];                 /* a fragment header being read */
     size_t hdr_have;
     size_t frag_left;               /* payload bytes still due in this fragment */
@@ -46,17 +47,6 @@ static struct {
     int spare_fd;                   /* released to refuse a connection when out of fds */
 } s;
 
-static struct timespec now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t;
-}
-
-static long ms_since(struct timespec a, struct timespec b)
-{
-    return (long)(b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000L;
-}
 
 static void conn_close(int i)
 {
@@ -157,7 +147,7 @@ static bool serve_record(struct conn *c)
         }
     }
     xdr_destroy(&x);
-    c->since = now();
+    c->since = clock_ms();
     return send_reply(c, &reply);
 }
 
@@ -264,17 +254,17 @@ static void accept_one(void)
     }
     c->fd = fd;
     c->user = user;
-    c->since = now();
+    c->since = clock_ms();
     s.conns[s.count++] = c;
 }
 
 /* Close the connections past their deadline; ms until the next one is due. */
 static int close_late(void)
 {
-    struct timespec t = now();
+    int64_t t = clock_ms();
     long next = -1;
     for (int i = 0; i < s.count;) {
-        long left = s.cfg->timeout_ms - ms_since(s.conns[i]->since, t);
+        long left = s.cfg->timeout_ms - (long)(t - s.conns[i]->since);
         if (left <= 0) {
             conn_close(i);
             continue;
