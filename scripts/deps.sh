@@ -5,7 +5,7 @@
 # can, and otherwise prints the exact command for the user to run.
 set -eu
 
-pkgs_build="gcc make pkg-config libtirpc-dev rpcsvc-proto uthash-dev nettle-dev"
+pkgs_build="gcc make pkg-config libtirpc-dev rpcsvc-proto uthash-dev nettle-dev libmicrohttpd-dev"
 pkgs_run="$pkgs_build rpcbind python3 python3-flask"
 pkgs_test="$pkgs_run check python3-pytest"
 pkgs_fuzz="$pkgs_build clang libclang-rt-14-dev"

@@ -55,6 +55,12 @@ uint64_t durable_acked(void);
 /* The log server has everything up to seq: keep that in DIR. */
 void durable_set_acked(uint64_t seq);
 
+/*
+ * For the metrics: bytes of the journal segments and of the snapshot file
+ * now; zeros without a state directory.  Any thread; takes no registry lock.
+ */
+void durable_sizes(uint64_t *journal_bytes, uint64_t *snapshot_bytes);
+
 /* Sync, write a final snapshot and close (so a restart replays nothing). */
 void durable_close(void);
 

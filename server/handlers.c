@@ -9,6 +9,7 @@
 #include "durable.h"
 #include "framing.h"
 #include "liveness.h"
+#include "metrics.h"
 #include "net.h"
 #include "oplog.h"
 #include "request.h"
@@ -144,8 +145,11 @@ void handle_connection(const struct handler_config *cfg, int fd,
     memset(buf, 0, 33);         /* so excerpt() ends where the bytes received do */
     enum read_status rs = framing_read_request(fd, buf, sizeof buf,
                                                cfg->timeout_ms, &req);
-    if (rs != READ_OK)
+    if (rs != READ_OK) {
         report_refusal(rs, &req, buf, peer_ip);
+        if (req.why != NULL)    /* it sent something: a refused request */
+            metrics_refused(rs == READ_TIMEOUT ? REFUSED_DEADLINE : REFUSED_MALFORMED);
+    }
     if (rs == READ_UNKNOWN_OP || req.op == OP_UNKNOWN)
         return;                 /* nothing to answer: just close */
 
@@ -172,6 +176,7 @@ void handle_connection(const struct handler_config *cfg, int fd,
                 (req.op == OP_LIST_USERS || req.op == OP_LIST_CONTENT))
                 code = op_other_error(req.op);      /* no memory for the copy */
         }
+        metrics_operation(req.op, code, req.user, req.path ? req.path : req.target);
     }
     /* A bad, partial or stalled request gets "other error", no state change.
      * A list reply goes out straight from the shared listing (its first

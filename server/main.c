@@ -4,7 +4,8 @@
  * Configuration (config.c), the registry with its state directory when -d
  * is given (durable.c), the listening socket, the logging thread (oplog.c),
  * the console thread (console.c), the liveness prober (liveness.c, with -L)
- * and the connections (conns.c) are started in that order, so the prober's
+ * the HTTP endpoint (http.c, with -H) and the connections (conns.c) are
+ * started in that order, so the prober's
  * first round checks the sessions restored from the state directory; the
  * main thread then waits on a signalfd for SIGINT/SIGTERM and stops them in
  * the reverse order.
@@ -23,7 +24,9 @@
 #include "console.h"
 #include "durable.h"
 #include "handlers.h"
+#include "http.h"
 #include "liveness.h"
+#include "metrics.h"
 #include "net.h"
 #include "oplog.h"
 #include "registry.h"
@@ -52,6 +55,7 @@ int main(int argc, char **argv)
     if (config.dump)
         return durable_dump(config.state_dir, stdout) == 0 ? 0 : 1;
 
+    metrics_uptime();                   /* the clock starts now */
     signal(SIGPIPE, SIG_IGN);
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -102,6 +106,9 @@ int main(int argc, char **argv)
         perror("server: liveness prober");
         return 1;
     }
+    /* Before accepting, so the last operations are kept from the first. */
+    if (config.http.set && http_start(&config.http, handler.registry) < 0)
+        return 1;
     /* Accepting starts before the banner, so the server is in its steady
      * state once it says it is up. */
     if (conns_start(lfd, &handler) < 0) {
@@ -116,6 +123,7 @@ int main(int argc, char **argv)
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) < 0 && errno == EINTR)
         ;
+    http_stop();                        /* it reads the registry, the log, the journal */
     bool idle = conns_stop();
     close(lfd);
     liveness_stop();                    /* it logs and prints: stop it first */

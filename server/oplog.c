@@ -68,6 +68,7 @@
 struct entry {
     struct entry *next;
     uint64_t seq;
+    int64_t at_ms;                  /* when it was queued (or read), monotonic */
     char *user, *op, *path, *datetime;
     char data[];
 };
@@ -104,6 +105,20 @@ static struct jreader *outbox;      /* with -d: the journal is the outbox */
  */
 static struct entry *pending[BATCH_MAX];
 static size_t npending;
+
+/* Outbox mode, for oplog_backlog(): the seq the log server has, and when
+ * the oldest pending entry was read (0: none pending).  Written by the
+ * logging thread, read by anyone. */
+static _Atomic uint64_t outbox_acked;
+static _Atomic int64_t outbox_oldest_ms;
+
+/* Milliseconds on the monotonic clock. */
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 /* Milliseconds from now until t (negative when past). */
 static long ms_until(struct timespec t)
@@ -266,6 +281,8 @@ static size_t outbox_batch(struct entry **out)
                 break;
             }
             e->seq = held.seq;
+            if (npending == 0)
+                outbox_oldest_ms = e->at_ms;
             pending[npending++] = e;
             holding = false;
         }
@@ -288,11 +305,13 @@ static size_t outbox_batch(struct entry **out)
 static void outbox_acknowledge(size_t n)
 {
     durable_set_acked(pending[n - 1]->seq);
+    outbox_acked = pending[n - 1]->seq;
     for (size_t i = 0; i < n; i++)
         free(pending[i]);
     for (size_t i = n; i < npending; i++)
         pending[i - n] = pending[i];
     npending -= n;
+    outbox_oldest_ms = npending > 0 ? pending[0]->at_ms : 0;
 }
 
 /*
@@ -467,6 +486,7 @@ int oplog_start(void)
     if (durable_journal() != NULL) {
         /* The journal is the outbox: resume where the log server is. */
         origin = durable_origin();
+        outbox_acked = durable_acked();
         outbox = jreader_open(durable_journal(), durable_acked() + 1);
         if (outbox == NULL) {
             fprintf(stderr, "server: cannot read the journal for the operation log\n");
@@ -517,6 +537,7 @@ static struct entry *entry_new(const char *user, const char *op, const char *pat
     e->path = put(&at, path);
     e->datetime = put(&at, datetime);
     e->next = NULL;
+    e->at_ms = mono_ms();
     return e;
 }
 
@@ -581,4 +602,25 @@ void oplog_stop(int drain_ms)
                         "before exit\n", lost);
     pthread_cond_destroy(&q.wake);
     enabled = false;
+}
+
+void oplog_backlog(uint64_t *entries, double *oldest_s)
+{
+    *entries = 0;
+    *oldest_s = 0;
+    if (!enabled)
+        return;
+    int64_t since = 0;
+    if (outbox != NULL) {
+        uint64_t last = journal_last_seq(durable_journal()), acked = outbox_acked;
+        *entries = last > acked ? last - acked : 0;
+        since = outbox_oldest_ms;
+    } else {
+        pthread_mutex_lock(&q.lock);
+        *entries = q.count;
+        since = q.head != NULL ? q.head->at_ms : 0;
+        pthread_mutex_unlock(&q.lock);
+    }
+    if (since > 0)
+        *oldest_s = (double)(mono_ms() - since) / 1000.0;
 }

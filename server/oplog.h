@@ -10,6 +10,7 @@
 #define PEERDEX_OPLOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /*
  * Start the logging thread towards config.log_host (LOG_RPC_IP) and
@@ -26,6 +27,14 @@ int oplog_start(void);
  */
 bool oplog_submit(const char *user, const char *op, const char *path,
                   const char *datetime);
+
+/*
+ * For the metrics: entries the log server has not acknowledged yet (queued,
+ * or journaled past what it has), and the age in seconds of the oldest of
+ * them (0 when none; with -d, counted from when the logging thread read it
+ * from the journal).  Zeros when logging is off.  Any thread.
+ */
+void oplog_backlog(uint64_t *entries, double *oldest_s);
 
 /* Deliver what is queued, waiting at most drain_ms, then stop the thread. */
 void oplog_stop(int drain_ms);

@@ -31,6 +31,7 @@ struct user {
     bool building;              /* listing built outside the lock: files frozen */
     bool connected;
     uint64_t session;           /* which CONNECT this is, while connected */
+    time_t since;               /* when that CONNECT (or its replay) happened */
     unsigned port;
     char ip[INET6_ADDRSTRLEN];
     char name[];
@@ -40,7 +41,7 @@ struct user {
 enum hold_kind {
     H_REGISTER, H_UNREGISTER, H_CONNECT, H_DISCONNECT, H_PUBLISH, H_DELETE,
     H_LIST_USERS, H_LIST_CONTENT, H_EXPIRE, H_RESTORE, H_VISIT, H_ENDPOINTS,
-    H_COUNT, H_KINDS
+    H_COUNT, H_VIEW, H_KINDS
 };
 
 struct registry {
@@ -69,7 +70,7 @@ struct registry {
 static const char *const hold_names[H_KINDS] = {
     "REGISTER", "UNREGISTER", "CONNECT", "DISCONNECT", "PUBLISH", "DELETE",
     "LIST_USERS", "LIST_CONTENT", "expiry", "restore", "visit", "endpoints",
-    "count"};
+    "count", "view"};
 
 /* Start timing a hold; lock just taken. */
 static void hold_start(struct registry *reg)
@@ -419,6 +420,7 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
         } else {
             u->connected = true;
             u->session = ++reg->sessions;
+            u->since = time(NULL);
             u->port = port;
             strcpy(u->ip, ip);
         }
@@ -797,4 +799,29 @@ enum reg_status registry_expire(struct registry *reg, const char *user,
     unlock(reg, H_EXPIRE);
     listing_release(stale);
     return st;
+}
+
+enum reg_status registry_view(struct registry *reg, struct reg_user_view *out,
+                              size_t max, size_t *n, struct reg_totals *totals)
+{
+    lock(reg);
+    totals->users = HASH_COUNT(reg->users);
+    totals->connected = HASH_CNT(hh_conn, reg->connected);
+    totals->files = reg->nfiles;
+    size_t k = 0;
+    for (struct user *u = reg->connected; u != NULL && k < max; u = u->hh_conn.next) {
+        struct reg_user_view *v = &out[k];
+        size_t len = strlen(u->name);
+        if (len >= sizeof v->name)
+            continue;                   /* longer than any protocol name */
+        memcpy(v->name, u->name, len + 1);
+        strcpy(v->ip, u->ip);           /* both INET6_ADDRSTRLEN */
+        v->port = u->port;
+        v->files = HASH_COUNT(u->files);
+        v->since = (int64_t)u->since;
+        k++;
+    }
+    unlock(reg, H_VIEW);
+    *n = k;
+    return REG_OK;
 }
