@@ -103,6 +103,14 @@ def test_users_files_and_expiry_appear(live, browser):
         WebDriverWait(browser, SHOWN_WITHIN).until(
             lambda d: "bob" not in texts(d, "#user-table td.name"))
         assert "alice" in texts(browser, "#user-table td.name")
+
+        # carol joins with three files: the picture the screenshot keeps.
+        assert harness.code(srv.port, "REGISTER", "carol") == 0
+        assert harness.code(srv.port, "CONNECT", "carol", str(alice)) == 0
+        for song in ("/music/a.ogg", "/music/b.ogg", "/music/c.ogg"):
+            assert harness.code(srv.port, "PUBLISH", "carol", song, "music") == 0
+        assert harness.code(srv.port, "LIST_CONTENT", "alice", "carol") == 0
+        shown(browser, "#c-files", "4")
         os.makedirs(SHOTS, exist_ok=True)
         assert browser.save_screenshot(os.path.join(SHOTS, "live-view.png"))
 
