@@ -46,7 +46,7 @@
 #include <uthash.h>
 
 #include "config.h"
-#include "deadline.h"
+#include "clock.h"
 #include "metrics.h"
 #include "net.h"
 

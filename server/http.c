@@ -16,7 +16,7 @@
 #include <microhttpd.h>
 
 #include "activity.h"
-#include "console.h"
+#include "diag.h"
 #include "metrics.h"
 #include "net.h"
 #include "web_assets.h"
@@ -260,7 +260,7 @@ static int http_listen(const char *host, unsigned long port, unsigned *bound,
     snprintf(service, sizeof service, "%lu", port);
     int rc = getaddrinfo(host, service, &hints, &res);
     if (rc != 0) {
-        fprintf(stderr, "server: cannot serve HTTP on %s: %s\n", host, gai_strerror(rc));
+        diag("server: cannot serve HTTP on %s: %s\n", host, gai_strerror(rc));
         return -1;
     }
     int fd = -1, err = 0;
@@ -291,7 +291,7 @@ static int http_listen(const char *host, unsigned long port, unsigned *bound,
     }
     freeaddrinfo(res);
     if (fd < 0)
-        fprintf(stderr, "server: cannot serve HTTP on %s port %lu: %s\n", host, port,
+        diag("server: cannot serve HTTP on %s port %lu: %s\n", host, port,
                 strerror(err));
     return fd;
 }
@@ -315,11 +315,11 @@ int http_start(const struct hostport *addr, struct registry *reg)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
         MHD_OPTION_END);
     if (daemon_ == NULL) {
-        fprintf(stderr, "server: cannot start the HTTP thread\n");
+        diag("server: cannot start the HTTP thread\n");
         close(fd);
         return -1;
     }
-    console_eprintf("server: live view at http://%s:%u/ (also /api/state, /metrics)\n",
+    diag("server: live view at http://%s:%u/ (also /api/state, /metrics)\n",
                     url_host, bound);
     return 0;
 }

@@ -36,7 +36,8 @@ void metrics_operation(enum op op, unsigned code, const char *user, const char *
     if (op < 0 || op >= OP_COUNT)
         return;
     bump(&ops[op][code < RESULT_CODES ? code : RESULT_CODES - 1]);
-    activity_record(op_name(op), code, user, path);
+    if (user != NULL)
+        activity_record(op_name(op), code, user, path);
 }
 
 void metrics_conn_opened(void)

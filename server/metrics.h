@@ -36,7 +36,8 @@ enum refusal {
 /*
  * One operation performed by `user` (path: its file path or target user,
  * NULL when none), answered with result code `code`; also recorded in the
- * recent operations (activity.h) when those are kept.
+ * recent operations (activity.h) when those are kept and user is not NULL
+ * (EXTENSIONS, which has no user, is only counted).
  */
 void metrics_operation(enum op op, unsigned code, const char *user, const char *path);
 
