@@ -19,10 +19,10 @@ $(BUILD)/bench/server_lockstats: $(BUILD)/server/main.o $(BUILD)/bench/registry_
                                  $(BUILD)/libpeerdex.a
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
 
-## bench: run the benchmarks (a few minutes) and write docs/benchmarks.md
+## bench: run the benchmarks (a few minutes); write docs/benchmarks.md and its curves (docs/img/bench-*.svg)
 .PHONY: bench
 bench:
-	@sh scripts/deps.sh run
+	@sh scripts/deps.sh run plot
 	@$(MAKE) --no-print-directory programs $(BENCH_PROGS)
 	PEERDEX_BIN=$(abspath $(BIN)) $(PYTHON) bench/bench.py --tools $(BUILD)/bench \
 	    --out docs/benchmarks.md $(BENCH_ARGS)
