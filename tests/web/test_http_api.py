@@ -267,3 +267,39 @@ def test_read_only_and_strict_headers(make_server):
     for method in ("POST", "PUT", "DELETE"):
         assert get(port, "/api/state", method)[0] == 405
     assert get(port, "/api/state", "HEAD")[0] == 200
+
+
+def test_polling_while_operations_run(make_server):
+    """Operations from 8 threads while another polls both endpoints: every
+    answer is whole and valid, the counts only grow, and the final totals
+    are exact (no increment lost without a lock)."""
+    import threading
+    srv = make_server("-H", "0")
+    port = http_port(srv)
+    seen, stop = [], threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            s = state(port)
+            m = metrics(port)
+            seen.append((s["totals"]["operations"], m["peerdex_users_registered"]))
+
+    def work(t):
+        for i in range(40):
+            assert harness.code(srv.port, "REGISTER", "w%d_%d" % (t, i)) == 0
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    stop.set()
+    poller.join()
+    assert seen and [s[0] for s in seen] == sorted(s[0] for s in seen)
+    s = state(port)
+    assert s["totals"]["operations"] == 320 and s["totals"]["users"] == 320
+    assert s["operations"]["REGISTER"] == {"0": 320}
+    assert len(s["recent"]) == 64 and len({r["seq"] for r in s["recent"]}) == 64
+    assert metrics(port)['peerdex_operations_total{op="REGISTER",result="0"}'] == 320
