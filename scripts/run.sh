@@ -53,8 +53,8 @@ host=${host:-127.0.0.1}
 log_note="log server on 127.0.0.1:$LOG_PORT writing ${LOG_FILE:-operations.log}"
 client="make client"
 [ "$PORT" = 8888 ] || client="make client PORT=$PORT"
-echo "peerdex: live view at http://127.0.0.1:$HTTP_PORT/ -" \
-     "index server on port $PORT (this host: $host), $log_note." \
+echo "peerdex: index server on port $PORT (this host: $host)," \
+     "live view at http://127.0.0.1:$HTTP_PORT/, $log_note." \
      "Start a client in another terminal: $client" \
      "(another machine: make client SERVER=$host PORT=$PORT). Ctrl-C stops it all."
 

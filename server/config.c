@@ -63,8 +63,7 @@ static const struct setting settings[] = {
      "bytes of one user's LIST_CONTENT reply; 0 is no quota", "0", false, K_UINT, 0,
      1ULL << 40, &config.listing_bytes},
     {'H', "http", NULL, "[HOST:]PORT", "HTTP address",
-     "serve the live view, /api/state and /metrics over HTTP on HOST (default "
-     "127.0.0.1) and PORT (0 picks a free one); unset: no HTTP",
+     "serve the live view and /metrics over HTTP (HOST 127.0.0.1 unless given); unset: off",
      NULL, false, K_HOSTPORT, 0, 65535, &config.http},
     {0, NULL, "LOG_RPC_IP", "HOST", "LOG_RPC_IP",
      "log server's address or name (unset: no operation log)",
