@@ -3,12 +3,11 @@
  *
  * Configuration (config.c), the registry with its state directory when -d
  * is given (durable.c), the listening socket, the logging thread (oplog.c),
- * the console thread (console.c), the liveness prober (liveness.c, with -L)
- * the HTTP endpoint (http.c, with -H) and the connections (conns.c) are
- * started in that order, so the prober's
- * first round checks the sessions restored from the state directory; the
- * main thread then waits on a signalfd for SIGINT/SIGTERM and stops them in
- * the reverse order.
+ * the console thread (console.c), the HTTP endpoint (http.c, with -H), the
+ * liveness prober (liveness.c, with -L) and the connections (conns.c) are
+ * started in that order, so the prober's first round checks the sessions
+ * restored from the state directory; the main thread then waits on a
+ * signalfd for SIGINT/SIGTERM and stops them in the reverse order.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -101,15 +100,16 @@ int main(int argc, char **argv)
         return start_failed(handler.registry, lfd);
     if (console_start(config.console_bytes) < 0)
         diag("server: no console thread; writing lines directly\n");
+    /* Before the prober and the connections, so the last operations (and
+     * expiries) are kept from the first. */
+    if (config.http.set && http_start(&config.http, handler.registry) < 0)
+        return 1;
     /* Before accepting, so handlers see liveness on from the first CONNECT. */
     if (liveness_start(handler.registry, (unsigned)config.probe_s,
                        (unsigned)config.probe_failures) < 0) {
         diag_errno("server: liveness prober");
         return 1;
     }
-    /* Before accepting, so the last operations are kept from the first. */
-    if (config.http.set && http_start(&config.http, handler.registry) < 0)
-        return 1;
     /* Accepting starts before the banner, so the server is in its steady
      * state once it says it is up. */
     if (conns_start(lfd, &handler) < 0) {
