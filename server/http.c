@@ -272,7 +272,7 @@ static int http_listen(const char *host, unsigned long port, unsigned *bound,
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0};
         socklen_t sl = sizeof ss;
         if (bind(fd, a->ai_addr, a->ai_addrlen) < 0 || listen(fd, 64) < 0 ||
             getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
@@ -281,10 +281,10 @@ static int http_listen(const char *host, unsigned long port, unsigned *bound,
             fd = -1;
             continue;
         }
-        char ip[INET6_ADDRSTRLEN] = "?";
-        getnameinfo((struct sockaddr *)&ss, sl, ip, sizeof ip, NULL, 0, NI_NUMERICHOST);
-        *bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        char ip[INET6_ADDRSTRLEN] = "?", serv[8] = "0";
+        getnameinfo((struct sockaddr *)&ss, sl, ip, sizeof ip, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+        *bound = (unsigned)strtoul(serv, NULL, 10);
         if (strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "::") == 0)
             net_host_ip(ip, sizeof ip);         /* all addresses: name one */
         snprintf(url_host, url_len, strchr(ip, ':') ? "[%s]" : "%s", ip);

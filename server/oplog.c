@@ -299,12 +299,12 @@ static void outbox_acknowledge(size_t n)
 {
     durable_set_acked(pending[n - 1]->seq);
     outbox_acked = pending[n - 1]->seq;
+    outbox_oldest_ms = n < npending ? pending[n]->at_ms : 0;
     for (size_t i = 0; i < n; i++)
         free(pending[i]);
     for (size_t i = n; i < npending; i++)
         pending[i - n] = pending[i];
     npending -= n;
-    outbox_oldest_ms = npending > 0 ? pending[0]->at_ms : 0;
 }
 
 /*
