@@ -303,3 +303,20 @@ def test_polling_while_operations_run(make_server):
     assert s["operations"]["REGISTER"] == {"0": 320}
     assert len(s["recent"]) == 64 and len({r["seq"] for r in s["recent"]}) == 64
     assert metrics(port)['peerdex_operations_total{op="REGISTER",result="0"}'] == 320
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_log_backlog_while_the_log_server_is_down(make_server, tmp_path, durable):
+    """Entries the log server has not acknowledged are counted, with the
+    age of the oldest, from the queue and from the journal outbox alike."""
+    dead = harness.free_port()                      # no log server there
+    args = ["-H", "0"] + (["-d", str(tmp_path / "state")] if durable else [])
+    srv = make_server(*args, env={"LOG_RPC_IP": "127.0.0.1", "LOG_RPC_PORT": str(dead)})
+    port = http_port(srv)
+    assert metrics(port)["peerdex_log_outbox_entries"] == 0
+    for name in ("l1", "l2", "l3"):
+        assert harness.code(srv.port, "REGISTER", name) == 0
+    m = wait_for(lambda: (lambda m: m if m["peerdex_log_outbox_oldest_seconds"] > 0 else None)(
+        metrics(port)))
+    assert m["peerdex_log_outbox_entries"] == 3
+    srv.kill()              # not SIGTERM: it would wait 5 s for the log server
