@@ -71,6 +71,7 @@ def save(fig, path):
 
 def main(report, outdir):
     plt.rcParams["svg.hashsalt"] = "peerdex"          # the same figures, the same file
+    plt.rcParams["svg.fonttype"] = "none"             # text as text: small files
     t = tables(report)
     logged = curves(t.get("Throughput against a minimal server", []), 2, 3)
     bare = curves(t.get("Against the ceiling", []), 2, 3)
