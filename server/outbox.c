@@ -171,7 +171,7 @@ static void outbox_acknowledge(void *ctx, size_t n)
     o->oldest_ms = n < o->npending ? o->pending[n]->at_ms : 0;
     for (size_t i = 0; i < n; i++)
         free(o->pending[i]);
-    memmove(o->pending, o->pending + n, (o->npending - n) * sizeof o->pending[0]);
+    memmove(&o->pending[0], &o->pending[n], (o->npending - n) * sizeof(struct copy *));
     o->npending -= n;
 }
 
