@@ -93,7 +93,8 @@ def test_killed_service_is_restarted(server, clients):
 
 
 def test_broken_time_url_gives_fail_lines_not_a_crash(server, clients):
-    dead = "http://127.0.0.1:%d/datetime" % harness.free_port()
+    port = harness.dead_port()
+    dead = "http://127.0.0.1:%d/datetime" % port.port
     c = clients(server.port, "--time-url", dead)
     c.do("REGISTER nope", "c> REGISTER FAIL")
     c.do("CONNECT nope", "c> CONNECT FAIL")
@@ -102,6 +103,7 @@ def test_broken_time_url_gives_fail_lines_not_a_crash(server, clients):
     assert any("no date-time" in l for l in c.err_lines)
     # Nothing was sent: the name is still free.
     assert harness.code(server.port, "REGISTER", "nope") == 0
+    port.close()
 
 
 def test_time_url_of_a_standalone_service(server, service, clients):

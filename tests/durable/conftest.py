@@ -15,8 +15,10 @@ def logs():
     """Start log servers; all are stopped afterwards."""
     started = []
 
-    def start(path, port, key=None):
-        srv = LogServer(path, port, key)
+    def start(path, port=0, key=None):
+        """A log server on FILE path: a free port (0), or `port` (a restart
+        on the port an index server sends to)."""
+        srv = LogServer(path, port, key=key)
         started.append(srv)
         return srv
 

@@ -5,6 +5,7 @@ import os
 import subprocess
 
 import harness
+from harness import LogServer  # noqa: F401  (the one log server helper)
 
 BASE = datetime.datetime(2000, 1, 1)
 
@@ -18,15 +19,6 @@ def unstamp(text):
     """The k of stamp(k)."""
     t = datetime.datetime.strptime(text, "%d/%m/%Y %H:%M:%S")
     return int((t - BASE).total_seconds())
-
-
-class LogServer(harness.Process):
-    """bin/log_server -f FILE -p PORT [-k KEY] (a fixed port, so a restart finds it)."""
-
-    def __init__(self, path, port, key=None):
-        super().__init__([os.path.join(harness.BIN, "log_server"), "-f", str(path),
-                          "-p", str(port)] + (["-k", str(key)] if key else []))
-        self.wait_line(r"listening on port", stderr=True)
 
 
 def make_key(path):

@@ -135,11 +135,11 @@ def test_make_run_fails_loudly_when_a_server_cannot_start(tmp_path):
         busy.listen()
         taken = busy.getsockname()[1]
         # The log server's port is taken.
-        r = run_sh(tmp_path, harness.free_port(), taken)
+        r = run_sh(tmp_path, harness.fixed_port(), taken)
         assert r.returncode == 1 and "run.sh: the log server" in r.stderr
         assert "Address already in use" in r.stderr
         # The index server's port is taken: the log server it started is stopped.
-        r = run_sh(tmp_path, taken, harness.free_port())
+        r = run_sh(tmp_path, taken, harness.fixed_port())
         assert r.returncode == 1 and "the index server did not start" in r.stderr
         assert "lines written" in r.stderr
     key = tmp_path / "operations.key"
