@@ -91,18 +91,19 @@ test-unit: $(UNIT_TESTS)
 # pytest's temporary directories go under $(BUILD), not /tmp (a test run
 # leaves /tmp as it found it).  The suites run in $(PYTEST_WORKERS) parallel
 # workers (python3-pytest-xdist; most tests wait on deadlines, not the CPU),
-# then the tests that use the host's rpcbind one at a time, alone: rpcbind
-# holds one registration for the log server's program number, which every
-# log server started meanwhile would take over (tests/conftest.py marks them).
-# pytest's status 5 (nothing selected, e.g. by PYTEST_ARGS=-k) is no failure.
+# then, one at a time, the tests marked (tests/conftest.py) `rpcbind` (the
+# host's rpcbind holds one registration for the log server's program
+# number, which any log server started meanwhile would take over) and
+# `alone` (tight bounds on a reply time or on CPU use).  pytest's status 5
+# (nothing selected, e.g. by PYTEST_ARGS=-k) is no failure.
 PYTEST_WORKERS ?= 4
 PYTEST = PEERDEX_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider
 ## test-integration: the pytest suites (PYTEST_ARGS=... passes options, PYTEST_WORKERS=n)
 test-integration: programs
 	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest -n $(PYTEST_WORKERS) --dist loadgroup \
-	    -m "not rpcbind" $(PYTEST_ARGS) tests || [ $$? -eq 5 ]
-	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest-rpcbind -m rpcbind $(PYTEST_ARGS) tests \
-	    || [ $$? -eq 5 ]
+	    -m "not rpcbind and not alone" $(PYTEST_ARGS) tests || [ $$? -eq 5 ]
+	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest-alone -m "rpcbind or alone" \
+	    $(PYTEST_ARGS) tests || [ $$? -eq 5 ]
 
 ## clean: remove build/ and bin/ (sources, operations.log and var/ stay)
 clean:

@@ -13,6 +13,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "rpcbind: uses the host's rpcbind; `make test` runs these apart, one "
         "at a time (every log server registers the one program number there)")
+    config.addinivalue_line(
+        "markers", "alone: bounds a time or a CPU use tightly (a reply within 50 ms, no "
+        "spinning); `make test` runs these apart, one at a time, not among parallel tests")
 
 
 def pytest_collection_modifyitems(items):

@@ -321,6 +321,20 @@ def threads_of(pid):
     return proc_stat(pid)[1]
 
 
+def threads_in_accept(pid):
+    """The ids of the process's threads blocked in accept() (waiting for a
+    connection, from /proc/PID/task/TID/wchan)."""
+    tids = set()
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/wchan" % (pid, tid)) as f:
+                if "accept" in f.read():
+                    tids.add(tid)
+        except OSError:
+            pass                        # it ended meanwhile
+    return tids
+
+
 def open_fds(pid):
     """How many descriptors the process has open."""
     return len(os.listdir("/proc/%d/fd" % pid))

@@ -82,6 +82,7 @@ def stall(port):
 LAST_FRAGMENT_BIT = 0x80000000
 
 
+@pytest.mark.alone                      # each entry within 1 s
 def test_stalled_connections_hold_no_one_up(logs, logged_server):
     log = logs(port=0)
     stalled = [stall(log.port) for _ in range(3)]
@@ -95,6 +96,7 @@ def test_stalled_connections_hold_no_one_up(logs, logged_server):
         s.close()
 
 
+@pytest.mark.alone                      # its CPU use is measured
 def test_idle_connections_are_reaped_at_the_descriptor_limit(logs, logged_server):
     """1,100 idle connections against a log server limited to 1,024
     descriptors: those over the limit are closed at once through the spare
