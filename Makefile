@@ -62,9 +62,11 @@ $(BIN)/server: $(BUILD)/server/main.o $(BUILD)/libpeerdex.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
 
+# (Its .d file adds the headers as prerequisites: only the source and the
+# library go to the compiler.)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeerdex.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_CFLAGS) $(filter %.c %.a,$^) -o $@ $(LDLIBS) $(CHECK_LIBS)
 
 ## deps: install (or name) every Debian package the build, run and tests need
 deps:
