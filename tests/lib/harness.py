@@ -321,18 +321,24 @@ def threads_of(pid):
     return proc_stat(pid)[1]
 
 
-def threads_in_accept(pid):
-    """The ids of the process's threads blocked in accept() (waiting for a
-    connection, from /proc/PID/task/TID/wchan)."""
+def threads_waiting_in(pid, word):
+    """The ids of the process's threads blocked in a kernel function whose
+    name contains `word` (/proc/PID/task/TID/wchan): "accept" (waiting for
+    a connection), "poll" (waiting for a socket to be ready)."""
     tids = set()
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
             with open("/proc/%d/task/%s/wchan" % (pid, tid)) as f:
-                if "accept" in f.read():
+                if word in f.read():
                     tids.add(tid)
         except OSError:
             pass                        # it ended meanwhile
     return tids
+
+
+def threads_in_accept(pid):
+    """The ids of the process's threads blocked in accept()."""
+    return threads_waiting_in(pid, "accept")
 
 
 def open_fds(pid):
