@@ -183,6 +183,19 @@ class Process:
         return self.stop(signal.SIGKILL)
 
 
+def stop_all(*procs, sig=signal.SIGTERM):
+    """Signal every process first, then wait for each: processes that take
+    a while to stop (an index server's drain of its log queue) do it at the
+    same time.  Their exit statuses, in order."""
+    for p in procs:
+        if p.proc.poll() is None:
+            try:
+                os.kill(p.pid, sig)
+            except ProcessLookupError:
+                pass
+    return [p.stop(sig) for p in procs]
+
+
 class LogServer(Process):
     """bin/log_server -f FILE [-p PORT] [-k KEY] [args]; .port is where it
     listens, read from its banner.  port=0 (the default): a free port;
