@@ -29,10 +29,6 @@ class Peer(Listener):
         conn.close()
 
     def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         super().close()
         self.thread.join(2)
 
