@@ -3,7 +3,6 @@
 PEERDEX_HOSTILE_SCALE (default 1) scales the bulk user count down for slow
 builds (the TSan run), as in tests/hostile.
 """
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 

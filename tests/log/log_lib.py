@@ -1,10 +1,8 @@
 """Helpers for the operation-log tests: the real log server and its file."""
 import hashlib
 import hmac
-import os
 import socket
 import struct
-import time
 
 import harness
 from harness import LogServer, cpu_seconds, open_fds, rss_kb  # noqa: F401  (one of each)
