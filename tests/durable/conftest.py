@@ -18,7 +18,7 @@ def logs():
     def start(path, port=0, key=None):
         """A log server on FILE path: a free port (0), or `port` (a restart
         on the port an index server sends to)."""
-        srv = LogServer(path, port, key=key)
+        srv = LogServer(path, port, key)
         started.append(srv)
         return srv
 
