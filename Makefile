@@ -105,10 +105,14 @@ PYTEST_WORKERS ?= 4
 PYTEST = PEERDEX_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider
 ## test-integration: the pytest suites (PYTEST_ARGS=... passes options, PYTEST_WORKERS=n)
 test-integration: programs
+	@status=0; \
 	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest -n $(PYTEST_WORKERS) --dist loadgroup \
-	    -m "not rpcbind and not alone" $(PYTEST_ARGS) tests || [ $$? -eq 5 ]
+	    -m "not rpcbind and not alone" $(PYTEST_ARGS) tests || \
+	    { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	echo "== one at a time: the tests marked rpcbind or alone"; \
 	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest-alone -m "rpcbind or alone" \
-	    $(PYTEST_ARGS) tests || [ $$? -eq 5 ]
+	    $(PYTEST_ARGS) tests || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	exit $$status
 
 ## clean: remove build/ and bin/ (sources, operations.log and var/ stay)
 clean:
