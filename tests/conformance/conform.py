@@ -143,6 +143,10 @@ def run_check(chk, ctx, until=None):
         result.update(status="SKIP", why=str(e))
     except Failure as f:
         result.update(status="FAIL", why=f.why)
+        if getattr(ctx, "user_is_datetime", False) and chk.id != "server.framing.datetime-second":
+            result["why"] = ("not judged: the server reads the date-time (the second field) as "
+                             "the user, so every user of the kit is one (see "
+                             "server.framing.datetime-second); here: " + f.why)
         if f.sent is not None:
             result["sent"] = hexdump(f.sent) if isinstance(f.sent, bytes) else str(f.sent)
             if isinstance(f.sent, bytes):
@@ -300,6 +304,7 @@ class ServerTarget:
         self.until = None               # the current check's deadline (monotonic)
         self.current = None             # the id of the check that runs
         self.gone = None                # the check during which the server stopped
+        self.user_is_datetime = False   # the server reads the date-time as the user
         self.findings = {}              # framing finding -> (why, sent, received)
         self.listeners = []
         self._encoding = None
@@ -444,9 +449,21 @@ class ServerTarget:
                     found = classify(first, second)
                     self._decode = DECODERS.get(found, decode_raw)
                     self._encoding = (found, first, second)
+                    if found is not None:
+                        self.probe_user_field(dt)
             if isinstance(self._encoding, Failure):
                 raise self._encoding
             return self._encoding
+
+    def probe_user_field(self, dt):
+        """Another fresh name, with the date-time of the encoding probe: a server
+        that reads the date-time as the user answers "in use".  Then no check
+        can tell the kit's users apart; each failure says so (run_check)."""
+        try:
+            raw = self.exchange(encode("REGISTER", dt, self.user("encoding2")), kind="any")
+        except (Failure, OSError):
+            return
+        self.user_is_datetime = self._decode(raw)[0] == 1
 
     def decode(self, raw):
         """(code, rest) of a reply, read in the encoding this server uses."""

@@ -343,3 +343,13 @@ def test_a_server_that_crashes_is_named_once(stub):
     later = [r for r in results.values() if r["status"] == "FAIL" and
              r["id"] != "server.request.unknown-operation"]
     assert later and all("server.request.unknown-operation" in r["why"] for r in later), later
+
+
+def test_datetime_read_as_user_is_blamed_once(stub):
+    """A server that takes the date-time for the user name (a protocol without
+    the date-time field): every other failure says it was not judged, and why."""
+    _, results = kit("server", stub("server", "--defect", "datetime-as-user"))
+    others = [r for r in results.values() if r["status"] == "FAIL" and
+              r["id"] != "server.framing.datetime-second"]
+    assert others and all(r["why"].startswith("not judged: the server reads the date-time")
+                          for r in others), others
