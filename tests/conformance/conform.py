@@ -38,6 +38,10 @@ DT_RX = re.compile(rb"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}$")
 # Request fields per operation, the operation name and the date-time included.
 FIELDS = {"REGISTER": 3, "UNREGISTER": 3, "CONNECT": 4, "DISCONNECT": 3, "PUBLISH": 5,
           "DELETE": 4, "LIST_USERS": 3, "LIST_CONTENT": 4}
+FIELD_NAMES = {"CONNECT": "operation, date-time, user, port",
+               "PUBLISH": "operation, date-time, user, path, description",
+               "DELETE": "operation, date-time, user, path",
+               "LIST_CONTENT": "operation, date-time, requester, target"}
 TIMEOUT = 10.0                  # seconds for any one exchange (--timeout)
 CHECK_SECONDS = 30.0            # seconds for one whole check (--check-seconds)
 BUDGET = 100.0                  # seconds for a whole run of one target (--budget)
@@ -305,6 +309,7 @@ class ServerTarget:
         self.current = None             # the id of the check that runs
         self.gone = None                # the check during which the server stopped
         self.user_is_datetime = False   # the server reads the date-time as the user
+        self.stuck = {}                 # operation -> why its requests go unanswered
         self.findings = {}              # framing finding -> (why, sent, received)
         self.listeners = []
         self._encoding = None
@@ -387,6 +392,39 @@ class ServerTarget:
         if isinstance(self._encoding, Failure):
             raise self._encoding        # a silent server: said once, not waited for again
         complete = None if kind is None else (lambda raw: self.whole(raw, kind))
+        op = data.split(b"\0", 1)[0].decode("latin-1") if data else ""
+        with self.lock:
+            stuck = self.stuck.get(op) if kind not in (None, "any") else None
+        if stuck:
+            raise Failure(stuck, data, b"")
+        try:
+            return self._exchange(data, shut_wr, complete)
+        except Failure as f:
+            if f.received != b"" or shut_wr or kind in (None, "any") or op not in FIELDS:
+                raise
+            why = self.unanswered(op, data)
+            with self.lock:
+                self.stuck.setdefault(op, "%s (first seen in %s; such requests are not "
+                                      "waited for again)" % (why, self.current))
+            raise Failure(why, data, b"")
+
+    def unanswered(self, op, data):
+        """Why a request of `op` got no byte within the timeout: sent again with the
+        write side closed (a short wait), a server that then answers or closes was
+        waiting for more than the statement's fields."""
+        try:
+            self.until, until = time.monotonic() + min(3.0, self.left()), self.until
+            self._exchange(data, True, None)
+            return ("%s got no reply within %.0f s, and one once the kit closed its side: "
+                    "the server waits for more than the statement's %d fields (%s)"
+                    % (op, self.timeout, FIELDS[op], FIELD_NAMES.get(op, "operation, date-time, user")))
+        except (Failure, OSError):
+            return "%s got no reply and no close within %.0f s" % (op, self.timeout)
+        finally:
+            self.until = until
+
+    def _exchange(self, data, shut_wr, complete):
+        """One connection: send, then read (see exchange)."""
         with self.connect() as s:
             if data:
                 try:

@@ -26,7 +26,8 @@ OTHER = {"REGISTER": 2, "UNREGISTER": 2, "CONNECT": 3, "DISCONNECT": 3, "PUBLISH
 SERVER_DEFECTS = ("ascii-codes", "datetime-last", "global-publish", "truncate-255",
                   "list-cut-short", "int32-codes", "datetime-as-user", "trailing-byte",
                   "empty-list-4", "never-close", "silent", "stream", "mixed-codes",
-                  "close-on-empty", "low-ports-refused", "crash-on-unknown")
+                  "close-on-empty", "low-ports-refused", "crash-on-unknown",
+                  "connect-extra-field")
 
 
 def encode(*fields):
@@ -104,7 +105,10 @@ class IndexStub:
         """One connection: read the request, apply it, reply."""
         with conn:
             limit = 10 ** 6 if self.defect == "truncate-255" else 256
-            fields, status = read_fields(conn, FIELDS.get, limit)
+            count_of = FIELDS.get
+            if self.defect == "connect-extra-field":    # CONNECT waits for an IP field too
+                count_of = dict(FIELDS, CONNECT=5).get
+            fields, status = read_fields(conn, count_of, limit)
             if status == "unknown" and self.defect == "crash-on-unknown":
                 os._exit(3)                 # an unknown operation ends the server
             if status == "unknown" or not fields:
@@ -129,6 +133,8 @@ class IndexStub:
             if self.defect == "close-on-empty" and not all(fields[2:]):
                 return                      # an empty field: closed, no answer
             args = [f.decode("utf-8", "replace") for f in fields[2:]]
+            if self.defect == "connect-extra-field" and op == "CONNECT":
+                args = [args[0], args[2]]           # user, (ip,) port
             if self.defect == "datetime-last":     # takes the last field as the date-time
                 args = [f.decode("utf-8", "replace") for f in fields[1:-1]]
             if self.defect == "datetime-as-user":  # reads the date-time as the user

@@ -353,3 +353,16 @@ def test_datetime_read_as_user_is_blamed_once(stub):
               r["id"] != "server.framing.datetime-second"]
     assert others and all(r["why"].startswith("not judged: the server reads the date-time")
                           for r in others), others
+
+
+def test_an_operation_waiting_for_more_fields_is_named_once(stub):
+    """A server whose CONNECT waits for a field the statement does not have:
+    the first CONNECT says so (it answers once the kit closes its side), the
+    later ones fail at once instead of each waiting out the timeout."""
+    _, results = kit("server", stub("server", "--defect", "connect-extra-field"),
+                     "--timeout", "2")
+    why = results["server.connect.codes"]["why"]
+    assert "waits for more than the statement's 4 fields" in why, why
+    later = results["server.disconnect.codes"]["why"]
+    assert "not waited for again" in later, later
+    assert sum(r["seconds"] for r in results.values()) < 30
