@@ -27,7 +27,7 @@ SERVER_DEFECTS = ("ascii-codes", "datetime-last", "global-publish", "truncate-25
                   "list-cut-short", "int32-codes", "datetime-as-user", "trailing-byte",
                   "empty-list-4", "never-close", "silent", "stream", "mixed-codes",
                   "close-on-empty", "low-ports-refused", "crash-on-unknown",
-                  "connect-extra-field")
+                  "connect-extra-field", "unknown-held")
 
 
 def encode(*fields):
@@ -111,6 +111,8 @@ class IndexStub:
             fields, status = read_fields(conn, count_of, limit)
             if status == "unknown" and self.defect == "crash-on-unknown":
                 os._exit(3)                 # an unknown operation ends the server
+            if status == "unknown" and self.defect == "unknown-held":
+                time.sleep(3600)            # an unknown operation: held open, no answer
             if status == "unknown" or not fields:
                 return
             op = fields[0].decode()

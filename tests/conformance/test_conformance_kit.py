@@ -366,3 +366,11 @@ def test_an_operation_waiting_for_more_fields_is_named_once(stub):
     later = results["server.disconnect.codes"]["why"]
     assert "not waited for again" in later, later
     assert sum(r["seconds"] for r in results.values()) < 30
+
+
+def test_unknown_operation_held_open_fails_only_the_recommended_check(stub):
+    """A server that neither answers nor closes an unknown operation, and keeps
+    serving: the statement check (it keeps running) passes; the recommended
+    one (closed without a reply) fails."""
+    _, results = kit("server", stub("server", "--defect", "unknown-held"), "--timeout", "2")
+    assert failed(results) == {"server.request.unknown-closed"}
