@@ -3,9 +3,11 @@
  * journal and the operation log's outbox position, tied to the registry.
  *
  * DIR holds: snapshot (snapshot.h), journal.<seq> segments (journal.h),
- * origin (this index's id at the log server, made once), outbox (the seq
- * up to which the log server has the journal) and lock (one server per
- * directory).  A start loads the snapshot, replays the journal after it
+ * manifest (what DIR must hold, manifest.h), origin (this index's id at
+ * the log server), outbox (the seq up to which the log server has the
+ * journal).  The running server flocks DIR itself (one server per
+ * directory).  A start loads the snapshot, replays the journal after it,
+ * checks that nothing the index or the operation log needs is missing,
  * and installs the registry's journal hook; from then on every operation
  * is journaled under the registry lock.  One instance per process.
  */
@@ -28,7 +30,11 @@ struct durable_config {
     uint64_t budget;
     uint64_t compact_bytes;
     bool outbox;            /* the operation log reads the journal */
+    bool accept_loss;       /* start even with files missing (said, marked) */
 };
+
+/* The operation of the journal record that marks an accepted loss. */
+#define DURABLE_LOSS_OP "LOSS"
 
 /*
  * Create or open DIR, load its state into reg (empty, no hook yet), and
@@ -41,9 +47,17 @@ bool durable_on(void);
 
 /*
  * After an operation, before its reply: under -S always, wait until the
- * calling thread's journal record is durable.  Does nothing otherwise.
+ * calling thread's journal record is durable.  False when that operation
+ * changed the index and its sync failed: it must not be acknowledged.
+ * True at once otherwise.
  */
-void durable_wait(void);
+bool durable_wait(void);
+
+/*
+ * True once a journal fdatasync has failed: operations that change the
+ * index are refused until a restart (reads go on).  For /metrics.
+ */
+bool durable_failed(void);
 
 /* The journal, for the outbox reader; NULL when off. */
 struct journal *durable_journal(void);
@@ -58,7 +72,11 @@ void durable_set_acked(uint64_t seq);
 /* Sync, write a final snapshot and close (so a restart replays nothing). */
 void durable_close(void);
 
-/* Print the state in dir (users, connections, files) to out, changing nothing. */
+/*
+ * Print the state in dir (users, connections, files) to out, changing
+ * nothing and taking no lock (a server may be running): 0, or -1 when no
+ * whole state could be read (something missing or damaged, said why).
+ */
 int durable_dump(const char *dir, FILE *out);
 
 #endif

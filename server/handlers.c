@@ -163,8 +163,9 @@ void handle_connection(const struct handler_config *cfg, int fd,
         if (oplog_submit(req.user, op_name(req.op), req.path, req.datetime)) {
             registry_set_datetime(req.datetime);    /* for the journal */
             enum reg_status st = apply(cfg->registry, &req, peer_ip, &list);
-            durable_wait();     /* -S always: the record is durable first */
-            code = result_code(req.op, st);
+            /* -S always: the record is durable first; a failed sync is no OK. */
+            bool durable = durable_wait();
+            code = durable ? result_code(req.op, st) : op_other_error(req.op);
             report_quota(user, st);
             if (st == REG_OK && req.op == OP_LIST_USERS)
                 list = as_seen_by(list, fd, peer_ip);

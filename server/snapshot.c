@@ -98,6 +98,12 @@ void snapshot_end(struct snapshot *s, uint64_t seq)
     add(s, 'E', fixed, sizeof fixed, NULL, NULL);
 }
 
+void snapshot_counts(const struct snapshot *s, uint64_t *users, uint64_t *files)
+{
+    *users = s->users;
+    *files = s->files;
+}
+
 void snapshot_free(struct snapshot *s)
 {
     if (s != NULL)

@@ -44,9 +44,10 @@ static void remove_dir(void)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static void noop_compact(void *ctx)
+static bool noop_compact(void *ctx)
 {
     (void)ctx;
+    return true;
 }
 
 static struct journal *open_journal(uint64_t last)
@@ -155,7 +156,7 @@ START_TEST(append_replay_reopen)
     journal_close(j);
     struct seen s = {0};
     uint64_t last;
-    ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, &s, &last), 0);
+    ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, NULL, &s, &last), 0);
     ck_assert_int_eq(s.n, 5);
     ck_assert_uint_eq(last, 5);
     for (int i = 0; i < 5; i++)
@@ -165,7 +166,7 @@ START_TEST(append_replay_reopen)
     append_n(j, 2);
     journal_close(j);
     memset(&s, 0, sizeof s);
-    ck_assert_int_eq(journal_replay(dir, 3, true, count_rec, &s, &last), 0);
+    ck_assert_int_eq(journal_replay(dir, 3, true, count_rec, NULL, &s, &last), 0);
     ck_assert_int_eq(s.n, 4);       /* only those after the snapshot's seq 3 */
     ck_assert_uint_eq(s.seqs[0], 4);
     ck_assert_uint_eq(last, 7);
@@ -188,7 +189,7 @@ START_TEST(torn_tail_every_offset)
         ck_assert_int_eq(truncate(seg1, (off_t)cut), 0);
         struct seen s = {0};
         uint64_t last;
-        ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, &s, &last), 0);
+        ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, NULL, &s, &last), 0);
         ck_assert_int_eq(s.n, 3);
         ck_assert_uint_eq(last, 3);
         ck_assert_uint_eq(seg1_size(), two);
@@ -217,7 +218,7 @@ START_TEST(flipped_byte_refuses)
         ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)off), 1);
         struct seen s = {0};
         uint64_t last;
-        ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, &s, &last), -1);
+        ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, NULL, &s, &last), -1);
         b ^= 0x01;
         ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)off), 1);
         close(fd);
@@ -233,7 +234,9 @@ START_TEST(reader_across_segments)
     make_dir();
     struct journal *j = open_journal(0);
     append_n(j, 3);
-    journal_rotate(j);
+    uint64_t last;
+    ck_assert(journal_rotate(j, &last));
+    ck_assert_uint_eq(last, 3);
     append_n(j, 2);
     struct jreader *r = jreader_open(j, 2);
     struct jrec rec;
@@ -464,7 +467,7 @@ START_TEST(expiry_journaled_and_replayed)
     /* One DISCONNECT record: the expiry, marked, with a server date-time. */
     struct disconnects d = {0};
     uint64_t last;
-    ck_assert_int_eq(journal_replay(dir, 0, false, collect_disconnect, &d, &last), 0);
+    ck_assert_int_eq(journal_replay(dir, 0, false, collect_disconnect, NULL, &d, &last), 0);
     ck_assert_int_eq(d.n, 1);
     ck_assert_str_eq(d.path[0], REG_EXPIRED_MARK);
     struct tm tm;
