@@ -5,26 +5,28 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "crc32c.h"
+#include "clock.h"
+#include "diag.h"
 #include "manifest.h"
+#include "ops.h"
+#include "outbox.h"
 #include "record.h"
 #include "snapshot.h"
 
-#define MAX_LOSSES 16            /* losses listed one by one (more are counted) */
+#define MAX_LOSSES 16           /* losses listed one by one (more are counted) */
 #define DUMP_TRIES 50           /* --dump: reads of a directory that changes meanwhile */
 
 /* Set by durable_open(), read-only until durable_close() (but `manifest`,
- * which only the compaction, in the sync thread, rewrites). */
+ * which only a compaction, in the sync thread after the start, rewrites). */
 static struct {
     bool on;
     char *dir;
@@ -32,34 +34,12 @@ static struct {
     struct registry *reg;
     struct journal *journal;
     int lock_fd;            /* DIR itself, flock'ed: one server per directory */
-    int outbox_fd;          /* DIR/outbox, rewritten in place by the logging thread */
-    uint64_t origin;
-    uint64_t acked;         /* as read at start */
+    int gen_fd;             /* DIR/lock: held while a compaction replaces files */
     struct manifest manifest;   /* as last written */
-} st = {.lock_fd = -1, .outbox_fd = -1};
+} st = {.lock_fd = -1, .gen_fd = -1};
 
-/* The seq of the last record this thread journaled (for durable_wait), and
- * whether that operation was one that may change the index. */
-static __thread uint64_t thread_seq;
-static __thread bool thread_change;
-
-/* The server's own date-time, for operations no client sent. */
-static void server_datetime(char *buf, size_t size)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(buf, size, "%d/%m/%Y %H:%M:%S", &tm);
-}
-
-/* True for the operations that only read the index. */
-static bool is_read(const char *op)
-{
-    return strcmp(op, "LIST_USERS") == 0 || strcmp(op, "LIST_CONTENT") == 0;
-}
-
-/* The registry's journal hook: one record per operation, lock held. */
-static bool journal_hook(void *ctx, const struct reg_op *op, enum reg_status status)
+/* The registry's log hook with -d: one journal record per operation, lock held. */
+static bool journal_hook(void *ctx, struct reg_op *op, enum reg_status status)
 {
     char now[32];
     const char *datetime = op->datetime;
@@ -71,40 +51,29 @@ static bool journal_hook(void *ctx, const struct reg_op *op, enum reg_status sta
                        .datetime = datetime, .user = op->user, .path = op->path,
                        .description = op->description, .target = op->target,
                        .ip = op->ip};
-    thread_seq = 0;
     if (!journal_append(ctx, &rec))
         /* After a failed sync reads go on, unjournaled (so unlogged). */
-        return is_read(op->op) && journal_failed(ctx);
-    thread_seq = rec.seq;
-    thread_change = !is_read(op->op);
+        return ops_read_only(op->op) && journal_failed(ctx);
+    op->seq = rec.seq;
     return true;
 }
 
-/* Apply a journaled operation that succeeded to reg; 0, or -1 if it does not. */
+/*
+ * Apply a journaled operation that succeeded to reg, through the one path
+ * (no log hook is installed yet: nothing is logged again); 0, or -1 if it
+ * does not succeed again.  An expiry (path REG_EXPIRED_MARK) replays as
+ * the DISCONNECT it was: the user was disconnected then and is again now.
+ */
 static int replay_one(void *ctx, const struct jrec *r)
 {
-    struct registry *reg = ctx;
-    if (r->status != REG_OK)
-        return 0;               /* refused: it changed nothing */
-    enum reg_status s;
-    if (strcmp(r->op, "REGISTER") == 0)
-        s = registry_register(reg, r->user);
-    else if (strcmp(r->op, "UNREGISTER") == 0)
-        s = registry_unregister(reg, r->user);
-    else if (strcmp(r->op, "CONNECT") == 0)
-        s = registry_connect(reg, r->user, r->ip, r->port);
-    else if (strcmp(r->op, "DISCONNECT") == 0)
-        /* A client's, or an expiry (path REG_EXPIRED_MARK, registry_expire):
-         * either way the user was disconnected then and is again now. */
-        s = registry_disconnect(reg, r->user);
-    else if (strcmp(r->op, "PUBLISH") == 0)
-        s = registry_publish(reg, r->user, r->path, r->description);
-    else if (strcmp(r->op, "DELETE") == 0)
-        s = registry_delete(reg, r->user, r->path);
-    else if (is_read(r->op) || strcmp(r->op, DURABLE_LOSS_OP) == 0)
-        s = REG_OK;             /* reads and loss marks change nothing */
-    else
-        return -1;
+    if (r->status != REG_OK || ops_read_only(r->op) || r->op == OP_LOSS)
+        return 0;               /* refused, a read or a loss mark: it changed nothing */
+    struct reg_op op = {.op = r->op, .datetime = r->datetime, .user = r->user,
+                        .path = r->path, .description = r->description,
+                        .target = r->target, .ip = r->ip, .port = r->port};
+    struct listing *list = NULL;
+    enum reg_status s = ops_perform(ctx, &op, &list);
+    listing_release(list);
     return s == REG_OK ? 0 : -1;
 }
 
@@ -144,7 +113,7 @@ static void loss(struct load *l, const char *fmt, ...)
         memcpy(l->lost[l->nlost], text, sizeof text);
     l->nlost++;
     if (!l->quiet)
-        fprintf(stderr, "server: %s: missing: %s\n", l->dir, text);
+        diag("server: %s: missing: %s\n", l->dir, text);
 }
 
 /* journal_replay's gap hook: seqs [from, to] are in no segment. */
@@ -217,7 +186,7 @@ static int load_state(struct load *l, const struct manifest *m, bool repair)
         l->log_lost |= l->log_from != UINT64_MAX;
     }
     if (l->unapplied > 0 && !l->quiet)
-        fprintf(stderr, "server: %s: %" PRIu64 " operations after a loss did not apply "
+        diag("server: %s: %" PRIu64 " operations after a loss did not apply "
                         "(they depended on what is lost)\n", l->dir, l->unapplied);
     return 0;
 }
@@ -272,6 +241,10 @@ static bool compact(void *unused)
                                  .done = visit_done, .ctx = &c};
     registry_visit(st.reg, &v);
     uint64_t bytes;
+    /* --dump reads under a shared lock of DIR/lock: it never sees a new
+     * snapshot with segments the old one needed gone, nor the reverse. */
+    if (st.gen_fd >= 0)
+        flock(st.gen_fd, LOCK_EX);
     bool written = snapshot_write(c.snap, st.dir, &bytes) == 0;
     if (written) {
         st.manifest.snapshot_seq = c.seq;
@@ -280,83 +253,10 @@ static bool compact(void *unused)
         journal_snapshot_done(st.journal, c.seq);
     }
     snapshot_free(c.snap);
-    return write_manifest() == 0 && written && c.rotated;
-}
-
-/* Make a new origin (64 random bits, never 0) and keep it durably in DIR/origin. */
-static int new_origin(void)
-{
-    char path[4096], tmp[4096];
-    if (getrandom(&st.origin, sizeof st.origin, 0) != (ssize_t)sizeof st.origin)
-        st.origin = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
-    if (st.origin == 0)
-        st.origin = 1;
-    snprintf(path, sizeof path, "%s/origin", st.dir);
-    snprintf(tmp, sizeof tmp, "%s/origin.tmp", st.dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || dprintf(fd, "%016" PRIx64 "\n", st.origin) < 0 || fsync(fd) < 0 ||
-        close(fd) < 0 || rename(tmp, path) < 0 || fsync_dir(st.dir) < 0) {
-        fprintf(stderr, "server: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* Read DIR/origin, or make one. */
-static int load_origin(void)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/origin", st.dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return new_origin();
-    char line[32], *end;
-    bool ok = fgets(line, sizeof line, f) != NULL;
-    fclose(f);
-    errno = 0;
-    st.origin = ok ? strtoull(line, &end, 16) : 0;
-    if (ok && errno == 0 && end != line && *end == '\n' && st.origin != 0)
-        return 0;
-    fprintf(stderr, "server: %s is damaged; refusing to start\n", path);
-    return -1;
-}
-
-/*
- * Open DIR/outbox and read the acked seq: 8 bytes and their CRC-32C,
- * rewritten in place after each delivery.  A damaged one reads as 0: the
- * log server then drops what it has already.
- */
-static int load_outbox(void)
-{
-    char path[4096];
-    unsigned char b[12];
-    snprintf(path, sizeof path, "%s/outbox", st.dir);
-    st.outbox_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (st.outbox_fd < 0) {
-        fprintf(stderr, "server: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    st.acked = 0;
-    if (pread(st.outbox_fd, b, sizeof b, 0) == (ssize_t)sizeof b &&
-        crc32c(0, b, 8) == get_u32(b + 8))
-        st.acked = get_u64(b);
-    return 0;
-}
-
-/* Write seq as the acked one in DIR/outbox. */
-static void write_outbox(uint64_t seq)
-{
-    unsigned char b[12];
-    put_u64(b, seq);
-    put_u32(b + 8, crc32c(0, b, 8));
-    if (pwrite(st.outbox_fd, b, sizeof b, 0) != (ssize_t)sizeof b)
-        fprintf(stderr, "server: cannot write %s/outbox: %s\n", st.dir, strerror(errno));
-}
-
-void durable_set_acked(uint64_t seq)
-{
-    write_outbox(seq);
-    journal_set_acked(st.journal, seq);
+    bool ok = write_manifest() == 0 && written && c.rotated;
+    if (st.gen_fd >= 0)
+        flock(st.gen_fd, LOCK_UN);
+    return ok;
 }
 
 /*
@@ -367,14 +267,20 @@ void durable_set_acked(uint64_t seq)
 static int lock_dir(void)
 {
     if (mkdir(st.dir, 0755) < 0 && errno != EEXIST) {
-        fprintf(stderr, "server: cannot create %s: %s\n", st.dir, strerror(errno));
+        diag("server: cannot create %s: %s\n", st.dir, strerror(errno));
         return -1;
     }
     st.lock_fd = open(st.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (st.lock_fd < 0 || flock(st.lock_fd, LOCK_EX | LOCK_NB) < 0) {
-        fprintf(stderr, "server: cannot lock %s: %s\n", st.dir,
-                errno == EWOULDBLOCK ? "another server uses this directory"
-                                     : strerror(errno));
+        diag("server: cannot lock %s: %s\n", st.dir,
+             errno == EWOULDBLOCK ? "another server uses this directory" : strerror(errno));
+        return -1;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lock", st.dir);
+    st.gen_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (st.gen_fd < 0) {
+        diag("server: cannot open %s: %s\n", path, strerror(errno));
         return -1;
     }
     return 0;
@@ -382,11 +288,10 @@ static int lock_dir(void)
 
 /*
  * --accept-loss: the operator takes the losses found.  Each is marked in
- * the journal (so in the operation log) as a DURABLE_LOSS_OP record; when
- * the operation log misses seqs it can never get, the directory goes on
- * under a new origin from here (the log server refuses a jump in seqs).
- * A compaction then leaves a snapshot and journal with no gap, so the next
- * start finds nothing missing.
+ * the journal (so in the operation log) as an OP_LOSS record; a compaction
+ * then leaves a snapshot and a journal with no gap, so the next start
+ * finds nothing missing.  (When the operation log misses seqs it can never
+ * get, durable_open() has already moved the outbox to a new origin.)
  */
 static int accept_loss(const struct load *l)
 {
@@ -394,15 +299,14 @@ static int accept_loss(const struct load *l)
     server_datetime(now, sizeof now);
     for (size_t i = 0; i < l->nlost && i < MAX_LOSSES; i++) {
         snprintf(what, sizeof what, "%s", l->lost[i]);
-        struct jrec rec = {.status = REG_OK, .op = DURABLE_LOSS_OP, .datetime = now,
-                           .user = "-", .path = what, .description = "", .target = "",
-                           .ip = ""};
+        struct jrec rec = {.status = REG_OK, .op = OP_LOSS, .datetime = now, .user = "-",
+                           .path = what, .description = "", .target = "", .ip = ""};
         if (!journal_append(st.journal, &rec))
             return -1;
     }
-    fprintf(stderr, "server: %s: started with %zu losses accepted (--accept-loss), marked "
-                    "in the journal and the operation log%s\n", st.dir, l->nlost,
-            l->log_lost ? "; the operation log goes on under a new origin" : "");
+    diag("server: %s: started with %zu losses accepted (--accept-loss), marked in the "
+         "journal and the operation log%s\n", st.dir, l->nlost,
+         l->log_lost ? "; the operation log goes on under a new origin" : "");
     return compact(NULL) ? 0 : -1;
 }
 
@@ -414,28 +318,24 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
     struct load l = {.dir = cfg->dir, .reg = reg, .log_from = UINT64_MAX};
     struct manifest m;
     int have_manifest = -1;
+    uint64_t acked = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (st.dir == NULL || lock_dir() < 0 || load_origin() < 0 || load_outbox() < 0 ||
+    if (st.dir == NULL || lock_dir() < 0 || outbox_acked(st.dir, &acked) < 0 ||
         (have_manifest = manifest_read(st.dir, &m)) < 0)
         goto fail;
     if (cfg->outbox)
-        l.log_from = st.acked + 1;
+        l.log_from = acked + 1;
     if (load_state(&l, have_manifest ? &m : NULL, true) < 0)
         goto fail;
     if (l.nlost > 0 && !cfg->accept_loss) {
-        fprintf(stderr, "server: %s: refusing to start with %zu losses (above); restore the "
-                        "files, or start with --accept-loss to go on without them\n",
-                st.dir, l.nlost);
+        diag("server: %s: refusing to start with %zu losses (above); restore the files, "
+             "or start with --accept-loss to go on without them\n", st.dir, l.nlost);
         goto fail;
     }
-    if (l.nlost > 0 && l.log_lost) {
-        /* The log cannot get the seqs it misses: a new origin, delivered from here. */
-        if (new_origin() < 0)
-            goto fail;
-        st.acked = l.last;
-        write_outbox(st.acked);
-    }
+    /* The log cannot get the seqs it misses: a new origin, delivered from here. */
+    if (l.nlost > 0 && l.log_lost && outbox_skip(st.dir, l.last) < 0)
+        goto fail;
     /* The snapshot the manifest vouches for: the one loaded. */
     st.manifest = (struct manifest){.snapshot_seq = l.snap_seq};
     if (have_manifest && m.snapshot_seq == l.snap_seq)
@@ -443,7 +343,7 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
     struct journal_config jc = {
         .dir = st.dir, .sync = cfg->sync, .budget = cfg->budget,
         .compact_bytes = cfg->compact_bytes, .compact = compact,
-        .snapshot_seq = l.snap_seq, .outbox = cfg->outbox, .acked_seq = st.acked,
+        .snapshot_seq = l.snap_seq, .outbox = cfg->outbox,
     };
     /* A segment must be able to go before the budget is spent. */
     if (cfg->outbox && jc.compact_bytes > cfg->budget / 4)
@@ -456,22 +356,21 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
         goto fail;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    fprintf(stderr, "server: state in %s: %zu users, %zu files (snapshot up to %" PRIu64
-                    ", %" PRIu64 " journal records replayed) in %.3f s; sync %s\n",
-            st.dir, registry_user_count(reg), registry_file_count(reg), l.snap_seq,
-            l.records,
-            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-            cfg->sync == SYNC_ALWAYS ? "always" : "batch");
-    registry_set_journal(reg, journal_hook, st.journal);
+    diag("server: state in %s: %zu users, %zu files (snapshot up to %" PRIu64
+         ", %" PRIu64 " journal records replayed) in %.3f s; sync %s\n",
+         st.dir, registry_user_count(reg), registry_file_count(reg), l.snap_seq, l.records,
+         (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+         cfg->sync == SYNC_ALWAYS ? "always" : "batch");
+    registry_set_log(reg, journal_hook, st.journal);
     st.on = true;
     return 0;
 
 fail:
-    if (st.outbox_fd >= 0)
-        close(st.outbox_fd);
     if (st.lock_fd >= 0)
         close(st.lock_fd);
-    st.outbox_fd = st.lock_fd = -1;
+    if (st.gen_fd >= 0)
+        close(st.gen_fd);
+    st.lock_fd = st.gen_fd = -1;
     free(st.dir);
     st.dir = NULL;
     return -1;
@@ -482,13 +381,11 @@ bool durable_on(void)
     return st.on;
 }
 
-bool durable_wait(void)
+bool durable_wait(uint64_t seq)
 {
-    if (!st.on || st.sync != SYNC_ALWAYS || thread_seq == 0)
+    if (!st.on || st.sync != SYNC_ALWAYS || seq == 0)
         return true;
-    bool durable = journal_wait_synced(st.journal, thread_seq) || !thread_change;
-    thread_seq = 0;
-    return durable;
+    return journal_wait_synced(st.journal, seq);
 }
 
 bool durable_failed(void)
@@ -501,16 +398,6 @@ struct journal *durable_journal(void)
     return st.on ? st.journal : NULL;
 }
 
-uint64_t durable_origin(void)
-{
-    return st.origin;
-}
-
-uint64_t durable_acked(void)
-{
-    return st.acked;
-}
-
 void durable_close(void)
 {
     if (!st.on)
@@ -519,16 +406,17 @@ void durable_close(void)
     /* After a failed sync the memory may hold what the disk does not: the
      * next start recovers from the disk, as after a crash. */
     if (journal_failed(st.journal))
-        fprintf(stderr, "server: no final snapshot after a failed sync; the next start "
-                        "replays the journal on disk\n");
+        diag("server: no final snapshot after a failed sync; the next start replays "
+             "the journal on disk\n");
     else
         compact(NULL);
-    registry_set_journal(st.reg, NULL, NULL);
+    registry_set_log(st.reg, NULL, NULL);
     journal_close(st.journal);
     st.journal = NULL;
     st.on = false;
-    close(st.outbox_fd);
     close(st.lock_fd);          /* releases the lock */
+    close(st.gen_fd);
+    st.lock_fd = st.gen_fd = -1;
     free(st.dir);
     st.dir = NULL;
 }
@@ -549,25 +437,37 @@ static void dump_file(void *ctx, const char *path, const char *description)
 
 /*
  * One read of dir for --dump: true when it is whole (nothing missing,
- * nothing damaged).  Quiet: what is wrong is not said (stderr goes to
- * /dev/null meanwhile; --dump is single-threaded).
+ * nothing damaged).  Quiet: what is wrong is not said (stderr is
+ * /dev/null meanwhile; --dump runs no other thread).
  */
 static bool dump_once(const char *dir, FILE *out, bool quiet)
 {
     struct manifest m;
     struct registry *reg = registry_new();
     struct load l = {.dir = dir, .reg = reg, .quiet = quiet, .log_from = UINT64_MAX};
-    FILE *err = stderr, *null = quiet ? fopen("/dev/null", "w") : NULL;
-    if (null != NULL)
-        stderr = null;
+    int saved = -1, null = quiet ? open("/dev/null", O_WRONLY | O_CLOEXEC) : -1;
+    if (null >= 0 && (saved = dup(STDERR_FILENO)) >= 0)
+        dup2(null, STDERR_FILENO);
+    /* No compaction replaces files meanwhile (a server without DIR/lock,
+     * which someone removed, is still caught by the checks). */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lock", dir);
+    int gen = open(path, O_RDONLY | O_CLOEXEC);
+    if (gen >= 0)
+        flock(gen, LOCK_SH);
     /* The manifest first: the snapshot and segments read after it are as
      * new or newer, never older. */
     int have = manifest_read(dir, &m);
     bool whole = reg != NULL && have >= 0 &&
                  load_state(&l, have ? &m : NULL, false) == 0 && l.nlost == 0;
-    stderr = err;
-    if (null != NULL)
-        fclose(null);
+    if (gen >= 0)
+        close(gen);             /* releases the lock */
+    if (saved >= 0) {
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+    }
+    if (null >= 0)
+        close(null);
     if (whole) {
         fprintf(out, "# %s: %zu users, %zu files; snapshot up to seq %" PRIu64
                      ", journal up to seq %" PRIu64 "\n",
@@ -590,6 +490,6 @@ int durable_dump(const char *dir, FILE *out)
             return 0;
         poll(NULL, 0, 10);
     }
-    fprintf(stderr, "server: %s: no whole state could be read; nothing printed\n", dir);
+    diag("server: %s: no whole state could be read; nothing printed\n", dir);
     return -1;
 }

@@ -3,13 +3,13 @@
  * journal and the operation log's outbox position, tied to the registry.
  *
  * DIR holds: snapshot (snapshot.h), journal.<seq> segments (journal.h),
- * manifest (what DIR must hold, manifest.h), origin (this index's id at
- * the log server), outbox (the seq up to which the log server has the
- * journal).  The running server flocks DIR itself (one server per
- * directory).  A start loads the snapshot, replays the journal after it,
- * checks that nothing the index or the operation log needs is missing,
- * and installs the registry's journal hook; from then on every operation
- * is journaled under the registry lock.  One instance per process.
+ * manifest (what DIR must hold, manifest.h) and, once a log server is
+ * used, the outbox's origin and outbox files (outbox.h).  The running
+ * server flocks DIR itself (one server per directory).  A start loads the
+ * snapshot, replays the journal after it, checks that nothing the index or
+ * the operation log needs is missing, and installs the registry's journal
+ * hook; from then on every operation is journaled under the registry
+ * lock.  One instance per process.
  */
 #ifndef PEERDEX_DURABLE_H
 #define PEERDEX_DURABLE_H
@@ -29,12 +29,9 @@ struct durable_config {
     enum sync_mode sync;
     uint64_t budget;
     uint64_t compact_bytes;
-    bool outbox;            /* the operation log reads the journal */
+    bool outbox;            /* the operation log reads the journal (outbox.h) */
     bool accept_loss;       /* start even with files missing (said, marked) */
 };
-
-/* The operation of the journal record that marks an accepted loss. */
-#define DURABLE_LOSS_OP "LOSS"
 
 /*
  * Create or open DIR, load its state into reg (empty, no hook yet), and
@@ -47,11 +44,10 @@ bool durable_on(void);
 
 /*
  * After an operation, before its reply: under -S always, wait until the
- * calling thread's journal record is durable.  False when that operation
- * changed the index and its sync failed: it must not be acknowledged.
- * True at once otherwise.
+ * journal record with this seq is durable.  False when its sync failed:
+ * the operation must not be acknowledged.  True at once otherwise.
  */
-bool durable_wait(void);
+bool durable_wait(uint64_t seq);
 
 /*
  * True once a journal fdatasync has failed: operations that change the
@@ -59,15 +55,8 @@ bool durable_wait(void);
  */
 bool durable_failed(void);
 
-/* The journal, for the outbox reader; NULL when off. */
+/* The journal, for the outbox (outbox.h); NULL when off. */
 struct journal *durable_journal(void);
-
-/* The origin id kept in DIR, and the seq the log server has. */
-uint64_t durable_origin(void);
-uint64_t durable_acked(void);
-
-/* The log server has everything up to seq: keep that in DIR. */
-void durable_set_acked(uint64_t seq);
 
 /* Sync, write a final snapshot and close (so a restart replays nothing). */
 void durable_close(void);

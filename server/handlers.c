@@ -6,12 +6,12 @@
 
 #include "config.h"
 #include "console.h"
-#include "durable.h"
 #include "framing.h"
 #include "liveness.h"
 #include "net.h"
-#include "oplog.h"
+#include "ops.h"
 #include "request.h"
+#include "diag.h"
 
 /*
  * The result code of each registry status, per operation.  A status an
@@ -42,32 +42,6 @@ static unsigned char result_code(enum op op, enum reg_status st)
     return op_other_error(op);
 }
 
-/* Apply a valid request to the registry; a list reply comes back in *list. */
-static enum reg_status apply(struct registry *reg, const struct request *req,
-                             const char *peer_ip, struct listing **list)
-{
-    switch (req->op) {
-    case OP_REGISTER:
-        return registry_register(reg, req->user);
-    case OP_UNREGISTER:
-        return registry_unregister(reg, req->user);
-    case OP_CONNECT:
-        return registry_connect(reg, req->user, peer_ip, req->port);
-    case OP_DISCONNECT:
-        return registry_disconnect(reg, req->user);
-    case OP_PUBLISH:
-        return registry_publish(reg, req->user, req->path, req->description);
-    case OP_DELETE:
-        return registry_delete(reg, req->user, req->path);
-    case OP_LIST_USERS:
-        return registry_list_users(reg, req->user, list);
-    case OP_LIST_CONTENT:
-        return registry_list_content(reg, req->user, req->target, list);
-    default:
-        return REG_NO_MEMORY;   /* unreachable: the parser knows no other */
-    }
-}
-
 /*
  * Up to 32 bytes of s (stopping at a NUL or at len) as printable ASCII,
  * anything else as '?', into out (at least 33 bytes): a client's bytes
@@ -94,14 +68,14 @@ static void report_refusal(enum read_status rs, const struct request *req,
     if (req->why == NULL)
         return;                 /* closed without sending anything */
     if (rs == READ_UNKNOWN_OP)
-        console_eprintf("s> REFUSED request FROM %s: unknown operation \"%s\"\n",
+        diag("s> REFUSED request FROM %s: unknown operation \"%s\"\n",
                         peer_ip, excerpt(buf, 32, shown));
     else if (req->odd_datetime && strcmp(req->why, "no date-time") == 0)
-        console_eprintf("s> REFUSED %s FROM %s: no date-time (second field \"%s\")\n",
+        diag("s> REFUSED %s FROM %s: no date-time (second field \"%s\")\n",
                         op_name(req->op), peer_ip,
                         excerpt(req->datetime, strlen(req->datetime), shown));
     else
-        console_eprintf("s> REFUSED %s FROM %s: %s\n",
+        diag("s> REFUSED %s FROM %s: %s\n",
                         req->op == OP_UNKNOWN ? "request" : op_name(req->op),
                         peer_ip, req->why);
 }
@@ -148,6 +122,12 @@ void handle_connection(const struct handler_config *cfg, int fd,
         report_refusal(rs, &req, buf, peer_ip);
     if (rs == READ_UNKNOWN_OP || req.op == OP_UNKNOWN)
         return;                 /* nothing to answer: just close */
+    if (rs == READ_OK && req.op == OP_EXTENSIONS) {
+        /* Discovery, not a user's operation: no console line, no log entry. */
+        char reply[EXTENSIONS_REPLY_MAX];
+        framing_send_bytes(fd, reply, extensions_reply(reply), cfg->timeout_ms);
+        return;
+    }
 
     unsigned char code = op_other_error(req.op);
     struct listing *list = NULL;
@@ -159,20 +139,18 @@ void handle_connection(const struct handler_config *cfg, int fd,
         char user[CONSOLE_ESCAPED_MAX(FIELD_MAX)];
         console_escape(req.user, user, sizeof user);
         console_printf("s> OPERATION %s FROM %s\n", op_name(req.op), user);
-        /* Else: a full log queue refuses the operation rather than perform it unlogged. */
-        if (oplog_submit(req.user, op_name(req.op), req.path, req.datetime)) {
-            registry_set_datetime(req.datetime);    /* for the journal */
-            enum reg_status st = apply(cfg->registry, &req, peer_ip, &list);
-            /* -S always: the record is durable first; a failed sync is no OK. */
-            bool durable = durable_wait();
-            code = durable ? result_code(req.op, st) : op_other_error(req.op);
-            report_quota(user, st);
-            if (st == REG_OK && req.op == OP_LIST_USERS)
-                list = as_seen_by(list, fd, peer_ip);
-            if (st == REG_OK && list == NULL &&
-                (req.op == OP_LIST_USERS || req.op == OP_LIST_CONTENT))
-                code = op_other_error(req.op);      /* no memory for the copy */
-        }
+        /* A log that cannot take it (a full queue) refuses the operation
+         * rather than perform it unlogged: REG_NO_MEMORY, "other error". */
+        struct reg_op op = {.op = req.op, .datetime = req.datetime, .user = req.user,
+                            .path = req.path, .description = req.description,
+                            .target = req.target, .ip = peer_ip, .port = req.port};
+        enum reg_status st = ops_perform(cfg->registry, &op, &list);
+        code = result_code(req.op, st);
+        report_quota(user, st);
+        if (st == REG_OK && req.op == OP_LIST_USERS)
+            list = as_seen_by(list, fd, peer_ip);
+        if (st == REG_OK && list == NULL && ops_read_only(req.op))
+            code = op_other_error(req.op);      /* no memory for the copy */
     }
     /* A bad, partial or stalled request gets "other error", no state change.
      * A list reply goes out straight from the shared listing (its first

@@ -35,8 +35,10 @@
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(obj) (add_failed = true)
 
+#include "clock.h"
 #include "console.h"
-#include "oplog.h"
+#include "ops.h"
+#include "diag.h"
 
 #define PROBES_AT_ONCE 256
 
@@ -60,14 +62,6 @@ static pthread_t thread;
 
 /* Owned by the prober thread. */
 static struct tracked *tracked;
-
-/* Milliseconds on the monotonic clock. */
-static int64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* What a connect() error says about the peer. */
 static enum probe_result verdict(int err)
@@ -153,14 +147,14 @@ static bool probe_all(const struct reg_endpoint *e, size_t n,
             if (fd >= 0) {
                 pfd[busy + 1] = (struct pollfd){.fd = fd, .events = POLLOUT};
                 which[busy] = next;
-                until[busy] = now_ms() + LIVENESS_PROBE_TIMEOUT_MS;
+                until[busy] = clock_ms() + LIVENESS_PROBE_TIMEOUT_MS;
                 busy++;
             }
             next++;
         }
         if (busy == 0)
             break;
-        int64_t now = now_ms(), soonest = until[0];
+        int64_t now = clock_ms(), soonest = until[0];
         for (size_t k = 1; k < busy; k++)
             if (until[k] < soonest)
                 soonest = until[k];
@@ -168,7 +162,7 @@ static bool probe_all(const struct reg_endpoint *e, size_t n,
         if (poll(pfd, busy + 1, wait) < 0 && errno != EINTR)
             poll(NULL, 0, 10);          /* ENOMEM: try again shortly */
         stopped = pfd[0].revents != 0;
-        now = now_ms();
+        now = clock_ms();
         for (size_t k = 0; k < busy;) {
             struct pollfd *p = &pfd[k + 1];
             if (p->revents != 0 || now >= until[k] || stopped) {
@@ -190,39 +184,24 @@ static bool probe_all(const struct reg_endpoint *e, size_t n,
     return !stopped;
 }
 
-/* The server's own date-time, as the clients' time services write it. */
-static void server_datetime(char *buf, size_t len)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    if (localtime_r(&t, &tm) == NULL ||
-        strftime(buf, len, "%d/%m/%Y %H:%M:%S", &tm) == 0)
-        snprintf(buf, len, "01/01/1970 00:00:00");
-}
-
 /*
- * Expire e's session, saying why on the console: log it first, as every
- * operation is logged before it is performed, and only if the session is
- * still the one probed; when the log entry cannot be queued, leave the
- * session for the next round.  With a state directory the log entry is the
- * journal record registry_expire() writes (oplog_submit() then does
- * nothing), and a journal that refuses it leaves the session too.  Returns true when the session is over
- * (expired here, or ended otherwise meanwhile).
+ * Expire e's session, saying why on the console, through the one path of
+ * operations (ops.h): a DISCONNECT of that session only, logged with the
+ * server's date-time and the path REG_EXPIRED_MARK.  When the log cannot
+ * take it (a full queue, a journal that refuses it), the session stays for
+ * the next round.  Returns true when the session is over (expired here, or
+ * ended otherwise meanwhile).
  */
 static bool expire(struct registry *reg, const struct reg_endpoint *e,
                    const char *why)
 {
-    struct reg_endpoint now;
-    if (registry_endpoint(reg, e->name, &now) != REG_OK ||
-        now.session != e->session)
-        return true;                    /* disconnected or reconnected */
     char datetime[32];
     server_datetime(datetime, sizeof datetime);
-    if (!oplog_submit(e->name, "DISCONNECT", REG_EXPIRED_MARK, datetime))
-        return false;
-    enum reg_status st = registry_expire(reg, e->name, e->session);
+    struct reg_op op = {.op = OP_DISCONNECT, .datetime = datetime, .user = e->name,
+                        .path = REG_EXPIRED_MARK, .session = e->session};
+    enum reg_status st = ops_perform(reg, &op, NULL);
     if (st == REG_NO_MEMORY)
-        return false;                   /* the journal refused it: next round */
+        return false;                   /* the log refused it: next round */
     if (st == REG_OK) {
         /* The user name came from the network: escaped (see console.h). */
         char name[CONSOLE_ESCAPED_MAX(REG_NAME_MAX)];
@@ -290,7 +269,7 @@ static void *prober_main(void *arg)
     (void)arg;
     struct pollfd stop = {.fd = stop_fd, .events = POLLIN};
     for (unsigned long round = 1;; round++) {
-        int64_t start = now_ms();
+        int64_t start = clock_ms();
         struct reg_endpoint *e = NULL;
         size_t n = 0;
         if (registry_endpoints(registry, &e, &n) == REG_OK && n > 0) {
@@ -301,7 +280,7 @@ static void *prober_main(void *arg)
             free(result);
         }
         free(e);
-        int64_t left = start + interval_ms - now_ms();
+        int64_t left = start + interval_ms - clock_ms();
         if (poll(&stop, 1, left > 0 ? (int)left : 0) > 0 || stop.revents != 0)
             break;
     }
@@ -352,7 +331,7 @@ void liveness_stop(void)
         return;                         /* off, or stopped already */
     uint64_t one = 1;
     if (write(stop_fd, &one, sizeof one) < 0)
-        perror("liveness: stop");
+        diag_errno("liveness: stop");
     pthread_join(thread, NULL);
     close(stop_fd);
     stop_fd = -1;

@@ -7,7 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "journal.h"
+#include "diag.h"
+#include "fileio.h"
 #include "record.h"
 
 #define MAGIC "peerdex manifest 1"
@@ -27,7 +28,7 @@ int manifest_read(const char *dir, struct manifest *m)
     if (fd >= 0)
         close(fd);
     if (n < 0) {
-        fprintf(stderr, "server: cannot read %s: %s\n", path, strerror(saved));
+        diag("server: cannot read %s: %s\n", path, strerror(saved));
         return -1;
     }
     uint32_t len;
@@ -35,7 +36,7 @@ int manifest_read(const char *dir, struct manifest *m)
     if ((size_t)n != RECORD_HEAD + PAYLOAD ||
         record_check(buf, (size_t)n, &len) != RECORD_OK || len != PAYLOAD ||
         memcmp(p, MAGIC, sizeof MAGIC) != 0) {
-        fprintf(stderr, "server: %s is damaged\n", path);
+        diag("server: %s is damaged\n", path);
         return -1;
     }
     p += sizeof MAGIC;
@@ -49,7 +50,7 @@ int manifest_read(const char *dir, struct manifest *m)
 
 int manifest_write(const char *dir, const struct manifest *m)
 {
-    char tmp[4096], path[4096];
+    char path[4096];
     unsigned char buf[RECORD_HEAD + PAYLOAD];
     unsigned char *p = buf + RECORD_HEAD;
     memcpy(p, MAGIC, sizeof MAGIC);
@@ -60,17 +61,9 @@ int manifest_write(const char *dir, const struct manifest *m)
     put_u64(p + 24, m->snapshot_bytes);
     put_u64(p + 32, m->segment);
     record_seal(buf, PAYLOAD);
-    snprintf(tmp, sizeof tmp, "%s/manifest.tmp", dir);
     snprintf(path, sizeof path, "%s/manifest", dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    bool ok = fd >= 0 && write(fd, buf, sizeof buf) == (ssize_t)sizeof buf &&
-              fsync(fd) == 0;
-    if (fd >= 0)
-        ok = close(fd) == 0 && ok;
-    ok = ok && rename(tmp, path) == 0 && fsync_dir(dir) == 0;
-    if (!ok) {
-        fprintf(stderr, "server: cannot write %s: %s\n", path, strerror(errno));
-        unlink(tmp);
+    if (file_replace(path, buf, sizeof buf, 0644) < 0) {
+        diag("server: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
     return 0;

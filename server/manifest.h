@@ -6,9 +6,8 @@
  * one, a deleted last segment like a journal that ended earlier.  The
  * manifest says what was there: the seq the snapshot holds (with its
  * counts, so that a loss can be stated) and the first seq of the current
- * segment.  It is one framed record (record.h), replaced whole (temporary
- * file, fsync, rename, fsync of the directory) after every start and every
- * compaction; between two writes the directory only grows past it, so a
+ * segment.  It is one framed record (record.h), replaced whole
+ * (file_replace(), fileio.h) after every start and every compaction; between two writes the directory only grows past it, so a
  * reader checks "at least this much is here".
  */
 #ifndef PEERDEX_MANIFEST_H

@@ -27,7 +27,11 @@ enum op {
     OP_DELETE,
     OP_LIST_USERS,
     OP_LIST_CONTENT,
+    OP_EXTENSIONS,      /* extension discovery: no user, never logged */
     OP_COUNT,
+    /* Not a request (no client can send it): the journal's mark of a loss
+     * the operator accepted (durable.c), logged as "- LOSS <what>". */
+    OP_LOSS,
     OP_UNKNOWN = -1
 };
 
@@ -74,7 +78,21 @@ enum parse_status request_parse(const char *buf, size_t len,
 /* The wire name of an operation ("REGISTER"...), or NULL. */
 const char *op_name(enum op op);
 
+/* The operation named name (a whole wire name), or OP_UNKNOWN. */
+enum op op_by_name(const char *name);
+
 /* The result code an operation answers for "other error" (2, 3 or 4). */
 unsigned char op_other_error(enum op op);
+
+/* Longest EXTENSIONS reply extensions_reply() can build. */
+#define EXTENSIONS_REPLY_MAX 256
+
+/*
+ * The EXTENSIONS reply (docs/protocol.md, "Extensions"): the result byte 0,
+ * the count as decimal text, then the name of each extension operation this
+ * server speaks, every string NUL-terminated.  Writes it to out (at least
+ * EXTENSIONS_REPLY_MAX bytes) and returns its length.
+ */
+size_t extensions_reply(char *out);
 
 #endif
