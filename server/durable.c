@@ -191,12 +191,19 @@ static int load_state(struct load *l, const struct manifest *m, bool repair)
     return 0;
 }
 
-/* DIR/manifest now: the snapshot as of the last compaction, the current segment. */
+/*
+ * DIR/manifest now: the snapshot as of the last compaction, the current
+ * segment.  0, or -1 with errno set.
+ */
 static int write_manifest(void)
 {
     st.manifest.segment = journal_segment(st.journal);
     return manifest_write(st.dir, &st.manifest);
 }
+
+/* The last compaction failed and said why (its retries say nothing);
+ * compactions run one at a time (the sync thread, or open and close). */
+static bool compact_failing;
 
 /* ---- compaction -------------------------------------------------------- */
 
@@ -245,7 +252,11 @@ static bool compact(void *unused)
      * snapshot with segments the old one needed gone, nor the reverse. */
     if (st.gen_fd >= 0)
         flock(st.gen_fd, LOCK_EX);
+    const char *failed = NULL;
     bool written = snapshot_write(c.snap, st.dir, &bytes) == 0;
+    int err = errno;
+    if (!written)
+        failed = "snapshot";
     if (written) {
         st.manifest.snapshot_seq = c.seq;
         st.manifest.snapshot_bytes = bytes;
@@ -253,10 +264,16 @@ static bool compact(void *unused)
         journal_snapshot_done(st.journal, c.seq);
     }
     snapshot_free(c.snap);
-    bool ok = write_manifest() == 0 && written && c.rotated;
+    if (write_manifest() < 0 && failed == NULL) {
+        failed = "manifest";
+        err = errno;
+    }
     if (st.gen_fd >= 0)
         flock(st.gen_fd, LOCK_UN);
-    return ok;
+    if (failed != NULL && !compact_failing)
+        diag("server: cannot write %s/%s: %s\n", st.dir, failed, strerror(err));
+    compact_failing = failed != NULL || !c.rotated;
+    return !compact_failing;
 }
 
 /*

@@ -28,7 +28,7 @@ struct manifest {
  */
 int manifest_read(const char *dir, struct manifest *m);
 
-/* Replace DIR/manifest with *m durably; 0, or -1 after saying why. */
+/* Replace DIR/manifest with *m durably; 0, or -1 with errno set. */
 int manifest_write(const char *dir, const struct manifest *m);
 
 #endif

@@ -26,7 +26,7 @@ void snapshot_end(struct snapshot *s, uint64_t seq);
 /* The users and files added so far. */
 void snapshot_counts(const struct snapshot *s, uint64_t *users, uint64_t *files);
 
-/* Write it as DIR/snapshot, durably; 0, or -1 after saying why.  Its size in *bytes. */
+/* Write it as DIR/snapshot, durably; 0, or -1 with errno set.  Its size in *bytes. */
 int snapshot_write(struct snapshot *s, const char *dir, uint64_t *bytes);
 void snapshot_free(struct snapshot *s);
 

@@ -1,0 +1,112 @@
+"""Faults of the disk under the state directory: a failed fdatasync (EIO,
+through an LD_PRELOAD shim) is never followed by an OK for a change, and
+running out of descriptors when a compaction is due backs off instead of
+spinning."""
+import os
+import resource
+import socket
+import subprocess
+
+import harness
+from durable_lib import dump
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIM = os.environ.get("PEERDEX_FAILSYNC", os.path.join(ROOT, "build", "tests", "failsync.so"))
+
+
+def shim_env(flag):
+    """The environment that preloads the shim; fdatasync fails while flag exists."""
+    if not os.path.exists(SHIM):
+        subprocess.run(["make", "-s", "-C", ROOT, os.path.relpath(SHIM, ROOT)], check=True)
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    return {"LD_PRELOAD": SHIM, "FAILSYNC_FLAG": str(flag),
+            # A sanitized server must accept a preloaded library before its runtime.
+            "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+
+
+def setup_alice(srv):
+    assert srv.request("REGISTER", "alice")[0] == 0
+    assert srv.request("CONNECT", "alice", "4000")[0] == 0
+
+
+def test_failed_sync_always_is_never_acknowledged(make_server, tmp_path):
+    state, flag = tmp_path / "state", tmp_path / "fail"
+    srv = make_server("-d", str(state), "-S", "always", env=shim_env(flag))
+    setup_alice(srv)
+    flag.touch()
+    # The sync of this REGISTER fails: no OK, nor for any change after it.
+    for name in ("bob", "carol", "dave"):
+        assert srv.request("REGISTER", name)[0] == 2
+    assert srv.request("PUBLISH", "alice", "/a", "d")[0] == 4
+    srv.wait_line(r"journal fdatasync failed: Input/output error; operations that change "
+                  r"the index are refused", stderr=True)
+    # Reads go on.
+    assert srv.request("LIST_USERS", "alice") == (0, ["1", "alice", "127.0.0.1", "4000"])
+    assert srv.request("LIST_CONTENT", "alice", "alice") == (0, ["0"])
+    assert sum("fdatasync failed" in line for line in srv.err_lines) == 1
+    # A restart (the disk healed) recovers from what is on disk.
+    flag.unlink()
+    assert srv.stop() == 0
+    srv.wait_line(r"no final snapshot after a failed sync", stderr=True)
+    srv = make_server("-d", str(state), "-S", "always")
+    assert srv.request("REGISTER", "erin")[0] == 0
+    assert "alice" in dump(state)
+
+
+def test_failed_sync_batch_stops_acknowledging_changes(make_server, tmp_path):
+    state, flag = tmp_path / "state", tmp_path / "fail"
+    srv = make_server("-d", str(state), env=shim_env(flag))
+    setup_alice(srv)
+    flag.touch()
+    srv.request("REGISTER", "bob")      # answered before its batch sync (documented)
+    srv.wait_line(r"journal fdatasync failed", stderr=True)
+    assert srv.request("REGISTER", "carol")[0] == 2
+    assert srv.request("DISCONNECT", "alice")[0] == 3
+    assert srv.request("LIST_USERS", "alice")[0] == 0
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def test_out_of_descriptors_at_compaction_backs_off(make_server, tmp_path):
+    """With -C 1 every operation asks for a compaction; with no descriptor
+    left it fails: one line and a wait that grows, not a loop, and it works
+    again once descriptors are back."""
+    state = tmp_path / "state"
+    srv = make_server("-d", str(state), "-C", "1", "-t", "60")
+    assert srv.request("REGISTER", "alice")[0] == 0
+    srv.wait_line(r"state in", stderr=True)
+    held = []
+    try:
+        n0 = fd_count(srv.pid)
+        # The held connections take every descriptor the lower limit leaves.
+        resource.prlimit(srv.pid, resource.RLIMIT_NOFILE, (n0 + 6, n0 + 6))
+        for _ in range(6):
+            s = socket.create_connection(srv.addr, timeout=10)
+            s.sendall(b"REGISTER\0" + harness.DATETIME.encode() + b"\0")
+            held.append(s)
+        for _ in range(200):
+            if fd_count(srv.pid) >= n0 + 6:
+                break
+            harness.time.sleep(0.02)
+        before = len(srv.err_lines)
+        # This operation is journaled (the segment is open) and asks for a
+        # compaction, which cannot open a new segment.
+        held[0].sendall(b"bob\0")
+        assert held[0].recv(1) == b"\0"
+        srv.wait_line(r"cannot create .*journal\.", stderr=True)
+        # Not a wait for correctness: the window in which a spin would print
+        # thousands of lines and the back-off prints a few.
+        harness.time.sleep(2.5)
+        lines = len(srv.err_lines) - before
+        assert lines <= 8, srv.err_lines[before:before + 20]
+        assert any("compaction failed; trying again in 1 s" in line
+                   for line in srv.err_lines[before:])
+    finally:
+        for s in held:
+            s.close()
+    srv.wait_line(r"compaction works again after \d+ failed tries", stderr=True, timeout=30)
+    assert srv.request("REGISTER", "carol")[0] == 0
+    srv.kill()
+    assert set(dump(state)) == {"alice", "bob", "carol"}
