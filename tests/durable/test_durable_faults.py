@@ -76,7 +76,12 @@ def test_out_of_descriptors_at_compaction_backs_off(make_server, tmp_path):
     state = tmp_path / "state"
     srv = make_server("-d", str(state), "-C", "1", "-t", "60")
     assert srv.request("REGISTER", "alice")[0] == 0
-    srv.wait_line(r"state in", stderr=True)
+    # The compaction alice's REGISTER asked for has run (a new segment, a snapshot).
+    for _ in range(500):
+        if (state / "snapshot").exists() and (state / ("journal.%020d" % 2)).exists():
+            break
+        harness.time.sleep(0.02)
+    before = len(srv.err_lines)
     held = []
     try:
         n0 = fd_count(srv.pid)
@@ -90,7 +95,6 @@ def test_out_of_descriptors_at_compaction_backs_off(make_server, tmp_path):
             if fd_count(srv.pid) >= n0 + 6:
                 break
             harness.time.sleep(0.02)
-        before = len(srv.err_lines)
         # This operation is journaled (the segment is open) and asks for a
         # compaction, which cannot open a new segment.
         held[0].sendall(b"bob\0")
