@@ -12,7 +12,9 @@
  * One sync thread per journal makes records durable by group commit
  * (fdatasync of everything written so far): at most about a second behind
  * in SYNC_BATCH, at once for waiters in SYNC_ALWAYS, and on demand for the
- * outbox reader, which hands the log server only durable records.
+ * outbox reader, which hands the log server only durable records.  A failed
+ * fdatasync is final (journal_failed()); a failed compaction is tried
+ * again after a wait that doubles up to a minute.
  *
  * Locks: appends are serialized by the caller (the registry lock); the
  * journal's own mutex guards the segment list, sizes, sequence and sync
