@@ -361,17 +361,21 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
         .dir = st.dir, .sync = cfg->sync, .budget = cfg->budget,
         .compact_bytes = cfg->compact_bytes, .compact = compact,
         .snapshot_seq = l.snap_seq, .outbox = cfg->outbox,
+        .paused = true,     /* until the loss marks and the manifest are written */
     };
     /* A segment must be able to go before the budget is spent. */
     if (cfg->outbox && jc.compact_bytes > cfg->budget / 4)
         jc.compact_bytes = cfg->budget / 4 ? cfg->budget / 4 : 1;
     if ((st.journal = journal_open(&jc, l.last)) == NULL)
         goto fail;
+    /* Appends here take no registry lock: no other thread appends or
+     * rotates yet (no hook installed, compactions paused). */
     if ((l.nlost > 0 ? accept_loss(&l) : write_manifest()) < 0) {
         journal_close(st.journal);
         st.journal = NULL;
         goto fail;
     }
+    journal_resume(st.journal);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     diag("server: state in %s: %zu users, %zu files (snapshot up to %" PRIu64
          ", %" PRIu64 " journal records replayed) in %.3f s; sync %s\n",

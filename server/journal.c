@@ -50,6 +50,7 @@ struct journal {
     bool compact_due, compacting, prune_due, stopping;
     bool over_budget_said;
     bool failed;                    /* an fdatasync failed: no more appends */
+    bool paused;                    /* no compaction until journal_resume() */
     unsigned compact_failures;      /* failed compactions in a row */
     struct timespec compact_retry;  /* ...and when to try the next one */
 };
@@ -446,7 +447,7 @@ static void *sync_main(void *arg)
     for (;;) {
         bool retry_wait = j->compact_due && j->compact_failures > 0 &&
                           !reached(&j->compact_retry);
-        if (j->compact_due && !j->stopping && !j->failed && !retry_wait) {
+        if (j->compact_due && !j->stopping && !j->failed && !j->paused && !retry_wait) {
             run_compaction(j);
             continue;
         }
@@ -503,6 +504,7 @@ struct journal *journal_open(const struct journal_config *cfg, uint64_t last)
     j->snapshot_seq = cfg->snapshot_seq;
     j->outbox = cfg->outbox;
     j->acked_seq = cfg->acked_seq;
+    j->paused = cfg->paused;
     pthread_mutex_init(&j->lock, NULL);
     cond_init_monotonic(&j->work);
     pthread_cond_init(&j->synced, NULL);
@@ -572,6 +574,14 @@ bool journal_rotate(struct journal *j, uint64_t *last)
     pthread_cond_broadcast(&j->synced);
     pthread_mutex_unlock(&j->lock);
     return true;
+}
+
+void journal_resume(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    j->paused = false;
+    pthread_cond_signal(&j->work);
+    pthread_mutex_unlock(&j->lock);
 }
 
 void journal_snapshot_done(struct journal *j, uint64_t seq)

@@ -62,6 +62,7 @@ struct journal_config {
     uint64_t snapshot_seq;  /* the snapshot holds everything up to here */
     bool outbox;            /* an outbox reads: keep segments until delivered */
     uint64_t acked_seq;     /* ...and the log server has everything up to here */
+    bool paused;            /* the sync thread compacts only after journal_resume() */
     /* Run by the sync thread when a compaction is due (see durable.c);
      * false when it failed (tried again later, with a growing wait). */
     bool (*compact)(void *ctx);
@@ -106,6 +107,12 @@ uint64_t journal_segment(struct journal *j);
  * be made (appends go on in the old one).
  */
 bool journal_rotate(struct journal *j, uint64_t *last);
+
+/*
+ * Let the sync thread run compactions (journal_config.paused: the start
+ * itself appends and compacts first, with no compaction beside it).
+ */
+void journal_resume(struct journal *j);
 
 /* Record that a snapshot holds everything up to seq (segments may go). */
 void journal_snapshot_done(struct journal *j, uint64_t seq);
