@@ -167,8 +167,6 @@ static int load_state(struct load *l, const struct manifest *m, bool repair)
         if (l->last > 0)
             loss(l, "manifest (what this directory must hold is not known: the snapshot "
                     "or journal segments may be gone)");
-        if (l->last > 0)
-            l->index_lost = l->log_lost = true;
         return 0;
     }
     if (l->snap_seq < m->snapshot_seq && (l->records == 0 || l->index_lost)) {
