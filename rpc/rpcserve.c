@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "diag.h"
 
 #define LAST_FRAGMENT 0x80000000u
@@ -24,8 +25,8 @@
 /* One connection.  Only the loop's thread touches it. */
 struct conn {
     int fd;
-    struct timespec since;          /* accept, or the last request served */
-    struct timespec accepted;       /* an unproven one's deadline counts from here */
+    int64_t since;                  /* accept, or the last request served (clock_ms) */
+    int64_t accepted;               /* an unproven one's deadline counts from here */
     bool proven;                    /* a call proved the key (or none is needed) */
     uint8_t hdr[4];                 /* a fragment header being read */
     size_t hdr_have;
@@ -48,17 +49,6 @@ static struct {
     int spare_fd;                   /* released to refuse a connection when out of fds */
 } s;
 
-static struct timespec now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t;
-}
-
-static long ms_since(struct timespec a, struct timespec b)
-{
-    return (long)(b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000L;
-}
 
 static void conn_close(int i)
 {
@@ -160,7 +150,7 @@ static bool serve_record(struct conn *c)
         }
     }
     xdr_destroy(&x);
-    c->since = now();
+    c->since = clock_ms();
     return send_reply(c, &reply);
 }
 
@@ -250,7 +240,7 @@ static int oldest_unproven(void)
     int found = -1;
     for (int i = 0; i < s.count; i++)
         if (!s.conns[i]->proven &&
-            (found < 0 || ms_since(s.conns[i]->accepted, s.conns[found]->accepted) > 0))
+            (found < 0 || s.conns[i]->accepted < s.conns[found]->accepted))
             found = i;
     return found;
 }
@@ -283,17 +273,17 @@ static void accept_one(void)
     }
     c->fd = fd;
     c->user = user;
-    c->since = c->accepted = now();
+    c->since = c->accepted = clock_ms();
     c->proven = !s.cfg->proof_required;
     s.conns[s.count++] = c;
 }
 
 /* Milliseconds left before connection c's deadline (rpcserve.h). */
-static long ms_left(const struct conn *c, struct timespec t)
+static long ms_left(const struct conn *c, int64_t t)
 {
-    long left = s.cfg->timeout_ms - ms_since(c->since, t);
+    long left = s.cfg->timeout_ms - (long)(t - c->since);
     if (!c->proven) {
-        long unproven = s.cfg->unproven_timeout_ms - ms_since(c->accepted, t);
+        long unproven = s.cfg->unproven_timeout_ms - (long)(t - c->accepted);
         if (unproven < left)
             left = unproven;
     }
@@ -303,7 +293,7 @@ static long ms_left(const struct conn *c, struct timespec t)
 /* Close the connections past their deadline; ms until the next one is due. */
 static int close_late(void)
 {
-    struct timespec t = now();
+    int64_t t = clock_ms();
     long next = -1;
     for (int i = 0; i < s.count;) {
         long left = ms_left(s.conns[i], t);

@@ -49,7 +49,9 @@
 #define BACKOFF_MAX_MS 1000
 #define LINGER_MS 20                /* gather entries this long after a send */
 #define LINGER_BELOW 256            /* ...unless the batch sent had this many */
-#define POLL_MS 100                 /* a source is asked again this often */
+#define POLL_MS 100                 /* a source is asked again this often, and
+                                       waited for once more when stopping (the
+                                       journal syncs its tail for the outbox) */
 
 /*
  * Stopping.  `lock` guards these; `wake` is signalled when a stop is
@@ -287,7 +289,7 @@ static void *logging_main(void *arg)
         bool late, stop_asked = stopping(&late);
         if (late)
             break;
-        size_t n = source.next(source.ctx, batch, BATCH_MAX, stop_asked ? 0 : POLL_MS);
+        size_t n = source.next(source.ctx, batch, BATCH_MAX, POLL_MS);
         if (n == 0) {
             if (stop_asked)
                 break;          /* stopped, and everything delivered */
@@ -376,4 +378,13 @@ void oplog_stop(int drain_ms)
     pthread_join(thread, NULL);
     pthread_cond_destroy(&stop.wake);
     enabled = false;
+}
+
+void oplog_backlog(uint64_t *entries, double *oldest_s)
+{
+    int64_t since = 0;
+    *entries = 0;
+    if (enabled && source.backlog != NULL)
+        source.backlog(source.ctx, entries, &since);
+    *oldest_s = since > 0 ? (double)(clock_ms() - since) / 1000.0 : 0;
 }

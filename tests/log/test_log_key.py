@@ -126,7 +126,7 @@ def test_a_key_file_others_may_read_is_refused(tmp_path, key):
 
 def run_sh(tmp_path, port, log_port, timeout=30):
     env = dict(os.environ, BIN=harness.BIN, PORT=str(port), LOG_PORT=str(log_port),
-               PYTHON=harness.PYTHON)
+               HTTP_PORT=str(harness.free_port()), PYTHON=harness.PYTHON)
     return subprocess.run(["sh", os.path.join(ROOT, "scripts", "run.sh")], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=timeout)
 
