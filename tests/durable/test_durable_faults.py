@@ -4,8 +4,10 @@ running out of descriptors when a compaction is due backs off instead of
 spinning."""
 import os
 import resource
+import re
 import socket
 import subprocess
+import urllib.request
 
 import harness
 from durable_lib import dump
@@ -24,6 +26,14 @@ def shim_env(flag):
             "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
 
 
+def sync_failed_metric(srv):
+    """peerdex_journal_sync_failed from srv's /metrics (started with -H 0)."""
+    port = int(srv.wait_line(r"live view at http://127\.0\.0\.1:(\d+)/", stderr=True).group(1))
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        body = r.read().decode("ascii")
+    return int(re.search(r"^peerdex_journal_sync_failed (\d)$", body, re.M).group(1))
+
+
 def setup_alice(srv):
     assert srv.request("REGISTER", "alice")[0] == 0
     assert srv.request("CONNECT", "alice", "4000")[0] == 0
@@ -31,8 +41,9 @@ def setup_alice(srv):
 
 def test_failed_sync_always_is_never_acknowledged(make_server, tmp_path):
     state, flag = tmp_path / "state", tmp_path / "fail"
-    srv = make_server("-d", str(state), "-S", "always", env=shim_env(flag))
+    srv = make_server("-d", str(state), "-S", "always", "-H", "0", env=shim_env(flag))
     setup_alice(srv)
+    assert sync_failed_metric(srv) == 0
     flag.touch()
     # The sync of this REGISTER fails: no OK, nor for any change after it.
     for name in ("bob", "carol", "dave"):
@@ -44,6 +55,7 @@ def test_failed_sync_always_is_never_acknowledged(make_server, tmp_path):
     assert srv.request("LIST_USERS", "alice") == (0, ["1", "alice", "127.0.0.1", "4000"])
     assert srv.request("LIST_CONTENT", "alice", "alice") == (0, ["0"])
     assert sum("fdatasync failed" in line for line in srv.err_lines) == 1
+    assert sync_failed_metric(srv) == 1
     # A restart (the disk healed) recovers from what is on disk.
     flag.unlink()
     assert srv.stop() == 0
