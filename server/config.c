@@ -90,6 +90,10 @@ static const struct setting settings[] = {
      "67108864", false, K_UINT, 1, 1ULL << 50, &config.compact_bytes},
     {'D', "dump", NULL, "", "dump", "with -d: print the users, connections and files and exit",
      NULL, false, K_FLAG, 0, 0, &config.dump},
+    {'A', "accept-loss", NULL, "", "accept loss",
+     "with -d: start although files the state directory must hold are missing "
+     "(the loss is printed and marked in the operation log)",
+     NULL, false, K_FLAG, 0, 0, &config.accept_loss},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 

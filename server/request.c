@@ -57,8 +57,12 @@ size_t extensions_reply(char *out)
     return len;
 }
 
+#define LOSS_NAME "LOSS"           /* OP_LOSS: journal and log only */
+
 const char *op_name(enum op op)
 {
+    if (op == OP_LOSS)
+        return LOSS_NAME;
     return op >= 0 && op < OP_COUNT ? ops[op].name : NULL;
 }
 
@@ -67,7 +71,7 @@ enum op op_by_name(const char *name)
     for (int i = 0; i < OP_COUNT; i++)
         if (strcmp(name, ops[i].name) == 0)
             return (enum op)i;
-    return OP_UNKNOWN;
+    return strcmp(name, LOSS_NAME) == 0 ? OP_LOSS : OP_UNKNOWN;
 }
 
 unsigned char op_other_error(enum op op)

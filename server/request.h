@@ -30,6 +30,9 @@ enum op {
     OP_EXTENSIONS,      /* extension discovery: no user, never logged */
     OP_SEARCH,          /* extension: docs/protocol.md (journaled by number: new ones last) */
     OP_COUNT,
+    /* Not a request (no client can send it): the journal's mark of a loss
+     * the operator accepted (durable.c), logged as "- LOSS <what>". */
+    OP_LOSS,
     OP_UNKNOWN = -1
 };
 
