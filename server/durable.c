@@ -156,7 +156,7 @@ static int load_origin(void)
         st.origin = 1;
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s/origin.tmp", st.dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || dprintf(fd, "%016" PRIx64 "\n", st.origin) < 0 || fsync(fd) < 0 ||
         close(fd) < 0 || rename(tmp, path) < 0 || fsync_dir(st.dir) < 0) {
         fprintf(stderr, "server: cannot write %s: %s\n", path, strerror(errno));
@@ -175,7 +175,7 @@ static int load_outbox(void)
     char path[4096];
     unsigned char b[12];
     snprintf(path, sizeof path, "%s/outbox", st.dir);
-    st.outbox_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    st.outbox_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (st.outbox_fd < 0) {
         fprintf(stderr, "server: cannot open %s: %s\n", path, strerror(errno));
         return -1;
@@ -201,12 +201,12 @@ void durable_set_acked(uint64_t seq)
 static int lock_dir(void)
 {
     char path[4096];
-    if (mkdir(st.dir, 0755) < 0 && errno != EEXIST) {
+    if (mkdir(st.dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "server: cannot create %s: %s\n", st.dir, strerror(errno));
         return -1;
     }
     snprintf(path, sizeof path, "%s/lock", st.dir);
-    st.lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    st.lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (st.lock_fd < 0 || flock(st.lock_fd, LOCK_EX | LOCK_NB) < 0) {
         fprintf(stderr, "server: cannot lock %s: %s\n", path,
                 errno == EWOULDBLOCK ? "another server uses this directory"

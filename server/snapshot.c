@@ -114,7 +114,7 @@ int snapshot_write(struct snapshot *s, const char *dir, uint64_t *bytes)
         fprintf(stderr, "server: no memory for a snapshot; the journal keeps growing\n");
         return -1;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     bool ok = fd >= 0;
     for (size_t done = 0; ok && done < s->len;) {
         ssize_t w = write(fd, s->data + done, s->len - done);
