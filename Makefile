@@ -71,7 +71,7 @@ deps:
 run:
 	@sh scripts/deps.sh run
 	@$(MAKE) -s --no-print-directory programs
-	@BIN=$(BIN) PORT=$(PORT) PYTHON=$(PYTHON) sh scripts/run.sh
+	@BIN=$(BIN) PORT=$(PORT) PYTHON=$(PYTHON) exec sh scripts/run.sh
 
 ## client: start a client against $(CLIENT_HOST):$(PORT) (make client SERVER=host PORT=n)
 client:
