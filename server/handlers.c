@@ -12,6 +12,7 @@
 #include "net.h"
 #include "oplog.h"
 #include "request.h"
+#include "diag.h"
 
 /*
  * The result code of each registry status, per operation.  A status an
@@ -94,14 +95,14 @@ static void report_refusal(enum read_status rs, const struct request *req,
     if (req->why == NULL)
         return;                 /* closed without sending anything */
     if (rs == READ_UNKNOWN_OP)
-        console_eprintf("s> REFUSED request FROM %s: unknown operation \"%s\"\n",
+        diag("s> REFUSED request FROM %s: unknown operation \"%s\"\n",
                         peer_ip, excerpt(buf, 32, shown));
     else if (req->odd_datetime && strcmp(req->why, "no date-time") == 0)
-        console_eprintf("s> REFUSED %s FROM %s: no date-time (second field \"%s\")\n",
+        diag("s> REFUSED %s FROM %s: no date-time (second field \"%s\")\n",
                         op_name(req->op), peer_ip,
                         excerpt(req->datetime, strlen(req->datetime), shown));
     else
-        console_eprintf("s> REFUSED %s FROM %s: %s\n",
+        diag("s> REFUSED %s FROM %s: %s\n",
                         req->op == OP_UNKNOWN ? "request" : op_name(req->op),
                         peer_ip, req->why);
 }
@@ -148,6 +149,12 @@ void handle_connection(const struct handler_config *cfg, int fd,
         report_refusal(rs, &req, buf, peer_ip);
     if (rs == READ_UNKNOWN_OP || req.op == OP_UNKNOWN)
         return;                 /* nothing to answer: just close */
+    if (rs == READ_OK && req.op == OP_EXTENSIONS) {
+        /* Discovery, not a user's operation: no console line, no log entry. */
+        char reply[EXTENSIONS_REPLY_MAX];
+        framing_send_bytes(fd, reply, extensions_reply(reply), cfg->timeout_ms);
+        return;
+    }
 
     unsigned char code = op_other_error(req.op);
     struct listing *list = NULL;

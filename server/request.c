@@ -2,6 +2,7 @@
 #include "request.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "decimal.h"
@@ -25,7 +26,33 @@ static const struct op_spec ops[OP_COUNT] = {
     [OP_DELETE]       = {"DELETE",       4, 2, {F_USER, F_PATH}},
     [OP_LIST_USERS]   = {"LIST_USERS",   3, 1, {F_USER}},
     [OP_LIST_CONTENT] = {"LIST_CONTENT", 4, 2, {F_USER, F_TARGET}},
+    [OP_EXTENSIONS]   = {"EXTENSIONS",   2, 0, {0}},
 };
+
+/*
+ * The extension operations this server speaks, as EXTENSIONS lists them to
+ * a client finding out whether it may use them; NULL ends the list.  A
+ * feature adds its operation's name here when it lands.
+ */
+static const char *const extension_names[] = {
+    NULL
+};
+
+size_t extensions_reply(char *out)
+{
+    size_t count = 0;
+    while (extension_names[count] != NULL)
+        count++;
+    size_t len = 1;
+    out[0] = 0;
+    len += (size_t)snprintf(out + len, EXTENSIONS_REPLY_MAX - len, "%zu", count) + 1;
+    for (size_t i = 0; i < count; i++) {
+        size_t n = strlen(extension_names[i]) + 1;
+        memcpy(out + len, extension_names[i], n);   /* the table fits: see the test */
+        len += n;
+    }
+    return len;
+}
 
 const char *op_name(enum op op)
 {
