@@ -76,10 +76,10 @@ run:
 	@$(MAKE) -s --no-print-directory programs
 	@BIN=$(BIN) PORT=$(PORT) PYTHON=$(PYTHON) exec sh scripts/run.sh
 
-## client: start a client against $(CLIENT_HOST):$(PORT) (make client SERVER=host PORT=n)
+## client: start a client against $(CLIENT_HOST):$(PORT) (make client SERVER=host PORT=n PEER_PORT=n)
 client:
 	@sh scripts/deps.sh run
-	@$(PYTHON) client/client.py -s $(CLIENT_HOST) -p $(PORT)
+	@$(PYTHON) client/client.py -s $(CLIENT_HOST) -p $(PORT) $(if $(PEER_PORT),--peer-port $(PEER_PORT))
 
 ## test: every unit and integration test (installs what it needs first)
 test:
