@@ -326,17 +326,19 @@ class PeerServer:
         which file is refused, why, and how to mend it."""
         f, result = repin(pinned)
         with self.lock:
-            if self.published.get(path) != pinned:
+            now = self.published.get(path)
+            if now == pinned:
                 if f is not None:
-                    f.close()
-                return None                 # unpublished or re-pinned meanwhile
+                    self.published[path] = result
+                    self.refused.pop(path, None)
+                elif path in self.refused:
+                    return None             # already told
+                else:
+                    self.refused[path] = result
+        if now != pinned:                   # unpublished, or re-pinned by another transfer
             if f is not None:
-                self.published[path] = result
-                self.refused.pop(path, None)
-            elif path in self.refused:
-                return None                 # already told
-            else:
-                self.refused[path] = result
+                f.close()
+            return None if now is None else open_pinned(now)
         if f is None:
             log("not serving %s: %s; to serve what is there now: DELETE %s, then "
                 "PUBLISH it again" % (shown(path), result, shown(path)))
