@@ -143,11 +143,11 @@ QUOTED_COMMANDS = ("GET_FILE", "DELETE")
 
 def check_no_space(op, what, text):
     """A wire field with whitespace (possible only through quotes): the
-    protocol's paths have none, so it cannot name a published file."""
+    protocol's paths and names are single words, so it names nothing there."""
     if any(c.isspace() for c in text):
         raise LocalFail("%s: %s %r has whitespace, which the protocol cannot carry "
-                        "(no published path has any); only the local path may"
-                        % (op, what, text))
+                        "(no published %s has any); only the local path may"
+                        % (op, what, text, "path" if "path" in what else "name"))
 
 
 def local_path(path):
