@@ -146,8 +146,8 @@ def check_no_space(op, what, text):
     protocol's paths and names are single words, so it names nothing there."""
     if any(c.isspace() for c in text):
         raise LocalFail("%s: %s %r has whitespace, which the protocol cannot carry "
-                        "(no published %s has any); only the local path may"
-                        % (op, what, text, "path" if "path" in what else "name"))
+                        "(paths and names travel as single words); only the local path may"
+                        % (op, what, text))
 
 
 def local_path(path):
