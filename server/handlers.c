@@ -6,11 +6,10 @@
 
 #include "config.h"
 #include "console.h"
-#include "durable.h"
 #include "framing.h"
 #include "liveness.h"
 #include "net.h"
-#include "oplog.h"
+#include "ops.h"
 #include "request.h"
 #include "diag.h"
 
@@ -41,32 +40,6 @@ static unsigned char result_code(enum op op, enum reg_status st)
         break;
     }
     return op_other_error(op);
-}
-
-/* Apply a valid request to the registry; a list reply comes back in *list. */
-static enum reg_status apply(struct registry *reg, const struct request *req,
-                             const char *peer_ip, struct listing **list)
-{
-    switch (req->op) {
-    case OP_REGISTER:
-        return registry_register(reg, req->user);
-    case OP_UNREGISTER:
-        return registry_unregister(reg, req->user);
-    case OP_CONNECT:
-        return registry_connect(reg, req->user, peer_ip, req->port);
-    case OP_DISCONNECT:
-        return registry_disconnect(reg, req->user);
-    case OP_PUBLISH:
-        return registry_publish(reg, req->user, req->path, req->description);
-    case OP_DELETE:
-        return registry_delete(reg, req->user, req->path);
-    case OP_LIST_USERS:
-        return registry_list_users(reg, req->user, list);
-    case OP_LIST_CONTENT:
-        return registry_list_content(reg, req->user, req->target, list);
-    default:
-        return REG_NO_MEMORY;   /* unreachable: the parser knows no other */
-    }
 }
 
 /*
@@ -166,19 +139,18 @@ void handle_connection(const struct handler_config *cfg, int fd,
         char user[CONSOLE_ESCAPED_MAX(FIELD_MAX)];
         console_escape(req.user, user, sizeof user);
         console_printf("s> OPERATION %s FROM %s\n", op_name(req.op), user);
-        /* Else: a full log queue refuses the operation rather than perform it unlogged. */
-        if (oplog_submit(req.user, op_name(req.op), req.path, req.datetime)) {
-            registry_set_datetime(req.datetime);    /* for the journal */
-            enum reg_status st = apply(cfg->registry, &req, peer_ip, &list);
-            durable_wait();     /* -S always: the record is durable first */
-            code = result_code(req.op, st);
-            report_quota(user, st);
-            if (st == REG_OK && req.op == OP_LIST_USERS)
-                list = as_seen_by(list, fd, peer_ip);
-            if (st == REG_OK && list == NULL &&
-                (req.op == OP_LIST_USERS || req.op == OP_LIST_CONTENT))
-                code = op_other_error(req.op);      /* no memory for the copy */
-        }
+        /* A log that cannot take it (a full queue) refuses the operation
+         * rather than perform it unlogged: REG_NO_MEMORY, "other error". */
+        struct reg_op op = {.op = req.op, .datetime = req.datetime, .user = req.user,
+                            .path = req.path, .description = req.description,
+                            .target = req.target, .ip = peer_ip, .port = req.port};
+        enum reg_status st = ops_perform(cfg->registry, &op, &list);
+        code = result_code(req.op, st);
+        report_quota(user, st);
+        if (st == REG_OK && req.op == OP_LIST_USERS)
+            list = as_seen_by(list, fd, peer_ip);
+        if (st == REG_OK && list == NULL && ops_read_only(req.op))
+            code = op_other_error(req.op);      /* no memory for the copy */
     }
     /* A bad, partial or stalled request gets "other error", no state change.
      * A list reply goes out straight from the shared listing (its first

@@ -52,8 +52,8 @@ struct registry {
     struct listing *users_listing;  /* LIST_USERS reply; NULL after a change */
     size_t nfiles;
     size_t files_max, listing_max;  /* quotas; set before sharing */
-    registry_journal_fn *journal;   /* NULL: no journal */
-    void *journal_ctx;
+    registry_log_fn *log;       /* NULL: operations are logged nowhere */
+    void *log_ctx;
     uint64_t sessions;          /* CONNECTs so far (replayed ones too): numbers each session */
 #ifdef REGISTRY_LOCK_STATS
     struct timespec locked_at;
@@ -115,30 +115,20 @@ static void wait_built(struct registry *reg, enum hold_kind kind)
     hold_start(reg);
 }
 
-/* The date-time of the request this thread is serving (registry_set_datetime). */
-static __thread const char *op_datetime;
-
-void registry_set_datetime(const char *datetime)
-{
-    op_datetime = datetime;
-}
-
-void registry_set_journal(struct registry *reg, registry_journal_fn *fn, void *ctx)
+void registry_set_log(struct registry *reg, registry_log_fn *fn, void *ctx)
 {
     lock(reg);
-    reg->journal = fn;
-    reg->journal_ctx = ctx;
+    reg->log = fn;
+    reg->log_ctx = ctx;
     unlock(reg, H_COUNT);
 }
 
-bool registry_journal(struct registry *reg, const struct reg_op *op,
-                      enum reg_status st)
+/* Log op with outcome st through the hook (setting op->seq); lock held.
+ * True without a hook. */
+static bool log_op(struct registry *reg, struct reg_op *op, enum reg_status st)
 {
-    return reg->journal == NULL || reg->journal(reg->journal_ctx, op, st);
+    return reg->log == NULL || reg->log(reg->log_ctx, op, st);
 }
-
-/* An operation of this thread's request, for the journal. */
-#define OP(name, ...) (&(struct reg_op){.op = name, .datetime = op_datetime, __VA_ARGS__})
 
 /* Set by the uthash macros when an insertion cannot allocate. */
 #undef uthash_nonfatal_oom
@@ -333,8 +323,9 @@ static struct listing *take(struct listing **slot)
     return l;
 }
 
-enum reg_status registry_register(struct registry *reg, const char *user)
+static enum reg_status do_register(struct registry *reg, struct reg_op *op)
 {
+    const char *user = op->user;
     size_t n = strlen(user) + 1;
     struct user *u = calloc(1, sizeof *u + n);
     if (u == NULL)
@@ -351,7 +342,7 @@ enum reg_status registry_register(struct registry *reg, const char *user)
         if (add_failed)
             st = REG_NO_MEMORY;
     }
-    if (!registry_journal(reg, OP("REGISTER", .user = user), st)) {
+    if (!log_op(reg, op, st)) {
         if (st == REG_OK)
             HASH_DEL(reg->users, u);
         st = REG_NO_MEMORY;
@@ -362,13 +353,14 @@ enum reg_status registry_register(struct registry *reg, const char *user)
     return st;
 }
 
-enum reg_status registry_unregister(struct registry *reg, const char *user)
+static enum reg_status do_unregister(struct registry *reg, struct reg_op *op)
 {
+    const char *user = op->user;
     struct listing *stale = NULL;
     lock(reg);
     struct user *u = find_user_settled(reg, user, H_UNREGISTER);
     enum reg_status st = u != NULL ? REG_OK : REG_NO_USER;
-    if (!registry_journal(reg, OP("UNREGISTER", .user = user), st)) {
+    if (!log_op(reg, op, st)) {
         st = REG_NO_MEMORY;
         u = NULL;
     }
@@ -398,9 +390,10 @@ static void end_session(struct registry *reg, struct user *u)
     u->ip[0] = '\0';
 }
 
-enum reg_status registry_connect(struct registry *reg, const char *user,
-                                 const char *ip, unsigned port)
+static enum reg_status do_connect(struct registry *reg, struct reg_op *op)
 {
+    const char *user = op->user, *ip = op->ip;
+    unsigned port = op->port;
     if (strlen(ip) >= INET6_ADDRSTRLEN)
         return REG_NO_MEMORY;
     enum reg_status st = REG_OK;
@@ -424,7 +417,7 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
             strcpy(u->ip, ip);
         }
     }
-    if (!registry_journal(reg, OP("CONNECT", .user = user, .ip = ip, .port = port), st)) {
+    if (!log_op(reg, op, st)) {
         if (st == REG_OK)
             end_session(reg, u);    /* undone: the listing still holds */
         st = REG_NO_MEMORY;
@@ -436,14 +429,15 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
     return st;
 }
 
-enum reg_status registry_disconnect(struct registry *reg, const char *user)
+static enum reg_status do_disconnect(struct registry *reg, struct reg_op *op)
 {
+    const char *user = op->user;
     struct listing *stale = NULL;
     lock(reg);
     struct user *u = find_user(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER
                        : !u->connected ? REG_NOT_CONNECTED : REG_OK;
-    if (!registry_journal(reg, OP("DISCONNECT", .user = user), st))
+    if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
     if (st == REG_OK) {
         end_session(reg, u);
@@ -460,9 +454,9 @@ static size_t listing_size(size_t path_bytes)
     return 1 + 21 + path_bytes;     /* result byte, count (at most 20 digits) */
 }
 
-enum reg_status registry_publish(struct registry *reg, const char *user,
-                                 const char *path, const char *description)
+static enum reg_status do_publish(struct registry *reg, struct reg_op *op)
 {
+    const char *user = op->user, *path = op->path, *description = op->description;
     /* Allocate before locking so the critical section stays short. */
     size_t n = strlen(path) + 1;   /* its share of the listing: path and NUL */
     struct file *f = file_new(path, description);
@@ -495,8 +489,7 @@ enum reg_status registry_publish(struct registry *reg, const char *user,
         }
     }
     /* Refused ones too (a quota's status included). */
-    if (!registry_journal(reg, OP("PUBLISH", .user = user, .path = path,
-                                  .description = description), st)) {
+    if (!log_op(reg, op, st)) {
         if (st == REG_OK) {
             HASH_DEL(u->files, f);
             reg->nfiles--;
@@ -513,9 +506,9 @@ enum reg_status registry_publish(struct registry *reg, const char *user,
     return st;
 }
 
-enum reg_status registry_delete(struct registry *reg, const char *user,
-                                const char *path)
+static enum reg_status do_delete(struct registry *reg, struct reg_op *op)
 {
+    const char *user = op->user, *path = op->path;
     struct user *u;
     struct file *f = NULL;
     struct listing *stale = NULL;
@@ -527,7 +520,7 @@ enum reg_status registry_delete(struct registry *reg, const char *user,
         if (f == NULL)
             st = REG_NOT_PUBLISHED;
     }
-    if (!registry_journal(reg, OP("DELETE", .user = user, .path = path), st)) {
+    if (!log_op(reg, op, st)) {
         st = REG_NO_MEMORY;
         f = NULL;
     }
@@ -574,13 +567,14 @@ static struct listing *build_users(struct registry *reg)
     return l;
 }
 
-enum reg_status registry_list_users(struct registry *reg, const char *user,
-                                    struct listing **out)
+static enum reg_status do_list_users(struct registry *reg, struct reg_op *op,
+                                     struct listing **out)
 {
+    const char *user = op->user;
     struct user *u;
     lock(reg);
     enum reg_status st = find_connected(reg, user, &u);
-    if (!registry_journal(reg, OP("LIST_USERS", .user = user), st))
+    if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
     if (st == REG_OK && reg->users_listing == NULL &&
         (reg->users_listing = build_users(reg)) == NULL)
@@ -614,9 +608,10 @@ static struct listing *build_content(const struct user *t, size_t path_bytes)
     return l;
 }
 
-enum reg_status registry_list_content(struct registry *reg, const char *user,
-                                      const char *target, struct listing **out)
+static enum reg_status do_list_content(struct registry *reg, struct reg_op *op,
+                                       struct listing **out)
 {
+    const char *user = op->user, *target = op->target;
     struct user *u;
     lock(reg);
     /* The target first: waiting for its build releases the lock, and the
@@ -626,7 +621,7 @@ enum reg_status registry_list_content(struct registry *reg, const char *user,
     enum reg_status st = find_connected(reg, user, &u);
     if (st == REG_OK && t == NULL)
         st = REG_NO_TARGET;
-    if (!registry_journal(reg, OP("LIST_CONTENT", .user = user, .target = target), st))
+    if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
     if (st == REG_OK && t->listing != NULL) {
         *out = listing_ref(t->listing);
@@ -776,20 +771,18 @@ enum reg_status registry_endpoints(struct registry *reg,
     return REG_OK;
 }
 
-enum reg_status registry_expire(struct registry *reg, const char *user,
-                                uint64_t session)
+static enum reg_status do_expire(struct registry *reg, struct reg_op *op)
 {
+    const char *user = op->user;
+    uint64_t session = op->session;
     struct listing *stale = NULL;
     lock(reg);
     struct user *u = find_user(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER
                        : !u->connected || u->session != session
                        ? REG_NOT_CONNECTED : REG_OK;
-    /* Registry-made: no client date-time, the journal hook takes the
-     * server's clock.  Only an expiry that happens is an operation. */
-    if (st == REG_OK &&
-        !registry_journal(reg, &(struct reg_op){.op = "DISCONNECT", .user = user,
-                                                .path = REG_EXPIRED_MARK}, st))
+    /* Only an expiry that happens is an operation. */
+    if (st == REG_OK && !log_op(reg, op, st))
         st = REG_NO_MEMORY;
     if (st == REG_OK) {
         end_session(reg, u);
@@ -798,4 +791,91 @@ enum reg_status registry_expire(struct registry *reg, const char *user,
     unlock(reg, H_EXPIRE);
     listing_release(stale);
     return st;
+}
+
+enum reg_status registry_apply(struct registry *reg, struct reg_op *op,
+                               struct listing **out)
+{
+    op->seq = 0;
+    switch (op->op) {
+    case OP_REGISTER:
+        return do_register(reg, op);
+    case OP_UNREGISTER:
+        return do_unregister(reg, op);
+    case OP_CONNECT:
+        return do_connect(reg, op);
+    case OP_DISCONNECT:
+        return op->session != 0 ? do_expire(reg, op) : do_disconnect(reg, op);
+    case OP_PUBLISH:
+        return do_publish(reg, op);
+    case OP_DELETE:
+        return do_delete(reg, op);
+    case OP_LIST_USERS:
+        return do_list_users(reg, op, out);
+    case OP_LIST_CONTENT:
+        return do_list_content(reg, op, out);
+    default:
+        return REG_NO_MEMORY;       /* no such operation: nothing changes */
+    }
+}
+
+/* The short forms: one operation with no client date-time. */
+
+enum reg_status registry_register(struct registry *reg, const char *user)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_REGISTER, .user = user}, NULL);
+}
+
+enum reg_status registry_unregister(struct registry *reg, const char *user)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_UNREGISTER, .user = user}, NULL);
+}
+
+enum reg_status registry_connect(struct registry *reg, const char *user,
+                                 const char *ip, unsigned port)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_CONNECT, .user = user, .ip = ip,
+                                                .port = port}, NULL);
+}
+
+enum reg_status registry_disconnect(struct registry *reg, const char *user)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_DISCONNECT, .user = user}, NULL);
+}
+
+enum reg_status registry_publish(struct registry *reg, const char *user,
+                                 const char *path, const char *description)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_PUBLISH, .user = user, .path = path,
+                                                .description = description}, NULL);
+}
+
+enum reg_status registry_delete(struct registry *reg, const char *user,
+                                const char *path)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_DELETE, .user = user, .path = path},
+                          NULL);
+}
+
+enum reg_status registry_list_users(struct registry *reg, const char *user,
+                                    struct listing **out)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_LIST_USERS, .user = user}, out);
+}
+
+enum reg_status registry_list_content(struct registry *reg, const char *user,
+                                      const char *target, struct listing **out)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_LIST_CONTENT, .user = user,
+                                                .target = target}, out);
+}
+
+enum reg_status registry_expire(struct registry *reg, const char *user,
+                                uint64_t session)
+{
+    if (session == 0)
+        return REG_NOT_CONNECTED;       /* no session is numbered 0 */
+    return registry_apply(reg, &(struct reg_op){.op = OP_DISCONNECT, .user = user,
+                                                .path = REG_EXPIRED_MARK,
+                                                .session = session}, NULL);
 }

@@ -11,11 +11,12 @@
  * Lock discipline: one mutex per registry (`struct registry.lock`) guards
  * every table, every user and every file, and the cached listings.  Each
  * function below takes it on entry and releases it before returning.  Under
- * it the only call out is the journal hook (registry_set_journal), which
- * appends the operation to the journal (journal.h: its own mutex is taken
- * after this one, never before); no other lock is taken under it.  Every
- * operation holds it for O(1) work (a lookup, an insert, taking a
- * reference) plus that journal append, with two exceptions: the
+ * it the only call out is the log hook (registry_set_log), which appends
+ * the operation to the journal (journal.h) or to the operation log's queue
+ * (oplog.h); their own mutex is taken after this one, never before; no
+ * other lock is taken under it.  Every operation holds it for O(1) work (a
+ * lookup, an insert, taking a reference) plus that append, with two
+ * exceptions: the
  * connected-users listing is encoded under it, on the first LIST_USERS
  * after a change, and registry_visit() holds it for the whole visit.
  *
@@ -40,6 +41,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "request.h"
 
 enum reg_status {
     REG_OK,
@@ -81,46 +84,50 @@ struct registry;
 struct registry *registry_new(void);
 void registry_free(struct registry *reg);
 
-/* One operation as the journal hook sees it; absent fields are NULL. */
+/*
+ * One operation: what registry_apply() performs and the log hook logs.
+ * Absent fields are NULL.  An expiry is a DISCONNECT with a session (and
+ * the path REG_EXPIRED_MARK): it ends only that session.
+ */
 struct reg_op {
-    const char *op;             /* the wire name: "REGISTER"... */
-    const char *datetime;       /* the client's; NULL: none (registry-made) */
+    enum op op;
+    const char *datetime;       /* the client's; NULL: none (the log takes the server's) */
     const char *user, *path, *description, *target, *ip;
-    unsigned port;
+    unsigned port;              /* CONNECT */
+    uint64_t session;           /* an expiry's session; 0 otherwise */
+    uint64_t seq;               /* out: the log's sequence number; 0: not logged */
 };
 
 /*
- * The journal hook: called with the registry lock held for every operation
+ * The log hook: called with the registry lock held for every operation
  * (refused ones too, with their status), after the registry has decided the
- * outcome and before anyone can see it.  It returns false when the
- * operation cannot be journaled; the registry then undoes it and answers
- * REG_NO_MEMORY ("other error").  NULL (the default): no journal.
+ * outcome and before anyone can see it, so the log's order is the order in
+ * which operations took effect.  It sets op->seq, or returns false when the
+ * operation cannot be logged; the registry then undoes it and answers
+ * REG_NO_MEMORY ("other error").  NULL (the default): no log.
  */
-typedef bool registry_journal_fn(void *ctx, const struct reg_op *op,
-                                 enum reg_status st);
-void registry_set_journal(struct registry *reg, registry_journal_fn *fn, void *ctx);
+typedef bool registry_log_fn(void *ctx, struct reg_op *op, enum reg_status st);
+void registry_set_log(struct registry *reg, registry_log_fn *fn, void *ctx);
 
 /*
- * Journal op with status st through the hook.  Call it only with the
- * registry lock held, from inside a registry operation; true without a hook.
+ * Perform op (its seq set by the log hook): the one entry of every
+ * operation (ops.h calls it).  A list reply comes back in *out on REG_OK.
  */
-bool registry_journal(struct registry *reg, const struct reg_op *op,
-                      enum reg_status st);
-
-/*
- * The client's date-time that the calling thread's next operations are
- * journaled with (the handler sets it per request; NULL: none).
- */
-void registry_set_datetime(const char *datetime);
+enum reg_status registry_apply(struct registry *reg, struct reg_op *op,
+                               struct listing **out);
 
 /*
  * Files one user may have, and bytes its LIST_CONTENT reply may take
  * (defaults: no limit).  Set before the registry is shared and after a
- * restore: they bound new PUBLISHes (checked before the journal hook, which
+ * restore: they bound new PUBLISHes (checked before the log hook, which
  * journals a refused one with its status), not what a journal replays.
  */
 void registry_set_quotas(struct registry *reg, size_t files, size_t listing_bytes);
 
+/*
+ * Short forms of registry_apply() for one operation with no client
+ * date-time (the snapshot loader, the tests).
+ */
 enum reg_status registry_register(struct registry *reg, const char *user);
 enum reg_status registry_unregister(struct registry *reg, const char *user);
 enum reg_status registry_connect(struct registry *reg, const char *user,
