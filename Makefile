@@ -70,7 +70,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeerdex.a
 deps:
 	@sh scripts/deps.sh test
 
-## run: build, then run the log server and the index server on port $(PORT); Ctrl-C stops both
+## run: build, run the index server on port $(PORT) and the log server on PORT+1 (restarted if they die); Ctrl-C stops both
 run:
 	@sh scripts/deps.sh run
 	@$(MAKE) -s --no-print-directory programs
