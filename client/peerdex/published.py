@@ -137,7 +137,10 @@ def open_pinned(pinned):
     except OSError:
         return None
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (pinned.dev, pinned.ino):
+    # The owner too: a file made after the published one was deleted may get
+    # its inode number.
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (pinned.dev, pinned.ino) \
+            or pinned.uid is not None and st.st_uid != pinned.uid:
         os.close(fd)
         return None
     return os.fdopen(fd, "rb")
