@@ -133,12 +133,21 @@ def open_pinned(pinned):
     """An open file object for a pinned file, or None when the path now
     leads anywhere else (a symlink on the way, another file, a directory)."""
     try:
-        fd = open_nofollow(pinned.real)
+        dfd = open_dir_nofollow(pinned.real)
     except OSError:
         return None
+    try:
+        # The directory and the owner too: a file or directory made after the
+        # published one was deleted may get its inode number.
+        dst = os.fstat(dfd)
+        if pinned.pino is not None and (dst.st_dev, dst.st_ino) != (pinned.pdev, pinned.pino):
+            return None
+        fd = open_nofollow(pinned.real, dfd)
+    except OSError:
+        return None
+    finally:
+        os.close(dfd)
     st = os.fstat(fd)
-    # The owner too: a file made after the published one was deleted may get
-    # its inode number.
     if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (pinned.dev, pinned.ino) \
             or pinned.uid is not None and st.st_uid != pinned.uid:
         os.close(fd)
