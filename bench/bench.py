@@ -210,7 +210,7 @@ class Bench:
 
     def lock_hold(self):
         """How long each operation holds the registry lock, from the server
-        built with -DREGISTRY_LOCK_STATS under the read and write loads."""
+        with bench/lockstats.c under the read and write loads."""
         srv = self.index_server(False, binary=os.path.join(self.tools, "server_lockstats"))
         self.run([os.path.join(self.tools, "loadgen"), "-p", str(srv.port), "-m", "setup",
                   "-n", "1000"], check=True, capture_output=True)
@@ -226,8 +226,9 @@ class Bench:
             if op != "count":
                 lines.append("| %s | %s | %s | %s |" % (op, n, mean, mx))
         self.sections.append(("Time under the registry lock", [
-            "`build/bench/server_lockstats` (the index server with `registry.c` built with "
-            "`-DREGISTRY_LOCK_STATS`: each hold of the registry lock timed with "
+            "`build/bench/server_lockstats` (the index server linked with "
+            "`bench/lockstats.c` wrapped around the registry's calls and the mutex calls: "
+            "each hold of the registry lock timed with "
             "`clock_gettime(CLOCK_MONOTONIC)` from just after the lock is taken to just before "
             "it is released, a wait for a listing build not counted) under `loadgen` at 4 "
             "client threads, %g s each of LIST_CONTENT of the 1,000-file user, REGISTER, and "

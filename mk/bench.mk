@@ -9,15 +9,14 @@ $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDLIBS) -lm
 
-# The index server with the registry's lock-hold counters (registry.c built
-# with -DREGISTRY_LOCK_STATS): it prints them on stderr when it stops.
-$(BUILD)/bench/registry_lockstats.o: server/registry.c
+# The index server with the registry lock's holds timed per operation
+# (bench/lockstats.c, wrapped around the registry's entry points and the
+# mutex calls at link time): it prints them on stderr when it exits.
+LOCKSTATS_WRAP := registry_apply registry_restore_file registry_visit registry_endpoint \
+                  registry_endpoints pthread_mutex_lock pthread_mutex_unlock pthread_cond_wait
+$(BUILD)/bench/server_lockstats: $(BUILD)/server/main.o bench/lockstats.c $(BUILD)/libpeerdex.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -DREGISTRY_LOCK_STATS -c $< -o $@
-
-$(BUILD)/bench/server_lockstats: $(BUILD)/server/main.o $(BUILD)/bench/registry_lockstats.o \
-                                 $(BUILD)/libpeerdex.a
-	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(LOCKSTATS_WRAP:%=-Wl,--wrap=%)
 
 ## bench: run the benchmarks (a few minutes) and write docs/benchmarks.md
 .PHONY: bench
