@@ -16,12 +16,14 @@ CLIENT_HOST = $(or $(SERVER),127.0.0.1)
 TIRPC_CFLAGS := $(shell pkg-config --cflags libtirpc 2>/dev/null || echo -I/usr/include/tirpc)
 TIRPC_LIBS   := $(shell pkg-config --libs libtirpc 2>/dev/null || echo -ltirpc)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+MHD_CFLAGS   := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS     := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 
 WARN    := -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SAN_CFLAGS) -pthread \
-             $(TIRPC_CFLAGS) -I$(BUILD)/gen -Icommon -Iserver -Irpc -MMD -MP
-LDLIBS  = -pthread $(TIRPC_LIBS)
+             $(TIRPC_CFLAGS) $(MHD_CFLAGS) -I$(BUILD)/gen -Icommon -Iserver -Irpc -MMD -MP
+LDLIBS  = -pthread $(TIRPC_LIBS) $(MHD_LIBS)
 
 SERVER_SRCS := $(wildcard server/*.c)
 SERVER_OBJS := $(SERVER_SRCS:%.c=$(BUILD)/%.o)
@@ -54,6 +56,13 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# The live view's page, built into the server (http.c includes it).
+WEB_ASSETS := server/web/index.html server/web/page.css server/web/page.js
+$(BUILD)/gen/web_assets.h: $(WEB_ASSETS) scripts/embed.sh
+	@mkdir -p $(@D)
+	sh scripts/embed.sh $(WEB_ASSETS) > $@.tmp && mv $@.tmp $@
+$(BUILD)/server/http.o: $(BUILD)/gen/web_assets.h
+
 $(BUILD)/libpeerdex.a: $(LIB_OBJS)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
@@ -62,9 +71,11 @@ $(BIN)/server: $(BUILD)/server/main.o $(BUILD)/libpeerdex.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
 
+# (Its .d file adds the headers as prerequisites: only the source and the
+# library go to the compiler.)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeerdex.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_CFLAGS) $(filter %.c %.a,$^) -o $@ $(LDLIBS) $(CHECK_LIBS)
 
 ## deps: install (or name) every Debian package the build, run and tests need
 deps:
@@ -92,11 +103,25 @@ test-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; CK_DEFAULT_TIMEOUT=20 $$t; done
 
 # pytest's temporary directories go under $(BUILD), not /tmp (a test run
-# leaves /tmp as it found it).
-## test-integration: the pytest suites (PYTEST_ARGS=... passes options)
+# leaves /tmp as it found it).  The suites run in $(PYTEST_WORKERS) parallel
+# workers (python3-pytest-xdist; most tests wait on deadlines, not the CPU),
+# then, one at a time, the tests marked (tests/conftest.py) `rpcbind` (the
+# host's rpcbind holds one registration for the log server's program
+# number, which any log server started meanwhile would take over) and
+# `alone` (tight bounds on a reply time or on CPU use).  pytest's status 5
+# (nothing selected, e.g. by PYTEST_ARGS=-k) is no failure.
+PYTEST_WORKERS ?= 4
+PYTEST = PEERDEX_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider
+## test-integration: the pytest suites (PYTEST_ARGS=... passes options, PYTEST_WORKERS=n)
 test-integration: programs
-	PEERDEX_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider \
-	    --basetemp=$(abspath $(BUILD))/pytest $(PYTEST_ARGS) tests
+	@status=0; \
+	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest -n $(PYTEST_WORKERS) --dist loadgroup \
+	    -m "not rpcbind and not alone" $(PYTEST_ARGS) tests || \
+	    { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	echo "== one at a time: the tests marked rpcbind or alone"; \
+	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest-alone -m "rpcbind or alone" \
+	    $(PYTEST_ARGS) tests || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	exit $$status
 
 ## clean: remove build/ and bin/ (sources, operations.log and var/ stay)
 clean:
@@ -113,4 +138,4 @@ help:
 	    awk -F': ' '{ t = ($$1 == "all") ? "make" : "make " $$1; \
 	                  sub(/^[^:]*: /, ""); printf "  %-22s %s\n", t, $$0 }'
 
--include $(SERVER_OBJS:.o=.d) $(COMMON_OBJS:.o=.d)
+-include $(SERVER_OBJS:.o=.d) $(COMMON_OBJS:.o=.d) $(UNIT_TESTS:=.d)

@@ -19,7 +19,7 @@
 
 #include "registry.h"
 
-enum { K_EXPIRY = OP_COUNT, K_RESTORE, K_VISIT, K_ENDPOINTS, K_KINDS };
+enum { K_EXPIRY = OP_COUNT, K_RESTORE, K_VISIT, K_ENDPOINTS, K_VIEW, K_KINDS };
 
 static struct { unsigned long long n, ns, max_ns; } stats[K_KINDS];
 
@@ -40,6 +40,8 @@ enum reg_status __real_registry_endpoint(struct registry *reg, const char *user,
                                          struct reg_endpoint *out);
 enum reg_status __real_registry_endpoints(struct registry *reg,
                                           struct reg_endpoint **out, size_t *count);
+enum reg_status __real_registry_view(struct registry *reg, struct reg_user_view *out,
+                                     size_t max, size_t *n, struct reg_totals *totals);
 
 /* The hold that ends now, into this call's counters. */
 static void hold_end(void)
@@ -124,10 +126,18 @@ enum reg_status __wrap_registry_endpoints(struct registry *reg,
     return st;
 }
 
+enum reg_status __wrap_registry_view(struct registry *reg, struct reg_user_view *out,
+                                     size_t max, size_t *n, struct reg_totals *totals)
+{
+    enum reg_status st;
+    AS(K_VIEW, st = __real_registry_view(reg, out, max, n, totals));
+    return st;
+}
+
 /* At exit: the counters, one line per kind of call seen. */
 __attribute__((destructor)) static void print_holds(void)
 {
-    static const char *const extra[] = {"expiry", "restore", "visit", "endpoints"};
+    static const char *const extra[] = {"expiry", "restore", "visit", "endpoints", "view"};
     for (int k = 0; k < K_KINDS; k++)
         if (stats[k].n > 0)
             fprintf(stderr, "registry lock held by %s: %llu times, mean %llu ns, max %llu ns\n",

@@ -13,15 +13,16 @@ $(BUILD)/bench/%: bench/%.c
 # (bench/lockstats.c, wrapped around the registry's entry points and the
 # mutex calls at link time): it prints them on stderr when it exits.
 LOCKSTATS_WRAP := registry_apply registry_restore_file registry_visit registry_endpoint \
-                  registry_endpoints pthread_mutex_lock pthread_mutex_unlock pthread_cond_wait
+                  registry_endpoints registry_view pthread_mutex_lock pthread_mutex_unlock \
+                  pthread_cond_wait
 $(BUILD)/bench/server_lockstats: $(BUILD)/server/main.o bench/lockstats.c $(BUILD)/libpeerdex.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(LOCKSTATS_WRAP:%=-Wl,--wrap=%)
 
-## bench: run the benchmarks (a few minutes) and write docs/benchmarks.md
+## bench: run the benchmarks (a few minutes); write docs/benchmarks.md and its curves (docs/img/bench-*.svg)
 .PHONY: bench
 bench:
-	@sh scripts/deps.sh run
+	@sh scripts/deps.sh run plot
 	@$(MAKE) --no-print-directory programs $(BENCH_PROGS)
 	PEERDEX_BIN=$(abspath $(BIN)) $(PYTHON) bench/bench.py --tools $(BUILD)/bench \
 	    --out docs/benchmarks.md $(BENCH_ARGS)

@@ -3,7 +3,9 @@
 # server on $PORT with logging and liveness probing on, both holding the
 # shared key $LOG_KEY (created, mode 0600, when missing).  The index server
 # keeps its state in $STATE_DIR (default var/, so users and files survive a
-# restart; remove it to start fresh).
+# restart; remove it to start fresh).  The live view (and /api/state,
+# /metrics) is served on 127.0.0.1:$HTTP_PORT (default the port after the log
+# server's); docs/lab-demo.md shows it to a room.
 #
 # If either server cannot start, everything this script started is stopped
 # and it exits 1, saying which.  A server that dies later is started again
@@ -19,6 +21,7 @@ set -u
 BIN=${BIN:-bin}
 PORT=${PORT:-8888}
 LOG_PORT=${LOG_PORT:-$((PORT + 1))}
+HTTP_PORT=${HTTP_PORT:-$((PORT + 2))}
 LOG_KEY=${LOG_KEY:-operations.key}
 LOG_FILE=${LOG_FILE:-operations.log}
 STATE_DIR=${STATE_DIR:-var}
@@ -86,7 +89,8 @@ log_note="log server on port $LOG_PORT (every address; LOG_PORT=n to change)"
 log_note="$log_note writing $LOG_FILE"
 client="make client"
 [ "$PORT" = 8888 ] || client="make client PORT=$PORT"
-echo "peerdex: index server on port $PORT (this host: $host), $log_note." \
+echo "peerdex: index server on port $PORT (this host: $host)," \
+     "live view at http://127.0.0.1:$HTTP_PORT/, $log_note." \
      "Start a client in another terminal: $client" \
      "(another machine: make client SERVER=$host PORT=$PORT). Ctrl-C stops it all."
 
@@ -106,10 +110,11 @@ start_log() {
 # disconnected after 3 failed probes (docs/protocol.md), one restored from
 # the state directory whose client died meanwhile by the first probe.  -i 64:
 # connections at once from one address; -f, -b: files per user and bytes of
-# one user's listing (docs/security.md).  The bare bin/server has none of these.
+# one user's listing (docs/security.md); -H: the live view on loopback only
+# (docs/http.md).  The bare bin/server has none of these.
 start_index() {
     "$BIN/server" -p "$PORT" -d "$STATE_DIR" -k "$LOG_KEY" -L 30 \
-        -i 64 -f 100000 -b 33554432 &
+        -i 64 -f 100000 -b 33554432 -H "127.0.0.1:$HTTP_PORT" &
     server_pid=$!
 }
 

@@ -47,6 +47,7 @@
 
 #include "config.h"
 #include "clock.h"
+#include "metrics.h"
 #include "net.h"
 
 #ifndef CONN_STACK_SIZE
@@ -102,8 +103,10 @@ static struct {
  */
 static bool admit(struct conn *c)
 {
-    if (server.active >= server.max_conns)
+    if (server.active >= server.max_conns) {
+        metrics_refused(REFUSED_CAP);
         return false;
+    }
     struct source *s;
     HASH_FIND_STR(server.sources, c->ip, s);
     if (s == NULL) {
@@ -120,11 +123,13 @@ static bool admit(struct conn *c)
             return false;
         }
     } else if (s->conns >= server.max_per_source) {
+        metrics_refused(REFUSED_PER_SOURCE);
         return false;
     }
     s->conns++;
     c->source = s;
     server.active++;
+    metrics_conn_opened();
     c->prev = NULL;
     c->next = server.conns;
     if (server.conns)
@@ -146,6 +151,7 @@ static void release(struct conn *c)
         HASH_DEL(server.sources, c->source);
         free(c->source);
     }
+    metrics_conn_closed();
     if (--server.active == 0)
         pthread_cond_broadcast(&server.idle);
 }

@@ -37,6 +37,7 @@
 
 #include "clock.h"
 #include "console.h"
+#include "metrics.h"
 #include "ops.h"
 #include "diag.h"
 
@@ -203,6 +204,7 @@ static bool expire(struct registry *reg, const struct reg_endpoint *e,
     if (st == REG_NO_MEMORY)
         return false;                   /* the log refused it: next round */
     if (st == REG_OK) {
+        metrics_expiry(e->name);
         /* The user name came from the network: escaped (see console.h). */
         char name[CONSOLE_ESCAPED_MAX(REG_NAME_MAX)];
         console_printf("s> EXPIRED %s %s %u (%s)\n",
@@ -226,6 +228,8 @@ static void account(const struct reg_endpoint *e, const enum probe_result *resul
     char why[64];
     snprintf(why, sizeof why, "%u probes failed", need);
     for (size_t i = 0; i < n; i++) {
+        if (result[i] != PROBE_UNKNOWN)
+            metrics_probe(result[i] == PROBE_DEAD);
         struct tracked *t;
         HASH_FIND(hh, tracked, &e[i].session, sizeof e[i].session, t);
         if (t == NULL) {
@@ -325,6 +329,8 @@ void liveness_before_connect(struct registry *reg, const char *user)
         return;
     enum probe_result result = PROBE_UNKNOWN;
     probe_all(&e, 1, &result, -1);
+    if (result != PROBE_UNKNOWN)
+        metrics_probe(result == PROBE_DEAD);
     if (result == PROBE_DEAD)
         expire(reg, &e, "probe failed on CONNECT");
 }

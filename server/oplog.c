@@ -379,3 +379,12 @@ void oplog_stop(int drain_ms)
     pthread_cond_destroy(&stop.wake);
     enabled = false;
 }
+
+void oplog_backlog(uint64_t *entries, double *oldest_s)
+{
+    int64_t since = 0;
+    *entries = 0;
+    if (enabled && source.backlog != NULL)
+        source.backlog(source.ctx, entries, &since);
+    *oldest_s = since > 0 ? (double)(clock_ms() - since) / 1000.0 : 0;
+}

@@ -32,6 +32,7 @@ struct user {
     bool building;              /* listing built outside the lock: files frozen */
     bool connected;
     uint64_t session;           /* which CONNECT this is, while connected */
+    time_t since;               /* when that CONNECT (or its replay) happened */
     unsigned port;
     char ip[INET6_ADDRSTRLEN];
     char name[];
@@ -276,6 +277,7 @@ static enum reg_status do_connect(struct registry *reg, struct reg_op *op)
         } else {
             u->connected = true;
             u->session = ++reg->sessions;
+            u->since = time(NULL);
             u->port = port;
             strcpy(u->ip, ip);
         }
@@ -716,4 +718,29 @@ enum reg_status registry_expire(struct registry *reg, const char *user,
     return registry_apply(reg, &(struct reg_op){.op = OP_DISCONNECT, .user = user,
                                                 .path = REG_EXPIRED_MARK,
                                                 .session = session}, NULL);
+}
+
+enum reg_status registry_view(struct registry *reg, struct reg_user_view *out,
+                              size_t max, size_t *n, struct reg_totals *totals)
+{
+    pthread_mutex_lock(&reg->lock);
+    totals->users = HASH_COUNT(reg->users);
+    totals->connected = HASH_CNT(hh_conn, reg->connected);
+    totals->files = reg->nfiles;
+    size_t k = 0;
+    for (struct user *u = reg->connected; u != NULL && k < max; u = u->hh_conn.next) {
+        struct reg_user_view *v = &out[k];
+        size_t len = strlen(u->name);
+        if (len >= sizeof v->name)
+            continue;                   /* longer than any protocol name */
+        memcpy(v->name, u->name, len + 1);
+        strcpy(v->ip, u->ip);           /* both INET6_ADDRSTRLEN */
+        v->port = u->port;
+        v->files = HASH_COUNT(u->files);
+        v->since = (int64_t)u->since;
+        k++;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    *n = k;
+    return REG_OK;
 }

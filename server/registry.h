@@ -193,6 +193,26 @@ enum reg_status registry_endpoints(struct registry *reg,
 enum reg_status registry_expire(struct registry *reg, const char *user,
                                 uint64_t session);
 
+/*
+ * The live view's picture of the index (http.c): the totals, and a copy of
+ * at most `max` connected users (*n of them) with their file counts and
+ * since when they are connected (Unix seconds).  The lock is held for
+ * O(min(max, connected users)): no longer than the LIST_USERS build, and
+ * no file is visited.
+ */
+struct reg_totals {
+    size_t users, connected, files;
+};
+struct reg_user_view {
+    char name[REG_NAME_MAX + 1];
+    char ip[INET6_ADDRSTRLEN];
+    unsigned port;
+    size_t files;
+    int64_t since;
+};
+enum reg_status registry_view(struct registry *reg, struct reg_user_view *out,
+                              size_t max, size_t *n, struct reg_totals *totals);
+
 /* Counts, for tests and statistics. */
 size_t registry_user_count(struct registry *reg);
 size_t registry_file_count(struct registry *reg);

@@ -546,6 +546,45 @@ START_TEST(listings_stay_whole_while_files_change)
 }
 END_TEST
 
+/* registry_view(): the totals, and at most `max` connected users with
+ * their file counts; unconnected users are counted, not listed. */
+START_TEST(view_copies_a_bounded_picture)
+{
+    online("ann", 4001);
+    online("ben", 4002);
+    online("cid", 4003);
+    ck_assert_int_eq(registry_register(reg, "dee"), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "ann", "/a", "x"), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "ann", "/b", "x"), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "ben", "/c", "x"), REG_OK);
+
+    struct reg_user_view v[4];
+    struct reg_totals t;
+    size_t n;
+    ck_assert_int_eq(registry_view(reg, v, 4, &n, &t), REG_OK);
+    ck_assert_uint_eq(t.users, 4);
+    ck_assert_uint_eq(t.connected, 3);
+    ck_assert_uint_eq(t.files, 3);
+    ck_assert_uint_eq(n, 3);
+    size_t files = 0;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_str_eq(v[i].ip, "10.0.0.1");
+        ck_assert_int_gt(v[i].since, 0);
+        if (strcmp(v[i].name, "ann") == 0)
+            ck_assert_uint_eq(v[i].port, 4001);
+        files += v[i].files;
+    }
+    ck_assert_uint_eq(files, 3);
+
+    ck_assert_int_eq(registry_view(reg, v, 2, &n, &t), REG_OK);
+    ck_assert_uint_eq(n, 2);                /* bounded; the totals count all */
+    ck_assert_uint_eq(t.connected, 3);
+    ck_assert_int_eq(registry_view(reg, NULL, 0, &n, &t), REG_OK);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_uint_eq(t.users, 4);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("registry");
@@ -570,6 +609,7 @@ int main(void)
     tcase_add_test(tc, quotas_refuse_publish);
     tcase_add_test(tc, users_listing_with_address);
     tcase_add_test(tc, listings_stay_whole_while_files_change);
+    tcase_add_test(tc, view_copies_a_bounded_picture);
     suite_add_tcase(s, tc);
 
     return run_suite(s);
