@@ -50,7 +50,7 @@ def wait_for(cond, timeout=30, what="condition"):
 def start_run(tmp_path, **env):
     port, log_port = harness.free_port(), harness.free_port()
     full = {"BIN": harness.BIN, "PORT": str(port), "LOG_PORT": str(log_port),
-            "PYTHON": harness.PYTHON}
+            "HTTP_PORT": str(harness.free_port()), "PYTHON": harness.PYTHON}
     full.update(env)
     proc = harness.Process(["sh", RUN_SH], cwd=str(tmp_path), env=full)
     proc.port = port
@@ -156,6 +156,7 @@ def test_ctrl_c_on_make_run_is_quiet(tmp_path):
     master, slave = pty.openpty()
     port, log_port = harness.free_port(), harness.free_port()
     env = dict(os.environ, PORT=str(port), LOG_PORT=str(log_port),
+               HTTP_PORT=str(harness.free_port()),
                STATE_DIR=str(tmp_path / "var"), LOG_FILE=str(tmp_path / "operations.log"),
                LOG_KEY=str(tmp_path / "operations.key"))
     proc = subprocess.Popen(["make", "-s", "--no-print-directory", "-C", ROOT, "run",
