@@ -111,6 +111,8 @@ static void usage(FILE *f)
         if (!s->flag)
             continue;
         fprintf(f, "  -%c %-6s %s", s->flag, s->arg, s->help);
+        if (s->long_name)
+            fprintf(f, " (also --%s)", s->long_name);
         if (s->deflt)
             fprintf(f, " (default %s)", s->deflt);
         fprintf(f, "\n");
@@ -243,6 +245,8 @@ int config_load(int argc, char **argv)
     }
     for (size_t i = 0; i < N_SETTINGS; i++)
         if (settings[i].required && !given[i] && !config.dump) {
+            fprintf(stderr, "server: missing -%c %s (the %s)\n", settings[i].flag,
+                    settings[i].arg, settings[i].what);
             usage(stderr);
             return 2;
         }

@@ -281,7 +281,7 @@ static bool compact(void *unused)
  */
 static int lock_dir(void)
 {
-    if (mkdir(st.dir, 0755) < 0 && errno != EEXIST) {
+    if (mkdir(st.dir, 0700) < 0 && errno != EEXIST) {
         diag("server: cannot create %s: %s\n", st.dir, strerror(errno));
         return -1;
     }
@@ -293,7 +293,7 @@ static int lock_dir(void)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/lock", st.dir);
-    st.gen_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    st.gen_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (st.gen_fd < 0) {
         diag("server: cannot open %s: %s\n", path, strerror(errno));
         return -1;

@@ -239,7 +239,7 @@ static int seg_create(struct journal *j, uint64_t first)
 {
     char path[4096];
     seg_path(path, sizeof path, j->dir, first);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0 || fsync_dir(j->dir) < 0 || !seg_push(j, first, 0)) {
         /* Said once for failures in a row (the sync thread retries later). */
         if (j->compact_failures == 0)

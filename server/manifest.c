@@ -62,5 +62,5 @@ int manifest_write(const char *dir, const struct manifest *m)
     put_u64(p + 32, m->segment);
     record_seal(buf, PAYLOAD);
     snprintf(path, sizeof path, "%s/manifest", dir);
-    return file_replace(path, buf, sizeof buf, 0644);
+    return file_replace(path, buf, sizeof buf, 0600);
 }

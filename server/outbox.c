@@ -69,7 +69,7 @@ static int load_origin(const char *dir, uint64_t *origin)
     *origin = log_origin_new();
     char text[32];
     int n = snprintf(text, sizeof text, "%016" PRIx64 "\n", *origin);
-    if (file_replace(path, text, (size_t)n, 0644) < 0) {
+    if (file_replace(path, text, (size_t)n, 0600) < 0) {
         diag("server: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
@@ -99,7 +99,7 @@ static int load_acked(struct outbox *o, uint64_t *acked)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/outbox", o->dir);
-    o->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    o->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (o->fd < 0) {
         diag("server: cannot open %s: %s\n", path, strerror(errno));
         return -1;
@@ -131,12 +131,12 @@ int outbox_skip(const char *dir, uint64_t seq)
     uint64_t origin = log_origin_new();
     int n = snprintf(text, sizeof text, "%016" PRIx64 "\n", origin);
     snprintf(path, sizeof path, "%s/origin", dir);
-    if (file_replace(path, text, (size_t)n, 0644) < 0) {
+    if (file_replace(path, text, (size_t)n, 0600) < 0) {
         diag("server: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
     snprintf(path, sizeof path, "%s/outbox", dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0 || write_acked(fd, seq) < 0 || fsync(fd) < 0) {
         diag("server: cannot write %s: %s\n", path, strerror(errno));
         if (fd >= 0)

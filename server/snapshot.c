@@ -121,7 +121,7 @@ int snapshot_write(struct snapshot *s, const char *dir, uint64_t *bytes)
         errno = ENOMEM;
         return -1;
     }
-    if (file_replace(path, s->data, s->len, 0644) < 0)
+    if (file_replace(path, s->data, s->len, 0600) < 0)
         return -1;
     *bytes = s->len;
     return 0;
