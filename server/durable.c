@@ -54,7 +54,7 @@ static bool journal_hook(void *ctx, const struct reg_op *op, enum reg_status sta
     struct jrec rec = {.status = status, .port = op->port, .op = op->op,
                        .datetime = datetime, .user = op->user, .path = op->path,
                        .description = op->description, .target = op->target,
-                       .ip = op->ip};
+                       .ip = op->ip, .counter = op->counter, .secret = op->secret};
     if (!journal_append(ctx, &rec))
         return false;
     thread_seq = rec.seq;
@@ -65,10 +65,16 @@ static bool journal_hook(void *ctx, const struct reg_op *op, enum reg_status sta
 static int replay_one(void *ctx, const struct jrec *r)
 {
     struct registry *reg = ctx;
+    /* A proven counter counts even when the operation was refused: a
+     * replayed copy of that request must stay refused after a restart. */
+    if (r->counter != 0)
+        registry_restore_key(reg, r->user, NULL, r->counter);
     if (r->status != REG_OK)
         return 0;               /* refused: it changed nothing */
     enum reg_status s;
-    if (strcmp(r->op, "REGISTER") == 0)
+    if (strcmp(r->op, "REGISTER") == 0 && r->secret != NULL)
+        s = registry_register_auth(reg, r->user, r->secret);
+    else if (strcmp(r->op, "REGISTER") == 0)
         s = registry_register(reg, r->user);
     else if (strcmp(r->op, "UNREGISTER") == 0)
         s = registry_unregister(reg, r->user);
@@ -100,6 +106,11 @@ static void visit_user(void *ctx, const char *name, const char *ip, unsigned por
     snapshot_add_user(((struct compaction *)ctx)->snap, name, ip, port);
 }
 
+static void visit_key(void *ctx, const uint8_t *secret, uint64_t counter)
+{
+    snapshot_add_key(((struct compaction *)ctx)->snap, secret, counter);
+}
+
 static void visit_file(void *ctx, const char *path, const char *description)
 {
     snapshot_add_file(((struct compaction *)ctx)->snap, path, description);
@@ -124,8 +135,8 @@ static void compact(void *unused)
     struct compaction c = {.snap = snapshot_new()};
     if (c.snap == NULL)
         return;
-    struct registry_visitor v = {.user = visit_user, .file = visit_file,
-                                 .done = visit_done, .ctx = &c};
+    struct registry_visitor v = {.user = visit_user, .key = visit_key,
+                                 .file = visit_file, .done = visit_done, .ctx = &c};
     registry_visit(st.reg, &v);
     uint64_t bytes;
     if (snapshot_write(c.snap, st.dir, &bytes) == 0)
@@ -201,7 +212,8 @@ void durable_set_acked(uint64_t seq)
 static int lock_dir(void)
 {
     char path[4096];
-    if (mkdir(st.dir, 0755) < 0 && errno != EEXIST) {
+    /* Owner only: the snapshot and journal hold users' secrets. */
+    if (mkdir(st.dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "server: cannot create %s: %s\n", st.dir, strerror(errno));
         return -1;
     }
@@ -224,9 +236,12 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
     uint64_t snap_seq, last;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (st.dir == NULL || lock_dir() < 0 || load_origin() < 0 || load_outbox() < 0 ||
-        snapshot_load(st.dir, reg, &snap_seq) < 0 ||
-        journal_replay(st.dir, snap_seq, true, replay_one, reg, &last) < 0)
+    registry_set_trusted(true);     /* what is replayed was proven then */
+    bool loaded = st.dir != NULL && lock_dir() == 0 && load_origin() == 0 &&
+                  load_outbox() == 0 && snapshot_load(st.dir, reg, &snap_seq) == 0 &&
+                  journal_replay(st.dir, snap_seq, true, replay_one, reg, &last) == 0;
+    registry_set_trusted(false);
+    if (!loaded)
         goto fail;
     struct journal_config jc = {
         .dir = st.dir, .sync = cfg->sync, .budget = cfg->budget,
@@ -320,8 +335,11 @@ int durable_dump(const char *dir, FILE *out)
 {
     struct registry *reg = registry_new();
     uint64_t snap_seq, last;
-    if (reg == NULL || snapshot_load(dir, reg, &snap_seq) < 0 ||
-        journal_replay(dir, snap_seq, false, replay_one, reg, &last) < 0) {
+    registry_set_trusted(true);
+    bool loaded = reg != NULL && snapshot_load(dir, reg, &snap_seq) == 0 &&
+                  journal_replay(dir, snap_seq, false, replay_one, reg, &last) == 0;
+    registry_set_trusted(false);
+    if (!loaded) {
         registry_free(reg);
         return -1;
     }
@@ -332,4 +350,27 @@ int durable_dump(const char *dir, FILE *out)
     registry_visit(reg, &v);
     registry_free(reg);
     return 0;
+}
+
+int durable_forget_key(const char *dir, const char *user)
+{
+    struct registry *reg = registry_new();
+    struct durable_config cfg = {.dir = dir, .sync = SYNC_ALWAYS,
+                                 .budget = DURABLE_BUDGET_DEFAULT,
+                                 .compact_bytes = DURABLE_COMPACT_DEFAULT};
+    if (reg == NULL || durable_open(&cfg, reg) < 0) {
+        registry_free(reg);
+        return -1;
+    }
+    enum reg_status s = registry_forget_key(reg, user);
+    if (s == REG_OK)
+        fprintf(stderr, "server: %s: the secret of %s is forgotten; it is a classic user "
+                        "now (its client may UNREGISTER and REGISTER it again for a new "
+                        "secret)\n", dir, user);
+    else
+        fprintf(stderr, "server: %s: %s %s\n", dir, user,
+                s == REG_NO_USER ? "is no registered user" : "has no secret");
+    durable_close();            /* the final snapshot holds the user without it */
+    registry_free(reg);
+    return s == REG_OK ? 0 : -1;
 }

@@ -58,6 +58,13 @@ void durable_set_acked(uint64_t seq);
 /* Sync, write a final snapshot and close (so a restart replays nothing). */
 void durable_close(void);
 
+/*
+ * The operator's --forget-key: open dir (refused while a server holds its
+ * lock), make user a classic user again, and close with a snapshot that no
+ * longer holds its secret.  0, or -1 after saying why.
+ */
+int durable_forget_key(const char *dir, const char *user);
+
 /* Print the state in dir (users, connections, files) to out, changing nothing. */
 int durable_dump(const char *dir, FILE *out);
 

@@ -37,6 +37,7 @@ static unsigned char result_code(enum op op, enum reg_status st)
     case REG_QUOTA_FILES:
     case REG_QUOTA_BYTES:
     case REG_NO_MEMORY:
+    case REG_NOT_PROVEN:
         break;
     }
     return op_other_error(op);
@@ -49,6 +50,8 @@ static enum reg_status apply(struct registry *reg, const struct request *req,
     switch (req->op) {
     case OP_REGISTER:
         return registry_register(reg, req->user);
+    case OP_REGISTER_AUTH:
+        return registry_register_auth(reg, req->user, req->secret);
     case OP_UNREGISTER:
         return registry_unregister(reg, req->user);
     case OP_CONNECT:
@@ -136,6 +139,31 @@ static void report_quota(const char *user, enum reg_status st)
                        "%lu bytes\n", user, config.listing_bytes);
 }
 
+/*
+ * Check the AUTH proof of a request (or note a classic one) before it is
+ * performed: the one place where proofs are verified.  False, after saying
+ * why on the console, when the request is refused for its proof; *proven
+ * says whether it proved its user.
+ */
+static bool check_proof(struct registry *reg, const struct request *req,
+                        const char *peer_ip, const char *user, bool *proven)
+{
+    enum reg_proof p = registry_prove(reg, req->user, req->auth ? &req->proof : NULL);
+    *proven = p == PROOF_OK;
+    if (p == PROOF_NONE || p == PROOF_OK || p == PROOF_NO_USER)
+        return true;            /* an unknown user: the operation answers that */
+    console_eprintf("s> REFUSED AUTH %s FROM %s: %s (user %s)\n", op_name(req->op),
+                    peer_ip, registry_proof_why(p), user);
+    return false;
+}
+
+/* The name an operation has in the operation log: the classic one (a
+ * REGISTER_AUTH is a REGISTER there; its secret is never logged). */
+static const char *logged_name(enum op op)
+{
+    return op_name(op == OP_REGISTER_AUTH ? OP_REGISTER : op);
+}
+
 void handle_connection(const struct handler_config *cfg, int fd,
                        const char *peer_ip)
 {
@@ -151,21 +179,27 @@ void handle_connection(const struct handler_config *cfg, int fd,
 
     unsigned char code = op_other_error(req.op);
     struct listing *list = NULL;
-    if (rs == READ_OK) {
+    /* The user name comes from the network: escaped (see console.h). */
+    char user[CONSOLE_ESCAPED_MAX(FIELD_MAX)];
+    bool proven = false;
+    if (rs == READ_OK)
+        console_escape(req.user, user, sizeof user);
+    if (rs == READ_OK && check_proof(cfg->registry, &req, peer_ip, user, &proven)) {
         /* With liveness on, a dead session of this user ends first. */
         if (req.op == OP_CONNECT)
-            liveness_before_connect(cfg->registry, req.user);
-        /* The user name comes from the network: escaped (see console.h). */
-        char user[CONSOLE_ESCAPED_MAX(FIELD_MAX)];
-        console_escape(req.user, user, sizeof user);
+            liveness_before_connect(cfg->registry, req.user, proven);
         console_printf("s> OPERATION %s FROM %s\n", op_name(req.op), user);
         /* Else: a full log queue refuses the operation rather than perform it unlogged. */
-        if (oplog_submit(req.user, op_name(req.op), req.path, req.datetime)) {
+        if (oplog_submit(req.user, logged_name(req.op), req.path, req.datetime)) {
             registry_set_datetime(req.datetime);    /* for the journal */
             enum reg_status st = apply(cfg->registry, &req, peer_ip, &list);
             durable_wait();     /* -S always: the record is durable first */
             code = result_code(req.op, st);
             report_quota(user, st);
+            if (st == REG_NOT_PROVEN)
+                console_eprintf("s> REFUSED %s FROM %s: %s is an authenticated user and "
+                                "the request carries no proof for it\n",
+                                op_name(req.op), peer_ip, user);
             if (st == REG_OK && req.op == OP_LIST_USERS)
                 list = as_seen_by(list, fd, peer_ip);
             if (st == REG_OK && list == NULL &&

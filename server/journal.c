@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "deadline.h"
 
 #define SEG_PREFIX "journal."
@@ -88,6 +89,16 @@ size_t jrec_encode(const struct jrec *rec, unsigned char *buf)
         !put_str(&p, end, rec->description) || !put_str(&p, end, rec->target) ||
         !put_str(&p, end, rec->ip))
         return 0;
+    if (rec->counter != 0 || rec->secret != NULL) {
+        if (end - p < 8 + AUTH_SECRET_SIZE)
+            return 0;
+        put_u64(p, rec->counter);
+        p += 8;
+        if (rec->secret != NULL) {
+            memcpy(p, rec->secret, AUTH_SECRET_SIZE);
+            p += AUTH_SECRET_SIZE;
+        }
+    }
     size_t len = (size_t)(p - buf) - RECORD_HEAD;
     record_seal(buf, len);
     return RECORD_HEAD + len;
@@ -117,6 +128,14 @@ int jrec_decode(const unsigned char *payload, size_t len, struct jrec *rec)
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if ((*fields[i] = get_str(&p, end)) == NULL)
             return -1;
+    rec->counter = 0;
+    rec->secret = NULL;
+    size_t rest = (size_t)(end - p);
+    if (rest == 8 || rest == 8 + AUTH_SECRET_SIZE) {
+        rec->counter = get_u64(p);
+        rec->secret = rest > 8 ? p + 8 : NULL;
+        p = end;
+    }
     return p == end && rec->seq > 0 ? 0 : -1;
 }
 
@@ -280,7 +299,7 @@ static int seg_create(struct journal *j, uint64_t first)
 {
     char path[4096];
     seg_path(path, sizeof path, j->dir, first);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0 || fsync_dir(j->dir) < 0 || !seg_push(j, first, 0)) {
         fprintf(stderr, "server: cannot create %s: %s\n", path, strerror(errno));
         if (fd >= 0)

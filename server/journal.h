@@ -33,9 +33,15 @@ struct jrec {
     unsigned status;        /* the registry's enum reg_status of the outcome */
     unsigned port;          /* CONNECT */
     const char *op, *datetime, *user, *path, *description, *target, *ip;
+    /* Authenticated users (AUTH extension): the proven counter (0: none) and,
+     * for the REGISTER of such a user, its secret (NULL: none).  Written
+     * after the strings only when present, so older records still read. */
+    uint64_t counter;
+    const uint8_t *secret;  /* AUTH_SECRET_SIZE bytes */
 };
 
-/* The largest framed operation record (seven fields of at most 256 bytes). */
+/* The largest framed operation record (seven fields of at most 256 bytes,
+ * the counter and the secret). */
 #define JREC_MAX 2048
 
 /* Frame rec into buf (JREC_MAX bytes); its size, or 0 when it does not fit. */

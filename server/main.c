@@ -51,6 +51,8 @@ int main(int argc, char **argv)
         return status;
     if (config.dump)
         return durable_dump(config.state_dir, stdout) == 0 ? 0 : 1;
+    if (config.forget_key)
+        return durable_forget_key(config.state_dir, config.forget_key) == 0 ? 0 : 1;
 
     signal(SIGPIPE, SIG_IGN);
     sigset_t stop_signals;

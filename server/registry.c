@@ -33,6 +33,9 @@ struct user {
     uint64_t session;           /* which CONNECT this is, while connected */
     unsigned port;
     char ip[INET6_ADDRSTRLEN];
+    struct auth_key *key;       /* an authenticated user's; NULL: classic */
+    uint64_t counter;           /* the last proven counter */
+    uint64_t serial;            /* tells this user from a later one of the same name */
     char name[];
 };
 
@@ -54,6 +57,7 @@ struct registry {
     registry_journal_fn *journal;   /* NULL: no journal */
     void *journal_ctx;
     uint64_t sessions;          /* CONNECTs so far (replayed ones too): numbers each session */
+    uint64_t serials;           /* users registered so far: numbers each one */
 #ifdef REGISTRY_LOCK_STATS
     struct timespec locked_at;
     struct { unsigned long long n, ns, max_ns; } hold[H_KINDS];
@@ -117,6 +121,16 @@ static void wait_built(struct registry *reg, enum hold_kind kind)
 /* The date-time of the request this thread is serving (registry_set_datetime). */
 static __thread const char *op_datetime;
 
+/*
+ * The proof of the request this thread is serving (registry_prove): the
+ * serial of the user it proved (0: none), the counter proven, whether the
+ * request came wrapped at all, and whether proofs are skipped (replay).
+ */
+static __thread uint64_t op_proven_serial;
+static __thread uint64_t op_counter;
+static __thread bool op_wrapped;
+static __thread bool op_trusted;
+
 void registry_set_datetime(const char *datetime)
 {
     op_datetime = datetime;
@@ -137,7 +151,8 @@ bool registry_journal(struct registry *reg, const struct reg_op *op,
 }
 
 /* An operation of this thread's request, for the journal. */
-#define OP(name, ...) (&(struct reg_op){.op = name, .datetime = op_datetime, __VA_ARGS__})
+#define OP(name, ...) (&(struct reg_op){.op = name, .datetime = op_datetime, \
+                                         .counter = op_counter, __VA_ARGS__})
 
 /* Set by the uthash macros when an insertion cannot allocate. */
 #undef uthash_nonfatal_oom
@@ -259,6 +274,7 @@ static void user_free(struct user *u)
     }
     // NOLINTEND(clang-analyzer-unix.Malloc)
     listing_release(u->listing);
+    free(u->key);
     free(u);
 }
 
@@ -314,14 +330,84 @@ static struct user *find_user_settled(struct registry *reg, const char *name,
     return u;
 }
 
-/* Find the acting user and check it is connected; lock held. */
+/*
+ * May this thread's request act as u?  A classic request may act as a
+ * classic user; a wrapped one only as the user it proved; nothing checks
+ * while trusted.  u NULL: the operation answers "no such user".  Lock held.
+ */
+static enum reg_status check_actor(const struct user *u)
+{
+    if (u == NULL || op_trusted)
+        return REG_OK;
+    if (op_wrapped)
+        return op_proven_serial != 0 && u->serial == op_proven_serial
+               ? REG_OK : REG_NOT_PROVEN;
+    return u->key == NULL ? REG_OK : REG_NOT_PROVEN;
+}
+
+/* Find the acting user and check it is connected and may be acted as;
+ * lock held. */
 static enum reg_status find_connected(struct registry *reg, const char *name,
                                       struct user **out)
 {
     *out = find_user(reg, name);
     if (*out == NULL)
         return REG_NO_USER;
+    if (check_actor(*out) != REG_OK)
+        return REG_NOT_PROVEN;
     return (*out)->connected ? REG_OK : REG_NOT_CONNECTED;
+}
+
+void registry_set_trusted(bool on)
+{
+    op_trusted = on;
+}
+
+enum reg_proof registry_prove(struct registry *reg, const char *user,
+                              const struct auth_proof *proof)
+{
+    op_proven_serial = 0;
+    op_counter = 0;
+    op_wrapped = proof != NULL;
+    if (proof == NULL)
+        return PROOF_NONE;
+    enum reg_proof p;
+    lock(reg);
+    struct user *u = find_user(reg, user);
+    if (u == NULL)
+        p = PROOF_NO_USER;
+    else if (u->key == NULL)
+        p = PROOF_NO_KEY;
+    else if (!auth_verify(u->key, proof))
+        p = PROOF_BAD;
+    else if (proof->counter <= u->counter)
+        p = PROOF_STALE;
+    else {
+        p = PROOF_OK;
+        u->counter = proof->counter;
+        op_proven_serial = u->serial;
+        op_counter = proof->counter;
+    }
+    unlock(reg, H_COUNT);
+    return p;
+}
+
+const char *registry_proof_why(enum reg_proof p)
+{
+    switch (p) {
+    case PROOF_NONE:
+    case PROOF_OK:
+        return "proven";
+    case PROOF_NO_USER:
+        return "no such user";
+    case PROOF_NO_KEY:
+        return "AUTH for a user registered without a secret";
+    case PROOF_BAD:
+        return "AUTH proof does not match the user's secret";
+    case PROOF_STALE:
+        return "AUTH counter not above the last one (a replayed request)";
+    }
+    return "?";
 }
 
 /* Take a cached listing out of its slot; the caller releases it unlocked. */
@@ -332,12 +418,18 @@ static struct listing *take(struct listing **slot)
     return l;
 }
 
-enum reg_status registry_register(struct registry *reg, const char *user)
+/* REGISTER, of a classic user (secret NULL) or an authenticated one. */
+static enum reg_status register_user(struct registry *reg, const char *user,
+                                     const uint8_t *secret)
 {
     size_t n = strlen(user) + 1;
     struct user *u = calloc(1, sizeof *u + n);
-    if (u == NULL)
+    if (u != NULL && secret != NULL && (u->key = malloc(sizeof *u->key)) != NULL)
+        auth_key_init(u->key, secret);
+    if (u == NULL || (secret != NULL && u->key == NULL)) {
+        free(u);
         return REG_NO_MEMORY;
+    }
     memcpy(u->name, user, n);
 
     enum reg_status st = REG_OK;
@@ -349,16 +441,70 @@ enum reg_status registry_register(struct registry *reg, const char *user)
         HASH_ADD_STR(reg->users, name, u);
         if (add_failed)
             st = REG_NO_MEMORY;
+        else
+            u->serial = ++reg->serials;
     }
-    if (!registry_journal(reg, OP("REGISTER", .user = user), st)) {
+    /* The log line is the classic REGISTER; only the journal has the secret. */
+    if (!registry_journal(reg, OP("REGISTER", .user = user, .secret = secret), st)) {
         if (st == REG_OK)
             HASH_DEL(reg->users, u);
         st = REG_NO_MEMORY;
     }
     unlock(reg, H_REGISTER);
     if (st != REG_OK)
-        free(u);
+        user_free(u);
     return st;
+}
+
+enum reg_status registry_register(struct registry *reg, const char *user)
+{
+    return register_user(reg, user, NULL);
+}
+
+enum reg_status registry_register_auth(struct registry *reg, const char *user,
+                                       const uint8_t secret[AUTH_SECRET_SIZE])
+{
+    return register_user(reg, user, secret);
+}
+
+enum reg_status registry_restore_key(struct registry *reg, const char *user,
+                                     const uint8_t *secret, uint64_t counter)
+{
+    struct auth_key *key = NULL;
+    if (secret != NULL) {
+        if ((key = malloc(sizeof *key)) == NULL)
+            return REG_NO_MEMORY;
+        auth_key_init(key, secret);
+    }
+    lock(reg);
+    struct user *u = find_user(reg, user);
+    if (u != NULL) {
+        if (key != NULL) {
+            free(u->key);
+            u->key = key;
+            key = NULL;
+        }
+        if (counter > u->counter)
+            u->counter = counter;
+    }
+    unlock(reg, H_RESTORE);
+    free(key);
+    return u != NULL ? REG_OK : REG_NO_USER;
+}
+
+enum reg_status registry_forget_key(struct registry *reg, const char *user)
+{
+    struct auth_key *key = NULL;
+    lock(reg);
+    struct user *u = find_user(reg, user);
+    if (u != NULL) {
+        key = u->key;
+        u->key = NULL;
+        u->counter = 0;
+    }
+    unlock(reg, H_RESTORE);
+    free(key);
+    return u == NULL ? REG_NO_USER : key == NULL ? REG_NOT_PROVEN : REG_OK;
 }
 
 enum reg_status registry_unregister(struct registry *reg, const char *user)
@@ -366,11 +512,11 @@ enum reg_status registry_unregister(struct registry *reg, const char *user)
     struct listing *stale = NULL;
     lock(reg);
     struct user *u = find_user_settled(reg, user, H_UNREGISTER);
-    enum reg_status st = u != NULL ? REG_OK : REG_NO_USER;
-    if (!registry_journal(reg, OP("UNREGISTER", .user = user), st)) {
+    enum reg_status st = u == NULL ? REG_NO_USER : check_actor(u);
+    if (!registry_journal(reg, OP("UNREGISTER", .user = user), st))
         st = REG_NO_MEMORY;
+    if (st != REG_OK)
         u = NULL;
-    }
     if (u != NULL) {
         HASH_DEL(reg->users, u);
         if (u->connected) {
@@ -409,6 +555,8 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
     struct user *u = find_user(reg, user);
     if (u == NULL) {
         st = REG_NO_USER;
+    } else if (check_actor(u) != REG_OK) {
+        st = REG_NOT_PROVEN;
     } else if (u->connected) {
         st = REG_CONNECTED;
     } else {
@@ -441,6 +589,7 @@ enum reg_status registry_disconnect(struct registry *reg, const char *user)
     lock(reg);
     struct user *u = find_user(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER
+                       : check_actor(u) != REG_OK ? REG_NOT_PROVEN
                        : !u->connected ? REG_NOT_CONNECTED : REG_OK;
     if (!registry_journal(reg, OP("DISCONNECT", .user = user), st))
         st = REG_NO_MEMORY;
@@ -693,6 +842,8 @@ void registry_visit(struct registry *reg, const struct registry_visitor *v)
     lock(reg);
     for (struct user *u = reg->users; u != NULL; u = u->hh.next) {
         v->user(v->ctx, u->name, u->connected ? u->ip : NULL, u->port);
+        if (u->key != NULL && v->key != NULL)
+            v->key(v->ctx, u->key->secret, u->counter);
         for (struct file *f = u->files; f != NULL; f = f->hh.next)
             v->file(v->ctx, f->path, f->description);
     }
@@ -728,6 +879,7 @@ static bool copy_endpoint(const struct user *u, struct reg_endpoint *e)
     strcpy(e->ip, u->ip);               /* both INET6_ADDRSTRLEN */
     e->port = u->port;
     e->session = u->session;
+    e->authenticated = u->key != NULL;
     return true;
 }
 

@@ -41,6 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
+
 enum reg_status {
     REG_OK,
     REG_NO_USER,            /* the (acting) user does not exist */
@@ -52,7 +54,8 @@ enum reg_status {
     REG_NO_TARGET,          /* LIST_CONTENT: target user does not exist */
     REG_NO_MEMORY,          /* allocation failed; nothing changed */
     REG_QUOTA_FILES,        /* PUBLISH: the user has its quota of files */
-    REG_QUOTA_BYTES         /* PUBLISH: the user's listing would pass its quota */
+    REG_QUOTA_BYTES,        /* PUBLISH: the user's listing would pass its quota */
+    REG_NOT_PROVEN          /* an authenticated user, and no proof for it */
 };  /* journaled as numbers: new ones go last */
 
 /*
@@ -87,6 +90,8 @@ struct reg_op {
     const char *datetime;       /* the client's; NULL: none (registry-made) */
     const char *user, *path, *description, *target, *ip;
     unsigned port;
+    uint64_t counter;           /* an authenticated user's proven counter; 0: none */
+    const uint8_t *secret;      /* REGISTER of an authenticated user; NULL: classic */
 };
 
 /*
@@ -122,6 +127,58 @@ void registry_set_datetime(const char *datetime);
 void registry_set_quotas(struct registry *reg, size_t files, size_t listing_bytes);
 
 enum reg_status registry_register(struct registry *reg, const char *user);
+
+/*
+ * Authenticated users (the AUTH extension, docs/protocol.md).  A user
+ * registered with registry_register_auth() holds a secret and a counter;
+ * from then on every operation acting as it (CONNECT, DISCONNECT, PUBLISH,
+ * DELETE, UNREGISTER, and LIST_* as the requester) is refused with
+ * REG_NOT_PROVEN unless the calling thread proved it first with
+ * registry_prove().  The check is made under the lock, atomically with
+ * the operation.  Classic users are untouched.
+ */
+enum reg_status registry_register_auth(struct registry *reg, const char *user,
+                                       const uint8_t secret[AUTH_SECRET_SIZE]);
+
+enum reg_proof {
+    PROOF_NONE,         /* a classic request: nothing to prove */
+    PROOF_OK,           /* proven: this thread may act as the user */
+    PROOF_NO_USER,      /* no such user: the operation answers that */
+    PROOF_NO_KEY,       /* a classic user: it has no secret to prove */
+    PROOF_BAD,          /* the MAC does not match */
+    PROOF_STALE         /* the counter is not above the last one (a replay) */
+};
+
+/*
+ * Start the calling thread's next request: with proof NULL (a classic
+ * request) only forget any earlier proof; else check proof for user and,
+ * when it holds, advance the user's counter and let this thread's next
+ * operations act as that user (the counter is journaled with them).
+ * One HMAC under the lock; no allocation.
+ */
+enum reg_proof registry_prove(struct registry *reg, const char *user,
+                              const struct auth_proof *proof);
+
+/* Why a proof was refused, for the console. */
+const char *registry_proof_why(enum reg_proof p);
+
+/*
+ * While on, the calling thread's operations skip the proof check (loading
+ * the state directory replays what was proven when it happened).
+ */
+void registry_set_trusted(bool on);
+
+/*
+ * Restore an authenticated user's secret and counter (a snapshot), or only
+ * raise its counter (secret NULL: a journal record).  REG_OK or
+ * REG_NO_USER (or REG_NO_MEMORY).
+ */
+enum reg_status registry_restore_key(struct registry *reg, const char *user,
+                                     const uint8_t *secret, uint64_t counter);
+
+/* Make an authenticated user classic again (an operator's --forget-key):
+ * REG_OK, REG_NO_USER, or REG_NOT_PROVEN when it had no secret. */
+enum reg_status registry_forget_key(struct registry *reg, const char *user);
 enum reg_status registry_unregister(struct registry *reg, const char *user);
 enum reg_status registry_connect(struct registry *reg, const char *user,
                                  const char *ip, unsigned port);
@@ -158,6 +215,8 @@ enum reg_status registry_restore_file(struct registry *reg, const char *user,
  */
 struct registry_visitor {
     void (*user)(void *ctx, const char *name, const char *ip, unsigned port);
+    /* After user, for an authenticated user (may be NULL). */
+    void (*key)(void *ctx, const uint8_t *secret, uint64_t counter);
     void (*file)(void *ctx, const char *path, const char *description);
     void (*done)(void *ctx);
     void *ctx;
@@ -173,6 +232,7 @@ void registry_visit(struct registry *reg, const struct registry_visitor *v);
 #define REG_NAME_MAX 256
 struct reg_endpoint {
     uint64_t session;
+    bool authenticated;     /* the user holds a secret */
     unsigned port;
     char ip[INET6_ADDRSTRLEN];
     char name[REG_NAME_MAX + 1];

@@ -83,6 +83,14 @@ void snapshot_add_user(struct snapshot *s, const char *name, const char *ip, uns
     s->users++;
 }
 
+void snapshot_add_key(struct snapshot *s, const uint8_t *secret, uint64_t counter)
+{
+    unsigned char fixed[8 + AUTH_SECRET_SIZE];
+    put_u64(fixed, counter);
+    memcpy(fixed + 8, secret, AUTH_SECRET_SIZE);
+    add(s, 'K', fixed, sizeof fixed, NULL, NULL);
+}
+
 void snapshot_add_file(struct snapshot *s, const char *path, const char *description)
 {
     add(s, 'F', NULL, 0, path, description);
@@ -114,7 +122,8 @@ int snapshot_write(struct snapshot *s, const char *dir, uint64_t *bytes)
         fprintf(stderr, "server: no memory for a snapshot; the journal keeps growing\n");
         return -1;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Owner only: it holds authenticated users' secrets. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     bool ok = fd >= 0;
     for (size_t done = 0; ok && done < s->len;) {
         ssize_t w = write(fd, s->data + done, s->len - done);
@@ -181,11 +190,12 @@ int snapshot_load(const char *dir, struct registry *reg, uint64_t *seq)
         char kind = (char)*p++;
         /* Strings must end inside the record. */
         const char *a = NULL, *b = NULL;
-        size_t fixed = kind == 'U' ? 3 : kind == 'E' ? 24 : 0;
+        size_t fixed = kind == 'U' ? 3 : kind == 'E' ? 24
+                     : kind == 'K' ? 8 + AUTH_SECRET_SIZE : 0;
         if ((size_t)(end - p) < fixed)
             goto bad;
         const unsigned char *str = p + fixed;
-        if (kind != 'E') {
+        if (kind != 'E' && kind != 'K') {
             const unsigned char *z = memchr(str, '\0', (size_t)(end - str));
             if (z == NULL)
                 goto bad;
@@ -213,6 +223,9 @@ int snapshot_load(const char *dir, struct registry *reg, uint64_t *seq)
             if (s == REG_OK && p[2])
                 s = registry_connect(reg, a, b, get_u16(p));
             users++;
+            break;
+        case 'K':
+            s = registry_restore_key(reg, owner, p + 8, get_u64(p));
             break;
         case 'F':
             s = registry_restore_file(reg, owner, a, b);
