@@ -26,7 +26,7 @@ static unsigned char result_code(enum op op, enum reg_status st)
     case REG_NO_USER:
         return 1;
     case REG_USER_EXISTS:
-        return op == OP_REGISTER ? 1 : op_other_error(op);
+        return op == OP_REGISTER || op == OP_REGISTER_AUTH ? 1 : op_other_error(op);
     case REG_CONNECTED:
     case REG_NOT_CONNECTED:
         return 2;
