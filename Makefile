@@ -20,13 +20,16 @@ CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 WARN    := -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SAN_CFLAGS) -pthread \
-             $(TIRPC_CFLAGS) -I$(BUILD)/gen -Iserver -Irpc -MMD -MP
+             $(TIRPC_CFLAGS) -I$(BUILD)/gen -Icommon -Iserver -Irpc -MMD -MP
 LDLIBS  = -pthread $(TIRPC_LIBS)
 
 SERVER_SRCS := $(wildcard server/*.c)
 SERVER_OBJS := $(SERVER_SRCS:%.c=$(BUILD)/%.o)
-# Everything but main() goes into a library the unit tests link against.
-LIB_OBJS    := $(filter-out $(BUILD)/server/main.o,$(SERVER_OBJS))
+# common/: what both programs use (sockets, clock, files, console, diagnostics).
+COMMON_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard common/*.c))
+# Everything but main() goes into a library the unit tests and both programs
+# link against.
+LIB_OBJS    := $(filter-out $(BUILD)/server/main.o,$(SERVER_OBJS)) $(COMMON_OBJS)
 PROGRAMS    := $(BIN)/server
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 # What `make test` runs, in order; fragments may append their suites.
@@ -110,4 +113,4 @@ help:
 	    awk -F': ' '{ t = ($$1 == "all") ? "make" : "make " $$1; \
 	                  sub(/^[^:]*: /, ""); printf "  %-22s %s\n", t, $$0 }'
 
--include $(SERVER_OBJS:.o=.d)
+-include $(SERVER_OBJS:.o=.d) $(COMMON_OBJS:.o=.d)

@@ -41,10 +41,10 @@ FUZZ_MAX_LEN ?= 4096
 FUZZ_DIR     := build/fuzz
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all -fno-omit-frame-pointer \
-                -Iserver -Irpc -I$(BUILD)/gen $(TIRPC_CFLAGS)
+                -Icommon -Iserver -Irpc -I$(BUILD)/gen $(TIRPC_CFLAGS)
 
 $(FUZZ_DIR)/fuzz_request: tests/fuzz/fuzz_request.c server/request.c
-$(FUZZ_DIR)/fuzz_logstore: tests/fuzz/fuzz_logstore.c rpc/logstore.c
+$(FUZZ_DIR)/fuzz_logstore: tests/fuzz/fuzz_logstore.c rpc/logstore.c common/fileio.c common/console.c common/clock.c
 $(FUZZ_DIR)/fuzz_%:
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ -o $@
@@ -100,8 +100,8 @@ test-tsan:
 
 # --- lint -------------------------------------------------------------------
 # Our own C code; generated RPC files live in $(BUILD)/gen and are not ours.
-LINT_SRCS = $(wildcard server/*.c rpc/*.c bench/*.c tests/unit/*.c tests/fuzz/*.c)
-LINT_INCS = -Iserver -Irpc -I$(BUILD)/gen $(TIRPC_CFLAGS)
+LINT_SRCS = $(wildcard common/*.c server/*.c rpc/*.c bench/*.c tests/unit/*.c tests/fuzz/*.c)
+LINT_INCS = -Icommon -Iserver -Irpc -I$(BUILD)/gen $(TIRPC_CFLAGS)
 # Left out: checks that flag idioms this code uses on purpose and that the
 # compiler's own warnings cover (int/double conversions of timings, widening
 # in size arithmetic on small constants, strcpy into buffers sized for the

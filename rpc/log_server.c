@@ -30,11 +30,13 @@
 
 #include <rpc/rpc.h>
 
+#include "decimal.h"
 #include "logmac.h"
 #include "logrpc.h"
 #include "logstore.h"
 #include "net.h"
 #include "rpcserve.h"
+#include "diag.h"
 
 /* Largest request taken: a full batch of 4,096 entries at the field limits. */
 #define MAX_RECORD (4 << 20)
@@ -71,12 +73,12 @@ static log_status append(const log_batch *batch)
     int rc = logstore_append(store, recs, n, stdout);
     free(recs);
     if (rc == LOGSTORE_REFUSED) {
-        fprintf(stderr, "log_server: batch refused, nothing written: %s\n",
+        diag("log_server: batch refused, nothing written: %s\n",
                 logstore_error(store));
         return LOG_REFUSED;
     }
     if (rc != 0) {
-        fprintf(stderr, "log_server: cannot write the log: %s\n",
+        diag("log_server: cannot write the log: %s\n",
                 logstore_error(store));
         return LOG_IO_ERROR;
     }
@@ -124,7 +126,7 @@ static struct rpcserve_reply dispatch(void *conn, uint32_t proc, XDR *in)
         if (!get_args(in, (xdrproc_t)xdr_log_batch, &batch))
             return garbage;
         if (keyed) {
-            fprintf(stderr, "log_server: unsigned batch refused (a key is set)\n");
+            diag("log_server: unsigned batch refused (a key is set)\n");
             status = LOG_REFUSED;
         } else {
             status = append(&batch);
@@ -137,7 +139,7 @@ static struct rpcserve_reply dispatch(void *conn, uint32_t proc, XDR *in)
             return garbage;
         if (keyed && (!c->has_nonce ||
                       !logmac_check(&key, c->nonce, c->calls, &sb.entries, sb.mac))) {
-            fprintf(stderr, "log_server: wrongly signed batch refused\n");
+            diag("log_server: wrongly signed batch refused\n");
             status = LOG_REFUSED;
         } else {
             status = append(&sb.entries);
@@ -205,24 +207,22 @@ static bool on_signal(void)
         return false;
     char err[256];
     if (logstore_reopen(store, err, sizeof err) != 0)
-        fprintf(stderr, "log_server: %s\n", err);
+        diag("log_server: %s\n", err);
     else
-        fprintf(stderr, "log_server: reopened %s\n", log_path);
+        diag("log_server: reopened %s\n", log_path);
     return true;
 }
 
 /* A whole number in [lo, hi] from an option, or exit 2 with the usage. */
 static long number_arg(const char *what, const char *s, long lo, long hi)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "log_server: bad %s '%s'\n", what, s);
+    unsigned long long v;
+    if (!decimal_parse(s, (unsigned long long)lo, (unsigned long long)hi, &v)) {
+        diag("log_server: bad %s '%s'\n", what, s);
         usage(stderr);
         exit(2);
     }
-    return v;
+    return (long)v;
 }
 
 int main(int argc, char **argv)
@@ -282,7 +282,7 @@ int main(int argc, char **argv)
     char err[256];
     if (key_path != NULL) {
         if (logmac_load_key(key_path, &key, err, sizeof err) != 0) {
-            fprintf(stderr, "log_server: %s\n", err);
+            diag("log_server: %s\n", err);
             return 1;
         }
         keyed = true;
@@ -290,26 +290,26 @@ int main(int argc, char **argv)
     /* Locks the log before anything is written: a second instance stops here. */
     store = logstore_open(log_path, err, sizeof err);
     if (store == NULL) {
-        fprintf(stderr, "log_server: %s\n", err);
+        diag("log_server: %s\n", err);
         return 1;
     }
 
     bool with_rpcbind = rpcbind_running();
     if (!with_rpcbind && port < 0) {
-        fprintf(stderr, "log_server: rpcbind is not running; start it, or give -p PORT\n");
+        diag("log_server: rpcbind is not running; start it, or give -p PORT\n");
         logstore_close(store);
         return 1;
     }
     unsigned bound;
     int lfd = net_listen(port < 0 ? 0 : (unsigned)port, 64, true, &bound);
     if (lfd < 0) {
-        fprintf(stderr, "log_server: cannot listen on port %ld: %s\n", port < 0 ? 0 : port,
+        diag("log_server: cannot listen on port %ld: %s\n", port < 0 ? 0 : port,
                 strerror(errno));
         logstore_close(store);
         return 1;
     }
     if (with_rpcbind && !register_rpcbind(lfd)) {
-        fprintf(stderr, "log_server: rpcbind refused the registration\n");
+        diag("log_server: rpcbind refused the registration\n");
         with_rpcbind = false;
         if (port < 0) {
             close(lfd);
@@ -318,8 +318,8 @@ int main(int argc, char **argv)
         }
     }
     if (!keyed)
-        fprintf(stderr, "log_server: no key (-k): anyone who reaches the port can append\n");
-    fprintf(stderr, "log_server: writing %s; listening on port %u%s\n", log_path, bound,
+        diag("log_server: no key (-k): anyone who reaches the port can append\n");
+    diag("log_server: writing %s; listening on port %u%s\n", log_path, bound,
             with_rpcbind ? ", registered with rpcbind" : " (no rpcbind)");
 
     int rc = rpcserve_run(lfd, &cfg, sigfd, on_signal) == 0 ? 0 : 1;
@@ -327,7 +327,7 @@ int main(int argc, char **argv)
     if (with_rpcbind)
         rpcb_unset(LOGRPC_PROG, LOGRPC_VERS, NULL);
     close(lfd);
-    fprintf(stderr, "log_server: %llu lines written, %llu duplicates skipped\n",
+    diag("log_server: %llu lines written, %llu duplicates skipped\n",
             (unsigned long long)logstore_written(store),
             (unsigned long long)logstore_duplicates(store));
     logstore_close(store);

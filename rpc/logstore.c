@@ -13,6 +13,9 @@
 
 #include <uthash.h>
 
+#include "diag.h"
+#include "fileio.h"
+
 /* The last committed sequence number of one origin. */
 struct origin {
     uint64_t origin;
@@ -67,23 +70,6 @@ size_t log_format_line(char *buf, size_t cap, const struct log_record *r)
         len = cap;
     memcpy(buf, line, len);
     return len;
-}
-
-/* Write all of buf at offset off; -1 on error (errno set). */
-static int pwrite_all(int fd, const char *buf, size_t len, off_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-        off += n;
-    }
-    return 0;
 }
 
 static struct origin *find_origin(const struct logstore *ls, uint64_t origin)
@@ -229,18 +215,6 @@ static off_t line_end_before(int fd, off_t end)
     return end;
 }
 
-/* fsync the directory holding path, so that a rename in it is durable. */
-static void sync_dir(const char *path)
-{
-    char *dir = strdup(path);
-    int dfd = dir ? open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    free(dir);
-}
-
 /*
  * Rewrite the idx from memory: one record per origin at the committed end,
  * through a temporary file (0600) and rename, so a crash leaves the old or
@@ -273,7 +247,7 @@ static int rewrite_idx(struct logstore *ls)
         errno = e;
         goto out;
     }
-    sync_dir(ls->idx_path);
+    (void)fsync_parent(ls->idx_path);
     if (ls->idx_fd >= 0)
         close(ls->idx_fd);
     ls->idx_fd = fd;
@@ -325,7 +299,7 @@ static int recover(struct logstore *ls, int fd, off_t idx_end, off_t idx_good,
 {
     off_t size = lseek(fd, 0, SEEK_END);
     if (idx_end > size) {
-        fprintf(stderr, "logstore: %s.idx says %lld bytes are committed, but the log has "
+        diag("logstore: %s.idx says %lld bytes are committed, but the log has "
                 "%lld: not trusted, the log is kept whole\n", ls->path,
                 (long long)idx_end, (long long)size);
         idx_end = -1;
@@ -350,7 +324,7 @@ static int recover(struct logstore *ls, int fd, off_t idx_end, off_t idx_good,
             close(ifd);
         return -1;
     }
-    fprintf(stderr, "logstore: cannot rewrite %s (%s); appending to it as it is\n",
+    diag("logstore: cannot rewrite %s (%s); appending to it as it is\n",
             ls->idx_path, strerror(e));
     if (ls->idx_fd >= 0)
         close(ls->idx_fd);
@@ -380,7 +354,7 @@ struct logstore *logstore_open(const char *path, char *err, size_t errlen)
     off_t idx_end = read_idx(ls, &good);
     struct stat st;
     if (idx_end < 0 && stat(ls->idx_path, &st) == 0 && st.st_size > 0)
-        fprintf(stderr, "logstore: %s holds no valid commit record: not trusted, the log "
+        diag("logstore: %s holds no valid commit record: not trusted, the log "
                 "is kept whole\n", ls->idx_path);
     if (recover(ls, fd, idx_end, good, err, errlen) != 0) {
         if (ls->log_fd != fd)
@@ -431,7 +405,7 @@ static void undo(struct logstore *ls)
 {
     int e = errno;
     if (ftruncate(ls->log_fd, ls->committed) != 0 || ftruncate(ls->idx_fd, ls->idx_end) != 0)
-        fprintf(stderr, "logstore: cannot cut %s back: %s (the next write goes at the "
+        diag("logstore: cannot cut %s back: %s (the next write goes at the "
                 "good end anyway)\n", ls->path, strerror(errno));
     errno = e;
 }

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "diag.h"
+
 #define LAST_FRAGMENT 0x80000000u
 #define READ_CHUNK 65536
 #define OUT_MAX (256 * 1024)        /* replies waiting for a client that does not read */
@@ -313,7 +315,7 @@ int rpcserve_run(int lfd, const struct rpcserve_config *cfg, int event_fd,
         if (poll(fds, (nfds_t)nconn + 2, timeout) < 0) {
             if (errno == EINTR)
                 continue;
-            perror("rpcserve: poll");
+            diag_errno("rpcserve: poll");
             break;
         }
         /* Connections first, from the last, so closing one (which moves

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "decimal.h"
+#include "diag.h"
 
 struct config config;
 
@@ -70,6 +71,9 @@ static const struct setting settings[] = {
      NULL, false, K_UINT, 1, 65535, &config.log_port},
     {0, NULL, "LOG_QUEUE_MAX", "N", "LOG_QUEUE_MAX", "log entries waiting for delivery at most",
      "65536", false, K_UINT, 1, 1000000000, &config.log_queue_max},
+    {0, NULL, "CONSOLE_BUFFER", "BYTES", "CONSOLE_BUFFER",
+     "console bytes waiting for stdout (or stderr) before lines are dropped and counted",
+     "1048576", false, K_UINT, 256, 1ULL << 30, &config.console_bytes},
     {'d', "state-dir", NULL, "DIR", "state directory",
      "keep the index in DIR across restarts (unset: in memory only)",
      NULL, false, K_TEXT, 0, 0, &config.state_dir},
@@ -192,7 +196,7 @@ int config_load(int argc, char **argv)
         if (v == NULL || *v == '\0')
             continue;           /* unset or empty: the default */
         if (!set(s, v)) {
-            fprintf(stderr, "server: bad %s '%s'\n", s->env, v);
+            diag("server: bad %s '%s'\n", s->env, v);
             return 1;
         }
     }
@@ -209,7 +213,7 @@ int config_load(int argc, char **argv)
             return 2;
         }
         if (!set(s, s->kind == K_FLAG ? "" : optarg)) {
-            fprintf(stderr, "server: bad %s '%s'\n", s->what, optarg);
+            diag("server: bad %s '%s'\n", s->what, optarg);
             usage(stderr);
             return 2;
         }
@@ -221,12 +225,12 @@ int config_load(int argc, char **argv)
             return 2;
         }
     if (strcmp(config.sync, "batch") != 0 && strcmp(config.sync, "always") != 0) {
-        fprintf(stderr, "server: bad sync mode '%s' (batch or always)\n", config.sync);
+        diag("server: bad sync mode '%s' (batch or always)\n", config.sync);
         usage(stderr);
         return 2;
     }
     if ((config.dump || config.forget_key) && config.state_dir == NULL) {
-        fprintf(stderr, "server: --%s needs -d DIR\n", config.dump ? "dump" : "forget-key");
+        diag("server: --%s needs -d DIR\n", config.dump ? "dump" : "forget-key");
         usage(stderr);
         return 2;
     }

@@ -46,7 +46,7 @@
 #include <uthash.h>
 
 #include "config.h"
-#include "deadline.h"
+#include "clock.h"
 #include "net.h"
 
 #ifndef CONN_STACK_SIZE

@@ -13,9 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "crc32c.h"
+#include "fileio.h"
 #include "record.h"
 #include "snapshot.h"
+#include "diag.h"
 
 /* Set by durable_open(), read-only until durable_close(). */
 static struct {
@@ -32,15 +35,6 @@ static struct {
 
 /* The seq of the last record this thread journaled (for durable_wait). */
 static __thread uint64_t thread_seq;
-
-/* The server's own date-time, for operations no client sent. */
-static void server_datetime(char *buf, size_t size)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(buf, size, "%d/%m/%Y %H:%M:%S", &tm);
-}
 
 /* The registry's journal hook: one record per operation, lock held. */
 static bool journal_hook(void *ctx, const struct reg_op *op, enum reg_status status)
@@ -158,19 +152,17 @@ static int load_origin(void)
         st.origin = ok ? strtoull(line, &end, 16) : 0;
         if (ok && errno == 0 && end != line && *end == '\n' && st.origin != 0)
             return 0;
-        fprintf(stderr, "server: %s is damaged; refusing to start\n", path);
+        diag("server: %s is damaged; refusing to start\n", path);
         return -1;
     }
     if (getrandom(&st.origin, sizeof st.origin, 0) != (ssize_t)sizeof st.origin)
         st.origin = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
     if (st.origin == 0)
         st.origin = 1;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s/origin.tmp", st.dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || dprintf(fd, "%016" PRIx64 "\n", st.origin) < 0 || fsync(fd) < 0 ||
-        close(fd) < 0 || rename(tmp, path) < 0 || fsync_dir(st.dir) < 0) {
-        fprintf(stderr, "server: cannot write %s: %s\n", path, strerror(errno));
+    char text[32];
+    int n = snprintf(text, sizeof text, "%016" PRIx64 "\n", st.origin);
+    if (file_replace(path, text, (size_t)n, 0644) < 0) {
+        diag("server: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
     return 0;
@@ -188,7 +180,7 @@ static int load_outbox(void)
     snprintf(path, sizeof path, "%s/outbox", st.dir);
     st.outbox_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (st.outbox_fd < 0) {
-        fprintf(stderr, "server: cannot open %s: %s\n", path, strerror(errno));
+        diag("server: cannot open %s: %s\n", path, strerror(errno));
         return -1;
     }
     st.acked = 0;
@@ -204,7 +196,7 @@ void durable_set_acked(uint64_t seq)
     put_u64(b, seq);
     put_u32(b + 8, crc32c(0, b, 8));
     if (pwrite(st.outbox_fd, b, sizeof b, 0) != (ssize_t)sizeof b)
-        fprintf(stderr, "server: cannot write %s/outbox: %s\n", st.dir, strerror(errno));
+        diag("server: cannot write %s/outbox: %s\n", st.dir, strerror(errno));
     journal_set_acked(st.journal, seq);
 }
 
@@ -214,13 +206,13 @@ static int lock_dir(void)
     char path[4096];
     /* Owner only: the snapshot and journal hold users' secrets. */
     if (mkdir(st.dir, 0700) < 0 && errno != EEXIST) {
-        fprintf(stderr, "server: cannot create %s: %s\n", st.dir, strerror(errno));
+        diag("server: cannot create %s: %s\n", st.dir, strerror(errno));
         return -1;
     }
     snprintf(path, sizeof path, "%s/lock", st.dir);
     st.lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (st.lock_fd < 0 || flock(st.lock_fd, LOCK_EX | LOCK_NB) < 0) {
-        fprintf(stderr, "server: cannot lock %s: %s\n", path,
+        diag("server: cannot lock %s: %s\n", path,
                 errno == EWOULDBLOCK ? "another server uses this directory"
                                      : strerror(errno));
         return -1;
@@ -254,7 +246,7 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
     if ((st.journal = journal_open(&jc, last)) == NULL)
         goto fail;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    fprintf(stderr, "server: state in %s: %zu users, %zu files (snapshot up to %" PRIu64
+    diag("server: state in %s: %zu users, %zu files (snapshot up to %" PRIu64
                     ", %" PRIu64 " journal records replayed) in %.3f s; sync %s\n",
             st.dir, registry_user_count(reg), registry_file_count(reg), snap_seq,
             last - snap_seq,
@@ -364,11 +356,11 @@ int durable_forget_key(const char *dir, const char *user)
     }
     enum reg_status s = registry_forget_key(reg, user);
     if (s == REG_OK)
-        fprintf(stderr, "server: %s: the secret of %s is forgotten; it is a classic user "
+        diag("server: %s: the secret of %s is forgotten; it is a classic user "
                         "now (its client may UNREGISTER and REGISTER it again for a new "
                         "secret)\n", dir, user);
     else
-        fprintf(stderr, "server: %s: %s %s\n", dir, user,
+        diag("server: %s: %s %s\n", dir, user,
                 s == REG_NO_USER ? "is no registered user" : "has no secret");
     durable_close();            /* the final snapshot holds the user without it */
     registry_free(reg);

@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <stdint.h>
 #include <time.h>
+
+#include "clock.h"
 
 /*
  * A request that can no longer be valid (a field refused, or a second
@@ -16,17 +19,10 @@
 #define MALFORMED_QUIET_MS 500
 
 /* Milliseconds on the monotonic clock. */
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 enum read_status framing_read_request(int fd, char *buf, size_t cap,
                                       int timeout_ms, struct request *req)
 {
-    long long deadline = now_ms() + timeout_ms;
+    int64_t deadline = clock_ms() + timeout_ms;
     size_t len = 0;
     bool doomed = false;        /* it can no longer become a valid request */
 
@@ -39,7 +35,7 @@ enum read_status framing_read_request(int fd, char *buf, size_t cap,
                 req->why = len ? "connection failed mid-request" : NULL;
                 return READ_ERROR;
             }
-            long long left = deadline - now_ms();
+            int64_t left = deadline - clock_ms();
             if (left <= 0) {
                 req->why = len ? "no whole request within the deadline"
                                : "nothing sent within the deadline";
@@ -81,14 +77,9 @@ enum read_status framing_read_request(int fd, char *buf, size_t cap,
     }
 }
 
-int framing_send(int fd, const struct reply *r, int timeout_ms)
-{
-    return framing_send_bytes(fd, r->data, r->len, timeout_ms);
-}
-
 int framing_send_bytes(int fd, const char *data, size_t len, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    int64_t deadline = clock_ms() + timeout_ms;
     size_t off = 0;
     while (off < len) {
         /* Non-blocking: the reply usually fits the socket buffer at once,
@@ -102,7 +93,7 @@ int framing_send_bytes(int fd, const char *data, size_t len, int timeout_ms)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -1;
-        long long left = deadline - now_ms();
+        int64_t left = deadline - clock_ms();
         struct pollfd pfd = {.fd = fd, .events = POLLOUT};
         if (left <= 0 || (poll(&pfd, 1, (int)left) < 0 && errno != EINTR))
             return -1;

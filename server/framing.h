@@ -10,16 +10,14 @@
  * is no date-time) is given up as soon as its sender pauses for 0.5 s.
  * Whatever the outcome, req->why then says why a request was refused (NULL
  * for a connection that closed without sending anything).
- * framing_send() writes a reply built in memory with a single send() in
- * the common case, and never waits past its deadline for a peer that does
- * not read.
+ * framing_send_bytes() writes a reply with a single send() in the common
+ * case, and never waits past its deadline for a peer that does not read.
  */
 #ifndef PEERDEX_FRAMING_H
 #define PEERDEX_FRAMING_H
 
 #include <stddef.h>
 
-#include "reply.h"
 #include "request.h"
 
 enum read_status {
@@ -40,12 +38,10 @@ enum read_status framing_read_request(int fd, char *buf, size_t cap,
                                       int timeout_ms, struct request *req);
 
 /*
- * Send the whole reply within timeout_ms; 0 on success, -1 if the peer is
- * gone or does not read it in time.
+ * Send len bytes at data (a result byte, or a shared listing sent without
+ * a copy) within timeout_ms; 0 on success, -1 if the peer is gone or does
+ * not read it in time.
  */
-int framing_send(int fd, const struct reply *r, int timeout_ms);
-
-/* The same for len bytes at data (a shared listing, sent without a copy). */
 int framing_send_bytes(int fd, const char *data, size_t len, int timeout_ms);
 
 #endif

@@ -12,6 +12,7 @@
 #include "net.h"
 #include "oplog.h"
 #include "request.h"
+#include "diag.h"
 
 /*
  * The result code of each registry status, per operation.  A status an
@@ -97,14 +98,14 @@ static void report_refusal(enum read_status rs, const struct request *req,
     if (req->why == NULL)
         return;                 /* closed without sending anything */
     if (rs == READ_UNKNOWN_OP)
-        console_eprintf("s> REFUSED request FROM %s: unknown operation \"%s\"\n",
+        diag("s> REFUSED request FROM %s: unknown operation \"%s\"\n",
                         peer_ip, excerpt(buf, 32, shown));
     else if (req->odd_datetime && strcmp(req->why, "no date-time") == 0)
-        console_eprintf("s> REFUSED %s FROM %s: no date-time (second field \"%s\")\n",
+        diag("s> REFUSED %s FROM %s: no date-time (second field \"%s\")\n",
                         op_name(req->op), peer_ip,
                         excerpt(req->datetime, strlen(req->datetime), shown));
     else
-        console_eprintf("s> REFUSED %s FROM %s: %s\n",
+        diag("s> REFUSED %s FROM %s: %s\n",
                         req->op == OP_UNKNOWN ? "request" : op_name(req->op),
                         peer_ip, req->why);
 }
@@ -152,7 +153,7 @@ static bool check_proof(struct registry *reg, const struct request *req,
     *proven = p == PROOF_OK;
     if (p == PROOF_NONE || p == PROOF_OK || p == PROOF_NO_USER)
         return true;            /* an unknown user: the operation answers that */
-    console_eprintf("s> REFUSED AUTH %s FROM %s: %s (user %s)\n", op_name(req->op),
+    diag("s> REFUSED AUTH %s FROM %s: %s (user %s)\n", op_name(req->op),
                     peer_ip, registry_proof_why(p), user);
     return false;
 }
@@ -176,6 +177,12 @@ void handle_connection(const struct handler_config *cfg, int fd,
         report_refusal(rs, &req, buf, peer_ip);
     if (rs == READ_UNKNOWN_OP || req.op == OP_UNKNOWN)
         return;                 /* nothing to answer: just close */
+    if (rs == READ_OK && req.op == OP_EXTENSIONS) {
+        /* Discovery, not a user's operation: no console line, no log entry. */
+        char reply[EXTENSIONS_REPLY_MAX];
+        framing_send_bytes(fd, reply, extensions_reply(reply), cfg->timeout_ms);
+        return;
+    }
 
     unsigned char code = op_other_error(req.op);
     struct listing *list = NULL;
@@ -197,7 +204,7 @@ void handle_connection(const struct handler_config *cfg, int fd,
             code = result_code(req.op, st);
             report_quota(user, st);
             if (st == REG_NOT_PROVEN)
-                console_eprintf("s> REFUSED %s FROM %s: %s is an authenticated user and "
+                diag("s> REFUSED %s FROM %s: %s is an authenticated user and "
                                 "the request carries no proof for it\n",
                                 op_name(req.op), peer_ip, user);
             if (st == REG_OK && req.op == OP_LIST_USERS)

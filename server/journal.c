@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "auth.h"
-#include "deadline.h"
+#include "clock.h"
+#include "fileio.h"
+#include "diag.h"
 
 #define SEG_PREFIX "journal."
 #define BATCH_SYNC_MS 1000          /* SYNC_BATCH: durable at most this late */
@@ -52,16 +54,6 @@ struct journal {
 static void seg_path(char *buf, size_t size, const char *dir, uint64_t first)
 {
     snprintf(buf, size, "%s/" SEG_PREFIX "%020" PRIu64, dir, first);
-}
-
-int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
 }
 
 /* ---- records ---------------------------------------------------------- */
@@ -207,7 +199,7 @@ int journal_replay(const char *dir, uint64_t after, bool repair,
     char path[4096];
     *last = after;
     if (n < 0) {
-        fprintf(stderr, "server: cannot list the journal in %s: %s\n", dir, strerror(errno));
+        diag("server: cannot list the journal in %s: %s\n", dir, strerror(errno));
         return -1;
     }
     int rc = 0;
@@ -217,7 +209,7 @@ int journal_replay(const char *dir, uint64_t after, bool repair,
         size_t len, off = 0;
         seg_path(path, sizeof path, dir, firsts[i]);
         if (read_file(path, &buf, &len) < 0) {
-            fprintf(stderr, "server: cannot read %s: %s\n", path, strerror(errno));
+            diag("server: cannot read %s: %s\n", path, strerror(errno));
             rc = -1;
             break;
         }
@@ -229,10 +221,10 @@ int journal_replay(const char *dir, uint64_t after, bool repair,
             enum record_check c = record_check(buf + off, len - off, &plen);
             if (c == RECORD_TORN && i == n - 1) {
                 if (repair && truncate(path, (off_t)off) < 0) {
-                    fprintf(stderr, "server: cannot cut %s: %s\n", path, strerror(errno));
+                    diag("server: cannot cut %s: %s\n", path, strerror(errno));
                     rc = -1;
                 } else {
-                    fprintf(stderr, "server: %s: %s torn tail of %zu bytes at offset %zu "
+                    diag("server: %s: %s torn tail of %zu bytes at offset %zu "
                                     "(a write cut short by a crash)\n",
                             path, repair ? "cut a" : "ignoring a", len - off, off);
                 }
@@ -240,7 +232,7 @@ int journal_replay(const char *dir, uint64_t after, bool repair,
             }
             if (c != RECORD_OK || jrec_decode(buf + off + RECORD_HEAD, plen, &rec) < 0 ||
                 rec.seq != expect) {
-                fprintf(stderr, "server: %s: damaged record at offset %zu; refusing to "
+                diag("server: %s: damaged record at offset %zu; refusing to "
                                 "start (move the state directory aside to start fresh)\n",
                         path, off);
                 rc = -1;
@@ -250,7 +242,7 @@ int journal_replay(const char *dir, uint64_t after, bool repair,
             if (rec.seq > *last)
                 *last = rec.seq;
             if (rec.seq > after && fn != NULL && fn(ctx, &rec) != 0) {
-                fprintf(stderr, "server: %s: record at offset %zu does not replay\n",
+                diag("server: %s: record at offset %zu does not replay\n",
                         path, off);
                 rc = -1;
             }
@@ -263,21 +255,6 @@ int journal_replay(const char *dir, uint64_t after, bool repair,
 }
 
 /* ---- appending and syncing -------------------------------------------- */
-
-/* Write all n bytes; false on error. */
-static bool write_all(int fd, const unsigned char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
 
 /* Add a segment to the list; lock held.  False when out of memory. */
 static bool seg_push(struct journal *j, uint64_t first, uint64_t size)
@@ -301,7 +278,7 @@ static int seg_create(struct journal *j, uint64_t first)
     seg_path(path, sizeof path, j->dir, first);
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0 || fsync_dir(j->dir) < 0 || !seg_push(j, first, 0)) {
-        fprintf(stderr, "server: cannot create %s: %s\n", path, strerror(errno));
+        diag("server: cannot create %s: %s\n", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
@@ -330,7 +307,7 @@ bool journal_append(struct journal *j, struct jrec *rec)
     pthread_mutex_lock(&j->lock);
     if (j->outbox && undelivered_bytes(j) > j->cfg.budget) {
         if (!j->over_budget_said)
-            fprintf(stderr, "server: the operation log is behind by more than %" PRIu64
+            diag("server: the operation log is behind by more than %" PRIu64
                             " bytes of journal; refusing operations until it catches up\n",
                     j->cfg.budget);
         j->over_budget_said = true;
@@ -346,9 +323,9 @@ bool journal_append(struct journal *j, struct jrec *rec)
     /* The write itself needs no journal mutex: the registry lock orders
      * appends, and only a rotation (also under the registry lock) changes fd. */
     size_t n = jrec_encode(rec, buf);
-    if (n == 0 || !write_all(fd, buf, n)) {
+    if (n == 0 || write_all(fd, buf, n) < 0) {
         if (n > 0 && ftruncate(fd, (off_t)size) < 0)
-            fprintf(stderr, "server: journal write failed and cannot be undone: %s\n",
+            diag("server: journal write failed and cannot be undone: %s\n",
                     strerror(errno));
         return false;
     }
@@ -357,7 +334,7 @@ bool journal_append(struct journal *j, struct jrec *rec)
     j->next_seq++;
     j->segs[j->nsegs - 1].size = size + n;
     if (j->over_budget_said && !(j->outbox && undelivered_bytes(j) > j->cfg.budget)) {
-        fprintf(stderr, "server: the operation log caught up; accepting operations\n");
+        diag("server: the operation log caught up; accepting operations\n");
         j->over_budget_said = false;
     }
     if (j->reader_waits)
@@ -441,7 +418,7 @@ static void *sync_main(void *arg)
             int rc = fdatasync(fd);
             pthread_mutex_lock(&j->lock);
             if (rc < 0)
-                fprintf(stderr, "server: journal fdatasync failed: %s\n", strerror(errno));
+                diag("server: journal fdatasync failed: %s\n", strerror(errno));
             j->durable_seq = seq;
             j->durable_size = size;
             pthread_cond_broadcast(&j->synced);
@@ -505,7 +482,7 @@ struct journal *journal_open(const struct journal_config *cfg, uint64_t last)
 
 fail:
     free(firsts);
-    fprintf(stderr, "server: cannot open the journal in %s: %s\n", cfg->dir, strerror(errno));
+    diag("server: cannot open the journal in %s: %s\n", cfg->dir, strerror(errno));
 fail_nothread:
     if (j != NULL) {
         if (j->fd >= 0)
@@ -585,7 +562,7 @@ void journal_close(struct journal *j)
         return;
     journal_stop_sync(j);
     if (fdatasync(j->fd) < 0)
-        fprintf(stderr, "server: journal fdatasync failed: %s\n", strerror(errno));
+        diag("server: journal fdatasync failed: %s\n", strerror(errno));
     close(j->fd);
     pthread_cond_destroy(&j->work);
     pthread_cond_destroy(&j->synced);

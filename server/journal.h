@@ -135,7 +135,4 @@ struct jreader *jreader_open(struct journal *j, uint64_t from);
 int jreader_next(struct jreader *r, struct jrec *rec, long wait_ms);
 void jreader_close(struct jreader *r);
 
-/* fsync a directory, so that a file created or renamed in it stays. */
-int fsync_dir(const char *dir);
-
 #endif

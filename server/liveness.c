@@ -35,8 +35,10 @@
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(obj) (add_failed = true)
 
+#include "clock.h"
 #include "console.h"
 #include "oplog.h"
+#include "diag.h"
 
 #define PROBES_AT_ONCE 256
 
@@ -79,14 +81,6 @@ struct conflict {
 };
 static pthread_mutex_t conflict_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conflict *conflicts;
-
-/* Milliseconds on the monotonic clock. */
-static int64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* What a connect() error says about the peer. */
 static enum probe_result verdict(int err)
@@ -172,14 +166,14 @@ static bool probe_all(const struct reg_endpoint *e, size_t n,
             if (fd >= 0) {
                 pfd[busy + 1] = (struct pollfd){.fd = fd, .events = POLLOUT};
                 which[busy] = next;
-                until[busy] = now_ms() + LIVENESS_PROBE_TIMEOUT_MS;
+                until[busy] = clock_ms() + LIVENESS_PROBE_TIMEOUT_MS;
                 busy++;
             }
             next++;
         }
         if (busy == 0)
             break;
-        int64_t now = now_ms(), soonest = until[0];
+        int64_t now = clock_ms(), soonest = until[0];
         for (size_t k = 1; k < busy; k++)
             if (until[k] < soonest)
                 soonest = until[k];
@@ -187,7 +181,7 @@ static bool probe_all(const struct reg_endpoint *e, size_t n,
         if (poll(pfd, busy + 1, wait) < 0 && errno != EINTR)
             poll(NULL, 0, 10);          /* ENOMEM: try again shortly */
         stopped = pfd[0].revents != 0;
-        now = now_ms();
+        now = clock_ms();
         for (size_t k = 0; k < busy;) {
             struct pollfd *p = &pfd[k + 1];
             if (p->revents != 0 || now >= until[k] || stopped) {
@@ -207,16 +201,6 @@ static bool probe_all(const struct reg_endpoint *e, size_t n,
         }
     }
     return !stopped;
-}
-
-/* The server's own date-time, as the clients' time services write it. */
-static void server_datetime(char *buf, size_t len)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    if (localtime_r(&t, &tm) == NULL ||
-        strftime(buf, len, "%d/%m/%Y %H:%M:%S", &tm) == 0)
-        snprintf(buf, len, "01/01/1970 00:00:00");
 }
 
 /*
@@ -309,7 +293,7 @@ static void *prober_main(void *arg)
     (void)arg;
     struct pollfd stop = {.fd = stop_fd, .events = POLLIN};
     for (unsigned long round = 1;; round++) {
-        int64_t start = now_ms();
+        int64_t start = clock_ms();
         struct reg_endpoint *e = NULL;
         size_t n = 0;
         if (registry_endpoints(registry, &e, &n) == REG_OK && n > 0) {
@@ -320,7 +304,7 @@ static void *prober_main(void *arg)
             free(result);
         }
         free(e);
-        int64_t left = start + interval_ms - now_ms();
+        int64_t left = start + interval_ms - clock_ms();
         if (poll(&stop, 1, left > 0 ? (int)left : 0) > 0 || stop.revents != 0)
             break;
     }
@@ -405,7 +389,7 @@ void liveness_before_connect(struct registry *reg, const char *user, bool proven
     if (e.authenticated && !proven)
         return;                         /* only that user may have it probed */
     pthread_mutex_lock(&conflict_lock);
-    bool go = conflict_claim(e.session, now_ms()) != NULL;
+    bool go = conflict_claim(e.session, clock_ms()) != NULL;
     pthread_mutex_unlock(&conflict_lock);
     if (!go)
         return;                         /* probed lately: the classic answer */
@@ -446,7 +430,7 @@ void liveness_stop(void)
         return;                         /* off, or stopped already */
     uint64_t one = 1;
     if (write(stop_fd, &one, sizeof one) < 0)
-        perror("liveness: stop");
+        diag_errno("liveness: stop");
     pthread_join(thread, NULL);
     close(stop_fd);
     stop_fd = -1;

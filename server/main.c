@@ -27,6 +27,7 @@
 #include "net.h"
 #include "oplog.h"
 #include "registry.h"
+#include "diag.h"
 
 #define OPLOG_DRAIN_MS 5000             /* for queued log entries to leave */
 
@@ -69,7 +70,7 @@ int main(int argc, char **argv)
     handler.registry = registry_new();
     handler.timeout_ms = (int)config.timeout_ms;
     if (sfd < 0 || handler.registry == NULL) {
-        perror("server: start-up");
+        diag_errno("server: start-up");
         return 1;
     }
     if (config.state_dir != NULL) {
@@ -90,24 +91,24 @@ int main(int argc, char **argv)
     unsigned bound;
     int lfd = net_listen_dual((unsigned)config.port, SOMAXCONN, &bound);
     if (lfd < 0) {
-        fprintf(stderr, "server: cannot listen on port %lu: %s\n", config.port,
+        diag("server: cannot listen on port %lu: %s\n", config.port,
                 strerror(errno));
         return start_failed(handler.registry, -1);
     }
     if (oplog_start() < 0)
         return start_failed(handler.registry, lfd);
-    if (console_start() < 0)
-        fprintf(stderr, "server: no console thread; writing lines directly\n");
+    if (console_start(config.console_bytes) < 0)
+        diag("server: no console thread; writing lines directly\n");
     /* Before accepting, so handlers see liveness on from the first CONNECT. */
     if (liveness_start(handler.registry, (unsigned)config.probe_s,
                        (unsigned)config.probe_failures) < 0) {
-        perror("server: liveness prober");
+        diag_errno("server: liveness prober");
         return 1;
     }
     /* Accepting starts before the banner, so the server is in its steady
      * state once it says it is up. */
     if (conns_start(lfd, &handler) < 0) {
-        perror("server: start-up");
+        diag_errno("server: start-up");
         return 1;
     }
     char host[64];

@@ -47,12 +47,13 @@
 #include <rpc/rpc.h>
 
 #include "config.h"
-#include "deadline.h"
+#include "clock.h"
 #include "durable.h"
 #include "journal.h"
 #include "logmac.h"
 #include "logrpc.h"
 #include "net.h"
+#include "diag.h"
 
 #define BATCH_MAX 1024              /* entries per RPC call */
 #define CALL_TIMEOUT_MS 5000
@@ -214,7 +215,7 @@ static bool send_batch(CLIENT *c, struct entry **entries, size_t n, long timeout
     clock_gettime(CLOCK_MONOTONIC, &last_call);
     static bool said_refused;
     if (rc == RPC_SUCCESS && status == LOG_REFUSED && !said_refused)
-        fprintf(stderr, "server: the log server refuses our entries (%s; it says why); "
+        diag("server: the log server refuses our entries (%s; it says why); "
                 "they wait in the %s\n", keyed ? "is its -k key the same as ours?" :
                 "it wants them signed: give -k with its key",
                 outbox != NULL ? "journal" : "queue");
@@ -277,7 +278,7 @@ static size_t outbox_batch(struct entry **out)
         if (stop)
             return 0;
         if (r < 0) {
-            fprintf(stderr, "server: cannot %s the journal for the operation log\n",
+            diag("server: cannot %s the journal for the operation log\n",
                     holding ? "copy a record of" : "read");
             poll(NULL, 0, 1000);
         }
@@ -405,7 +406,7 @@ static void *logging_main(void *arg)
             acknowledge(n);
             backoff = BACKOFF_MIN_MS;
             if (reported_down)
-                fprintf(stderr, "server: operation log reachable again\n");
+                diag("server: operation log reachable again\n");
             reported_down = false;
             linger();
             continue;
@@ -416,10 +417,10 @@ static void *logging_main(void *arg)
         }
         if (!reported_down) {
             if (outbox != NULL)
-                fprintf(stderr, "server: operation log unreachable; entries wait in the "
+                diag("server: operation log unreachable; entries wait in the "
                                 "journal and are resent\n");
             else
-                fprintf(stderr, "server: operation log unreachable; entries wait in the "
+                diag("server: operation log unreachable; entries wait in the "
                                 "queue (at most %zu) and are resent\n", queue_max);
         }
         reported_down = true;
@@ -448,18 +449,18 @@ int oplog_start(void)
 {
     const char *host = config.log_host;
     if (host == NULL) {
-        fprintf(stderr, "server: LOG_RPC_IP not set: running without an operation log\n");
+        diag("server: LOG_RPC_IP not set: running without an operation log\n");
         return 0;
     }
     if (resolve(host, config.log_port) != 0) {
-        fprintf(stderr, "server: bad LOG_RPC_IP '%s'\n", host);
+        diag("server: bad LOG_RPC_IP '%s'\n", host);
         return -1;
     }
     queue_max = config.log_queue_max;
     if (config.log_key_file != NULL) {
         char err[256];
         if (logmac_load_key(config.log_key_file, &key, err, sizeof err) != 0) {
-            fprintf(stderr, "server: %s\n", err);
+            diag("server: %s\n", err);
             return -1;
         }
         keyed = true;
@@ -469,7 +470,7 @@ int oplog_start(void)
         origin = durable_origin();
         outbox = jreader_open(durable_journal(), durable_acked() + 1);
         if (outbox == NULL) {
-            fprintf(stderr, "server: cannot read the journal for the operation log\n");
+            diag("server: cannot read the journal for the operation log\n");
             return -1;
         }
     } else if (getrandom(&origin, sizeof origin, 0) != (ssize_t)sizeof origin) {
@@ -479,16 +480,16 @@ int oplog_start(void)
         origin = 1;                 /* 0 is the log store's own */
     cond_init_monotonic(&q.wake);
     if (pthread_create(&thread, NULL, logging_main, NULL) != 0) {
-        fprintf(stderr, "server: cannot start the logging thread\n");
+        diag("server: cannot start the logging thread\n");
         jreader_close(outbox);
         outbox = NULL;
         return -1;
     }
     enabled = true;
     if (config.log_port != 0)
-        fprintf(stderr, "server: operation log at %s port %lu\n", host, config.log_port);
+        diag("server: operation log at %s port %lu\n", host, config.log_port);
     else
-        fprintf(stderr, "server: operation log at %s (port from rpcbind)\n", host);
+        diag("server: operation log at %s (port from rpcbind)\n", host);
     return 0;
 }
 
@@ -577,7 +578,7 @@ void oplog_stop(int drain_ms)
     q.tail = NULL;
     q.count = 0;
     if (lost)
-        fprintf(stderr, "server: %zu operation log entries could not be delivered "
+        diag("server: %zu operation log entries could not be delivered "
                         "before exit\n", lost);
     pthread_cond_destroy(&q.wake);
     enabled = false;

@@ -10,7 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "deadline.h"
+#include "clock.h"
+#include "diag.h"
 
 /* Make uthash report allocation failure instead of calling exit(). */
 #define HASH_NONFATAL_OOM 1
@@ -284,7 +285,7 @@ static void print_holds(const struct registry *reg)
 {
     for (int k = 0; k < H_KINDS; k++)
         if (reg->hold[k].n > 0)
-            fprintf(stderr, "registry lock held by %s: %llu times, mean %llu ns, max %llu ns\n",
+            diag("registry lock held by %s: %llu times, mean %llu ns, max %llu ns\n",
                     hold_names[k], reg->hold[k].n, reg->hold[k].ns / reg->hold[k].n,
                     reg->hold[k].max_ns);
 }

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "decimal.h"
@@ -27,7 +28,34 @@ static const struct op_spec ops[OP_COUNT] = {
     [OP_LIST_USERS]   = {"LIST_USERS",   3, 1, {F_USER}},
     [OP_LIST_CONTENT] = {"LIST_CONTENT", 4, 2, {F_USER, F_TARGET}},
     [OP_REGISTER_AUTH] = {"REGISTER_AUTH", 2, 2, {F_USER, F_SECRET}},
+    [OP_EXTENSIONS]   = {"EXTENSIONS",   2, 0, {0}},
 };
+
+/*
+ * The extension operations this server speaks, as EXTENSIONS lists them to
+ * a client finding out whether it may use them; NULL ends the list.  A
+ * feature adds its operation's name here when it lands.
+ */
+static const char *const extension_names[] = {
+    "AUTH",             /* authenticated users: REGISTER_AUTH and the AUTH wrapper */
+    NULL
+};
+
+size_t extensions_reply(char *out)
+{
+    size_t count = 0;
+    while (extension_names[count] != NULL)
+        count++;
+    size_t len = 1;
+    out[0] = 0;
+    len += (size_t)snprintf(out + len, EXTENSIONS_REPLY_MAX - len, "%zu", count) + 1;
+    for (size_t i = 0; i < count; i++) {
+        size_t n = strlen(extension_names[i]) + 1;
+        memcpy(out + len, extension_names[i], n);   /* the table fits: see the test */
+        len += n;
+    }
+    return len;
+}
 
 const char *op_name(enum op op)
 {
@@ -254,6 +282,9 @@ enum parse_status request_parse(const char *buf, size_t len,
         why = "AUTH cannot wrap a registration";
         if (st == PARSE_OK)
             st = PARSE_BAD_FIELD;
+    } else if (st == PARSE_OK && req->user == NULL) {
+        why = "AUTH wraps only an operation that acts as a user";
+        st = PARSE_BAD_FIELD;
     }
     if (why != NULL && req->why == NULL)
         req->why = why;

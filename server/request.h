@@ -32,6 +32,7 @@ enum op {
     OP_DELETE,
     OP_LIST_USERS,
     OP_LIST_CONTENT,
+    OP_EXTENSIONS,      /* extension discovery: no user, never logged */
     OP_REGISTER_AUTH,   /* extension: REGISTER with the user's secret */
     OP_COUNT,
     OP_UNKNOWN = -1
@@ -94,5 +95,16 @@ const char *op_name(enum op op);
 
 /* The result code an operation answers for "other error" (2, 3 or 4). */
 unsigned char op_other_error(enum op op);
+
+/* Longest EXTENSIONS reply extensions_reply() can build. */
+#define EXTENSIONS_REPLY_MAX 256
+
+/*
+ * The EXTENSIONS reply (docs/protocol.md, "Extensions"): the result byte 0,
+ * the count as decimal text, then the name of each extension operation this
+ * server speaks, every string NUL-terminated.  Writes it to out (at least
+ * EXTENSIONS_REPLY_MAX bytes) and returns its length.
+ */
+size_t extensions_reply(char *out);
 
 #endif

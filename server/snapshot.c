@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "fileio.h"
 #include "record.h"
-#include "request.h"
+#include "registry.h"
+#include "diag.h"
 
 #define MAGIC "peerdex snapshot 1"
 
@@ -115,30 +117,15 @@ void snapshot_free(struct snapshot *s)
 
 int snapshot_write(struct snapshot *s, const char *dir, uint64_t *bytes)
 {
-    char tmp[4096], path[4096];
-    snprintf(tmp, sizeof tmp, "%s/snapshot.tmp", dir);
+    char path[4096];
     snprintf(path, sizeof path, "%s/snapshot", dir);
     if (s->failed) {
-        fprintf(stderr, "server: no memory for a snapshot; the journal keeps growing\n");
+        diag("server: no memory for a snapshot; the journal keeps growing\n");
         return -1;
     }
     /* Owner only: it holds authenticated users' secrets. */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    bool ok = fd >= 0;
-    for (size_t done = 0; ok && done < s->len;) {
-        ssize_t w = write(fd, s->data + done, s->len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        ok = w > 0;
-        done += ok ? (size_t)w : 0;
-    }
-    ok = ok && fsync(fd) == 0;
-    if (fd >= 0)
-        ok = close(fd) == 0 && ok;
-    ok = ok && rename(tmp, path) == 0 && fsync_dir(dir) == 0;
-    if (!ok) {
-        fprintf(stderr, "server: cannot write %s: %s\n", path, strerror(errno));
-        unlink(tmp);
+    if (file_replace(path, s->data, s->len, 0600) < 0) {
+        diag("server: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
     *bytes = s->len;
@@ -148,7 +135,7 @@ int snapshot_write(struct snapshot *s, const char *dir, uint64_t *bytes)
 /* Say where path is damaged; -1. */
 static int damaged(const char *path, size_t off, const char *what)
 {
-    fprintf(stderr, "server: %s: %s at offset %zu; refusing to start (move the state "
+    diag("server: %s: %s at offset %zu; refusing to start (move the state "
                     "directory aside to start fresh)\n", path, what, off);
     return -1;
 }
@@ -163,7 +150,7 @@ int snapshot_load(const char *dir, struct registry *reg, uint64_t *seq)
         return 0;
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
-        fprintf(stderr, "server: cannot read %s: %s\n", path, strerror(errno));
+        diag("server: cannot read %s: %s\n", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
@@ -172,11 +159,11 @@ int snapshot_load(const char *dir, struct registry *reg, uint64_t *seq)
     const unsigned char *data = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
     close(fd);
     if (data == MAP_FAILED) {
-        fprintf(stderr, "server: cannot read %s: %s\n", path, strerror(errno));
+        diag("server: cannot read %s: %s\n", path, strerror(errno));
         return -1;
     }
     int rc = -1;
-    char owner[FIELD_MAX + 1];
+    char owner[REG_NAME_MAX + 1];
     uint64_t users = 0, files = 0;
     bool ended = false;
     owner[0] = '\0';

@@ -21,7 +21,8 @@ from .published import Record, pin
 from .term import shown
 from .terminal import setup_readline
 from .timeclient import TimeClient, TimeError, TimeService
-from .wire import FIELD_MAX, IO_TIMEOUT, ProtocolError, Reader, encode, read_content, read_users
+from .wire import (FIELD_MAX, IO_TIMEOUT, ProtocolError, Reader, encode, read_content, read_result,
+                   read_users, server_extensions)
 
 EXIT_TIMEOUT = 2.0      # seconds for the DISCONNECT sent on the way out
 SLOW_NOTE_AFTER = 2.0   # an interactive wait past this says what it waits for
@@ -168,6 +169,7 @@ class Client:
         self.known_users = []       # names from the last LIST_USERS (completion)
         self.ascii_noted = False
         self.last_interrupt = 0.0   # when Ctrl-C last cancelled something
+        self._extensions = None     # what the server speaks beyond the classic ops, once known
 
     def say(self, text):
         """A result line on stdout; any line that is not an OK counts as a failure."""
@@ -215,7 +217,7 @@ class Client:
             with SlowNote(self.interactive, wait), \
                     socket.create_connection(self.server, timeout=timeout) as s:
                 s.sendall(encode(op, stamp, *fields))
-                reader = Reader(s)
+                reader = Reader(s, deadline=time.monotonic() + timeout)
                 code = self._read_code(reader, read_data is not None)
                 data = read_data(reader) if code == 0 and read_data else None
                 return code, data
@@ -230,22 +232,34 @@ class Client:
             note("%s: bad reply from %s: %s" % (op, self.where(), e))
         return None, None
 
+    def extensions(self, op):
+        """The extension operations the index server speaks (an empty set for a
+        classic server), asked once per client; None, with the reason on
+        stderr, when the server cannot be asked now (then `op` fails as any
+        operation does when the server is unreachable)."""
+        if self._extensions is None:
+            try:
+                stamp = self.time.now()
+            except TimeError as e:
+                note("%s: no date-time, operation not sent: %s" % (op, shown(e)))
+                return None
+            try:
+                self._extensions = server_extensions(self.server, stamp) or frozenset()
+            except socket.gaierror as e:
+                note("%s: cannot resolve the index server's name %r: %s"
+                     % (op, self.server[0], e.strerror))
+            except OSError as e:
+                note("%s: cannot reach %s: %s" % (op, self.where(), e.strerror or e))
+        return self._extensions
+
     def _read_code(self, reader, data_follows):
-        """The result byte.  Some servers send the ASCII digit ('0'..'4',
-        maybe followed by a NUL) instead of the raw value; those bytes are
-        never valid raw codes, so they are read as the codes they spell."""
-        code = reader.byte()
-        if 0x30 <= code <= 0x34:
-            code -= 0x30
-            if not self.ascii_noted:
-                self.ascii_noted = True
-                note("the index server at %s answers ASCII result codes; accepted"
-                     % show_addr(*self.server))
-            if code == 0 and data_follows:
-                if not reader.buf:
-                    reader._fill()
-                if reader.buf[:1] == b"\0":
-                    del reader.buf[0]
+        """The result code (wire.read_result: the raw byte, or a tolerated
+        ASCII digit, noted once)."""
+        code, ascii_code = read_result(reader, data_follows)
+        if ascii_code and not self.ascii_noted:
+            self.ascii_noted = True
+            note("the index server at %s answers ASCII result codes; accepted"
+                 % show_addr(*self.server))
         return code
 
     def result(self, op, code):

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from .term import shown
-from .wire import IO_TIMEOUT, ProtocolError, Reader, encode, parse_decimal
+from .wire import IO_TIMEOUT, ProtocolError, Reader, encode, parse_decimal, read_result
 
 CHUNK = 1 << 20                 # download buffer
 NO_PROGRESS = 10.0              # seconds ...
@@ -41,6 +41,17 @@ def peer_address(ip, port):
         raise DownloadError("the index gave the owner a bad port: %s" % shown(port)) from None
 
 
+_ascii_noted = set()            # peers already said to answer ASCII codes
+
+
+def note_ascii_peer(addr):
+    """Say once per peer that it answers GET_FILE with an ASCII code (tolerated)."""
+    if addr not in _ascii_noted:
+        _ascii_noted.add(addr)
+        print("the peer at %s:%d answers ASCII result codes; accepted" % addr,
+              file=sys.stderr, flush=True)
+
+
 def fetch(addr, remote, local, progress=False):
     """Ask the peer at `addr` for `remote` and write it to `local`.
 
@@ -51,7 +62,9 @@ def fetch(addr, remote, local, progress=False):
         with socket.create_connection(addr, timeout=IO_TIMEOUT) as s:
             s.sendall(encode("GET_FILE", remote))
             reader = Reader(s, deadline=time.monotonic() + IO_TIMEOUT)
-            code = reader.byte()
+            code, ascii_code = read_result(reader, True)
+            if ascii_code:
+                note_ascii_peer(addr)
             if code == 1:
                 return 1
             if code != 0:

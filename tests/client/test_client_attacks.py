@@ -228,7 +228,7 @@ def assert_failed_cleanly(c, target, reason):
     (lambda conn: conn.sendall("\x00\u00b2\x00ab".encode()), "bad size"),
     (lambda conn: conn.sendall(b"\x00-1\x00"), "bad size"),
     (lambda conn: conn.sendall(b"\x00" + b"9" * 30 + b"\x00"), "bad size"),
-    (lambda conn: conn.sendall(b"\x07"), "code 7"),
+    (lambda conn: conn.sendall(b"\x07"), "unexpected reply b'\\\\x07'"),
 ], ids=["huge-size-trickle", "date-prepended", "extra-byte", "superscript-two",
         "negative", "30-digit-size", "bad-code"])
 def test_evil_peer_gives_a_fail_line(evil, bob, tmp_path, behave, reason):

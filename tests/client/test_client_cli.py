@@ -163,6 +163,9 @@ def test_flask_import_failure_shows_its_cause(server, tmp_path):
 
 @pytest.mark.parametrize("nul", [False, True])
 def test_ascii_result_codes_are_accepted(nul):
+    """An ASCII digit followed by a NUL or by the end of the reply is read as
+    the code it spells (noted once); a list after a bare '0' with no NUL is
+    not the statement's shape and fails, showing the reply's first bytes."""
     stub = StubServer(ascii_answers(nul))
     try:
         status, out, err = run(stub.port, [
@@ -170,12 +173,58 @@ def test_ascii_result_codes_are_accepted(nul):
             "LIST_CONTENT bob"])
     finally:
         stub.close()
-    assert out == ["c> USERNAME IN USE", "c> REGISTER OK", "c> CONNECT OK",
-                   "c> LIST_USERS OK", "\talice 127.0.0.1 5000", "\tbob 127.0.0.1 5001",
-                   "c> LIST_CONTENT OK", "\t/srv/a.txt", "c> DISCONNECT OK"]
+    if nul:
+        assert out == ["c> USERNAME IN USE", "c> REGISTER OK", "c> CONNECT OK",
+                       "c> LIST_USERS OK", "\talice 127.0.0.1 5000", "\tbob 127.0.0.1 5001",
+                       "c> LIST_CONTENT OK", "\t/srv/a.txt", "c> DISCONNECT OK"]
+    else:
+        assert out == ["c> USERNAME IN USE", "c> REGISTER OK", "c> CONNECT OK",
+                       "c> LIST_USERS FAIL", "c> LIST_CONTENT FAIL", "c> DISCONNECT OK"]
+        assert any(l.startswith("LIST_USERS: bad reply from") and "b'02\\x00alice" in l
+                   for l in err), err
     notes = [l for l in err if "ASCII" in l]
     assert notes == ["the index server at 127.0.0.1:%d answers ASCII result codes; accepted"
                      % stub.port]
+
+
+@pytest.mark.parametrize("reply", [b"1 Invalid operation.", b"\x07", b"OK\n"])
+def test_text_replies_are_no_codes(reply):
+    """A reply that is neither a raw code nor an ASCII digit ending there is
+    a FAIL with its first bytes on stderr, never USERNAME IN USE."""
+    stub = StubServer(lambda fields: reply)
+    try:
+        status, out, err = run(stub.port, ["REGISTER alice"])
+    finally:
+        stub.close()
+    assert out == ["c> REGISTER FAIL"]
+    assert any(l.startswith("REGISTER: bad reply from") and repr(reply[:16]) in l
+               for l in err), err
+
+
+def test_hostile_listing_count_fails_at_once():
+    """A 20-digit count is refused before anything is read for it."""
+    stub = StubServer(lambda fields: b"\x00" + b"9" * 20 + b"\0" + b"/x\0" * 1000
+                      if fields[0] == "LIST_CONTENT" else b"\x00")
+    try:
+        status, out, err = run(stub.port, ["CONNECT alice", "LIST_CONTENT bob"])
+    finally:
+        stub.close()
+    assert out[1] == "c> LIST_CONTENT FAIL"
+    assert any("number out of range" in l for l in err), err
+
+
+def test_peer_answering_ascii_codes_is_tolerated(server, tmp_path):
+    """A peer that answers GET_FILE with '0' NUL size NUL bytes: the file
+    arrives, and the client says once that it accepted ASCII codes."""
+    peer = registered_peer(server.port, "asc",
+                           lambda conn: conn.sendall(b"0\x005\x00hello"))
+    status, out, err = run(server.port, ["REGISTER dl3", "CONNECT dl3",
+                                         "GET_FILE asc /f.txt %s/f.txt" % tmp_path])
+    peer.close()
+    assert out[2] == "c> GET_FILE OK", err
+    assert (tmp_path / "f.txt").read_bytes() == b"hello"
+    assert [l for l in err if "ASCII" in l] == [
+        "the peer at 127.0.0.1:%d answers ASCII result codes; accepted" % peer.port]
 
 
 def test_ipv6_literal_server():

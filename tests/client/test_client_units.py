@@ -259,3 +259,105 @@ def test_download_into_a_missing_directory(tmp_path):
     with pytest.raises(DownloadError) as e:
         fetch(ScriptedPeer(b"\x001\x00a").addr, "/r", str(tmp_path / "no" / "got"))
     assert "cannot write" in str(e.value)
+
+
+# --- finding out what the index server speaks ------------------------------------
+
+@pytest.mark.parametrize("reply", [
+    b"",                                    # a classic server closes on the unknown op
+    b"\x02",                                # ... or answers an error code
+    b"\x00",                                # no count
+    b"\x003\0SEARCH\0",                     # fewer names than counted
+    b"\x001\0search me\0",                  # not an operation name
+    b"0\x001\0SEARCH\0",                    # ASCII code: not our extension reply
+])
+def test_server_extensions_says_classic_unless_well_formed(reply):
+    from stubs import StubServer
+    from peerdex.wire import server_extensions
+    stub = StubServer(lambda fields: reply)
+    try:
+        assert server_extensions(("127.0.0.1", stub.port), "01/01/2026 00:00:00") is None
+        assert stub.requests == [["EXTENSIONS", "01/01/2026 00:00:00"]]
+    finally:
+        stub.close()
+
+
+def test_server_extensions_reads_the_list():
+    from stubs import StubServer
+    from peerdex.wire import server_extensions
+    stub = StubServer(lambda fields: b"\x002\0SEARCH\0AUTH\0")
+    try:
+        assert server_extensions(("127.0.0.1", stub.port), "x") == {"SEARCH", "AUTH"}
+    finally:
+        stub.close()
+
+
+# --- reading replies ----------------------------------------------------------
+
+def reader_for(data, **kw):
+    """A Reader over a socket pair whose other end sent `data` and closed."""
+    from peerdex.wire import Reader
+    a, b = socket.socketpair()
+    a.sendall(data)
+    a.close()
+    return Reader(b, **kw)
+
+
+@pytest.mark.parametrize("data, follows, expected", [
+    (b"\x03", False, (3, False)),
+    (b"\x00\x001\0", True, (0, False)),
+    (b"1", False, (1, True)),
+    (b"2\0", False, (2, True)),
+    (b"0\x002\0", True, (0, True)),
+])
+def test_read_result_shapes(data, follows, expected):
+    from peerdex.wire import read_result
+    assert read_result(reader_for(data), follows) == expected
+
+
+@pytest.mark.parametrize("data, follows", [
+    (b"1 Invalid operation.", False),
+    (b"12", False),
+    (b"0", True),                   # a list announced, then nothing
+    (b"\x05", False),
+    (b"", False),
+])
+def test_read_result_refuses_other_shapes(data, follows):
+    from peerdex.wire import read_result
+    with pytest.raises(ProtocolError):
+        read_result(reader_for(data), follows)
+
+
+def test_reader_caps_the_bytes_of_a_reply():
+    with pytest.raises(ProtocolError, match="reply over"):
+        reader_for(b"\x00" + b"a\0" * 1000, max_bytes=100).raw_field() and None
+        raise AssertionError("not reached")
+
+
+def test_reader_deadline_covers_the_whole_reply():
+    """A reply trickled a byte at a time fails at the deadline, however often
+    bytes arrive."""
+    from peerdex.wire import Reader
+    a, b = socket.socketpair()
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.is_set():
+            try:
+                a.send(b"a")
+            except OSError:
+                return
+            stop.wait(0.05)
+
+    t = threading.Thread(target=trickle)
+    t.start()
+    try:
+        start = time.monotonic()
+        with pytest.raises(ProtocolError, match="deadline"):
+            Reader(b, deadline=start + 0.5).raw_field(10 ** 6)
+        assert time.monotonic() - start < 5
+    finally:
+        stop.set()
+        t.join()
+        a.close()
+        b.close()

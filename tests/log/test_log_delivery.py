@@ -46,6 +46,16 @@ def test_every_operation_makes_exactly_its_line_in_order(logs, logged_server):
     assert read_lines(log.path) == expected
 
 
+def test_extension_discovery_is_not_logged(logs, logged_server):
+    """EXTENSIONS is no user's operation: the log gets only the REGISTER after it."""
+    log = logs(port=0)
+    srv = logged_server(log.port)
+    raw = harness.exchange(srv.port, harness.encode("EXTENSIONS", harness.DATETIME))
+    assert raw[:1] == b"\0"
+    assert harness.code(srv.port, "REGISTER", "alice", datetime="17/12/2014 13:20:35") == 0
+    assert wait_lines(log.path, 1) == ["alice REGISTER 17/12/2014 13:20:35"]
+
+
 def test_refused_requests_are_not_logged(logs, logged_server):
     log = logs(port=0)
     srv = logged_server(log.port)

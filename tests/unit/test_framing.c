@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "framing.h"
-#include "reply.h"
 #include "unit.h"
 
 static const char REGISTER_REQ[] = "REGISTER\0" "17/12/2014 13:20:35\0alice";
@@ -147,13 +146,12 @@ START_TEST(large_reply_arrives_whole)
     field[sizeof field - 1] = '\0';
     for (int i = 0; i < 1024; i++)
         reply_add_field(&rep, field);
-    ck_assert(!rep.failed);
     ck_assert_uint_eq(rep.len, 1 + 1024 * 1024);
 
     size_t total = 0;
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, drain, &total), 0);
-    ck_assert_int_eq(framing_send(sv[0], &rep, 2000), 0);
+    ck_assert_int_eq(framing_send_bytes(sv[0], rep.data, rep.len, 2000), 0);
     shutdown(sv[0], SHUT_WR);
     pthread_join(t, NULL);
     ck_assert_uint_eq(total, rep.len);
@@ -169,7 +167,7 @@ START_TEST(send_to_closed_peer_fails_without_sigpipe)
     reply_add_field(&rep, "hello");
     close(sv[1]);
     sv[1] = -1;
-    ck_assert_int_eq(framing_send(sv[0], &rep, 2000), -1);
+    ck_assert_int_eq(framing_send_bytes(sv[0], rep.data, rep.len, 2000), -1);
     reply_free(&rep);
 }
 END_TEST
@@ -184,7 +182,7 @@ START_TEST(send_to_a_peer_that_never_reads_times_out)
     for (int i = 0; i < 64; i++)            /* 4 MB: far more than the buffers */
         reply_add_field(&rep, field);
     double start = now_s();
-    ck_assert_int_eq(framing_send(sv[0], &rep, 300), -1);
+    ck_assert_int_eq(framing_send_bytes(sv[0], rep.data, rep.len, 300), -1);
     double took = now_s() - start;
     ck_assert(took >= 0.29 && took < 3.0);
     reply_free(&rep);
@@ -312,7 +310,7 @@ START_TEST(small_reply_arrives_exact)
     reply_add_byte(&rep, 0);
     reply_add_uint(&rep, 1);
     reply_add_field(&rep, "/a");
-    ck_assert_int_eq(framing_send(sv[0], &rep, 1000), 0);
+    ck_assert_int_eq(framing_send_bytes(sv[0], rep.data, rep.len, 1000), 0);
     char got[16];
     ck_assert_int_eq(read(sv[1], got, sizeof got), 6);
     ck_assert_int_eq(memcmp(got, "\0" "1\0/a\0", 6), 0);

@@ -113,6 +113,39 @@ START_TEST(unknown_operations)
 }
 END_TEST
 
+/* EXTENSIONS has only the date-time; its reply is the result byte 0, the
+ * count and the names, each NUL-terminated, and fits its buffer. */
+START_TEST(extensions_request_and_reply)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    size_t n = REQ(b, "EXTENSIONS", DT);
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert_int_eq(r.op, OP_EXTENSIONS);
+    ck_assert_ptr_null(r.user);
+
+    char reply[EXTENSIONS_REPLY_MAX];
+    size_t len = extensions_reply(reply);
+    ck_assert_uint_le(len, EXTENSIONS_REPLY_MAX);
+    ck_assert_int_eq(reply[0], 0);
+    ck_assert_int_eq(reply[len - 1], '\0');
+    /* The count says how many names follow, each a known operation. */
+    size_t pos = 1 + strlen(reply + 1) + 1, names = 0;
+    while (pos < len) {
+        struct request inner;
+        char probe[REQUEST_MAX];
+        size_t m = REQ(probe, reply + pos, DT);
+        ck_assert_int_ne(parse(probe, m, &inner), PARSE_UNKNOWN_OP);
+        pos += strlen(reply + pos) + 1;
+        names++;
+    }
+    ck_assert_uint_eq(pos, len);
+    char count[24];
+    snprintf(count, sizeof count, "%zu", names);
+    ck_assert_str_eq(reply + 1, count);
+}
+END_TEST
+
 START_TEST(field_limit_is_256_bytes)
 {
     char b[REQUEST_MAX + 64];
@@ -249,6 +282,7 @@ static const char *const valid[OP_COUNT][6] = {
     [OP_DELETE]       = {"DELETE", DT, "alice", "/a/b.txt", NULL},
     [OP_LIST_USERS]   = {"LIST_USERS", DT, "alice", NULL},
     [OP_LIST_CONTENT] = {"LIST_CONTENT", DT, "alice", "bob", NULL},
+    [OP_EXTENSIONS]   = {"EXTENSIONS", DT, NULL},
     [OP_REGISTER_AUTH] = {"REGISTER_AUTH", DT, "alice",
                           "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
                           NULL},
@@ -443,6 +477,8 @@ START_TEST(auth_wrapper_refusals)
                      PARSE_BAD_FIELD);
     ck_assert_int_eq(parse(b, REQ(b, "AUTH", "1", MAC42, "REGISTER_AUTH", DT, "a", MAC42),
                            &r), PARSE_BAD_FIELD);
+    ck_assert_int_eq(parse(b, REQ(b, "AUTH", "1", MAC42, "EXTENSIONS", DT), &r),
+                     PARSE_BAD_FIELD);
     ck_assert_int_eq(parse(b, REQ(b, "AUTH", "1", MAC42, "AUTH", "1", MAC42, INNER), &r),
                      PARSE_UNKNOWN_OP);
     ck_assert_int_eq(parse(b, REQ(b, "AUTH", "0", MAC42, INNER), &r), PARSE_BAD_FIELD);
@@ -464,6 +500,7 @@ int main(void)
     tcase_add_test(tc, every_operation_parses);
     tcase_add_test(tc, every_prefix_is_incomplete);
     tcase_add_test(tc, unknown_operations);
+    tcase_add_test(tc, extensions_request_and_reply);
     tcase_add_test(tc, field_limit_is_256_bytes);
     tcase_add_test(tc, empty_fields);
     tcase_add_test(tc, user_names_and_paths);

@@ -6,11 +6,15 @@
  * swaps the pending buffer for an empty one and writes what it took in one
  * write() per round, outside the lock.  After a write it lingers a moment
  * so that under load one write carries many lines, and handlers do not wake
- * it for each line (it is not idle while it lingers).
+ * it for each line (it is not idle while it lingers).  A line that finds
+ * its stream's buffer full is dropped and counted; the writer follows what
+ * it writes next with one line saying how many were dropped.
  */
 #include "console.h"
 
-#include "deadline.h"
+#include "clock.h"
+#include "diag.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -22,7 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PENDING_MAX (1 << 20)       /* bytes waiting before handlers wait too */
+#define PENDING_DEFAULT (1 << 20)   /* bytes waiting before lines are dropped */
+#define PENDING_MIN 256
 #define LINE_STACK 512              /* longer lines are formatted on the heap */
 #define LINGER_MS 1                 /* gather lines this long after a write */
 
@@ -34,6 +39,7 @@ struct stream {
     int fd;
     char *pending, *out;
     size_t len;                     /* bytes in pending */
+    unsigned long long dropped;     /* lines dropped since the last note */
 };
 
 /*
@@ -50,6 +56,7 @@ static struct {
     bool running;                   /* the writer takes lines */
     bool idle;                      /* the writer waits for lines */
     bool stopping;
+    size_t cap;                     /* bytes of each buffer */
 } con = {.lock = PTHREAD_MUTEX_INITIALIZER, .room = PTHREAD_COND_INITIALIZER,
          .stream = {{.fd = STDOUT_FILENO}, {.fd = STDERR_FILENO}}};
 
@@ -58,15 +65,7 @@ static pthread_t writer;
 /* Write all of buf to fd; a failing fd loses the rest of buf only. */
 static void write_out(int fd, const char *buf, size_t len)
 {
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
-        buf += n;
-        len -= (size_t)n;
-    }
+    (void)write_all(fd, buf, len);
 }
 
 /* Bytes pending on both streams; lock held. */
@@ -79,8 +78,8 @@ static size_t pending_len(void)
 static void linger(void)
 {
     struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, LINGER_MS);
-    while (!con.stopping && con.stream[0].len < PENDING_MAX / 2 &&
-           con.stream[1].len < PENDING_MAX / 2 &&
+    while (!con.stopping && con.stream[0].len < con.cap / 2 &&
+           con.stream[1].len < con.cap / 2 &&
            pthread_cond_timedwait(&con.wake, &con.lock, &until) == 0)
         ;
 }
@@ -91,26 +90,38 @@ static void *writer_main(void *arg)
     (void)arg;
     pthread_mutex_lock(&con.lock);
     for (;;) {
-        while (pending_len() == 0 && !con.stopping) {
+        while (pending_len() == 0 && con.stream[0].dropped == 0 &&
+               con.stream[1].dropped == 0 && !con.stopping) {
             con.idle = true;
             pthread_cond_wait(&con.wake, &con.lock);
             con.idle = false;
         }
-        if (pending_len() == 0)
+        if (pending_len() == 0 && con.stream[0].dropped == 0 && con.stream[1].dropped == 0)
             break;                  /* stopping, and everything written */
         size_t len[2];
+        unsigned long long dropped[2];
         for (int i = 0; i < 2; i++) {
             struct stream *st = &con.stream[i];
             char *buf = st->pending;
             len[i] = st->len;
+            dropped[i] = st->dropped;
             st->pending = st->out;
             st->out = buf;
             st->len = 0;
+            st->dropped = 0;
         }
         pthread_cond_broadcast(&con.room);
         pthread_mutex_unlock(&con.lock);
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 2; i++) {
             write_out(con.stream[i].fd, con.stream[i].out, len[i]);
+            if (dropped[i] > 0) {
+                char note[128];
+                int n = snprintf(note, sizeof note, "console: %llu lines dropped "
+                                 "(%s was not read fast enough)\n", dropped[i],
+                                 i == 0 ? "stdout" : "stderr");
+                write_out(con.stream[i].fd, note, (size_t)n);
+            }
+        }
         pthread_mutex_lock(&con.lock);
         linger();
     }
@@ -130,13 +141,15 @@ static void free_buffers(void)
     }
 }
 
-int console_start(void)
+int console_start(size_t bytes)
 {
     cond_init_monotonic(&con.wake);
+    con.cap = bytes == 0 ? PENDING_DEFAULT : bytes < PENDING_MIN ? PENDING_MIN : bytes;
     bool ok = true;
     for (int i = 0; i < 2; i++) {
-        con.stream[i].pending = malloc(PENDING_MAX);
-        con.stream[i].out = malloc(PENDING_MAX);
+        con.stream[i].dropped = 0;
+        con.stream[i].pending = malloc(con.cap);
+        con.stream[i].out = malloc(con.cap);
         ok = ok && con.stream[i].pending != NULL && con.stream[i].out != NULL;
     }
     con.running = true;
@@ -171,15 +184,19 @@ static void console_vline(int which, const char *fmt, va_list args)
     struct stream *st = &con.stream[which];
 
     pthread_mutex_lock(&con.lock);
-    while (con.running && st->len > 0 && st->len + len > PENDING_MAX)
-        pthread_cond_wait(&con.room, &con.lock);    /* the stream is that slow */
-    bool queued = con.running && len <= PENDING_MAX;
-    if (queued) {
+    /* Only a line longer than the whole buffer waits (for the lines before
+     * it to be taken) and is then written directly; no server line is. */
+    while (con.running && len > con.cap && st->len > 0)
+        pthread_cond_wait(&con.room, &con.lock);
+    bool queued = con.running && len <= con.cap;
+    if (queued && st->len + len > con.cap) {
+        st->dropped++;              /* full: the stream is that slow */
+    } else if (queued) {
         memcpy(st->pending + st->len, line, len);
         st->len += len;
-        if (con.idle)
-            pthread_cond_signal(&con.wake);
     }
+    if (queued && con.idle)
+        pthread_cond_signal(&con.wake);
     pthread_mutex_unlock(&con.lock);
     if (!queued)
         write_out(st->fd, line, len);   /* no writer (yet, or any more) */
@@ -195,12 +212,17 @@ void console_printf(const char *fmt, ...)
     va_end(ap);
 }
 
-void console_eprintf(const char *fmt, ...)
+void diag(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     console_vline(1, fmt, ap);
     va_end(ap);
+}
+
+void diag_errno(const char *what)
+{
+    diag("%s: %s\n", what, strerror(errno));
 }
 
 void console_stop(void)

@@ -4,28 +4,32 @@
  * never waits for stdout (a file on a busy disk, a paused terminal, a pipe
  * nobody reads) nor holds a lock across that write.
  *
- * Lines keep the order in which they were submitted and none is dropped:
- * when 1 MiB waits unwritten, submitters wait for the writer.  Under load
- * lines reach stdout within about a millisecond; when idle, at once.
+ * Lines keep the order in which they were submitted.  A submitter never
+ * waits for the stream: when a stream's buffer (1 MiB unless told) is full,
+ * a line is dropped and counted, and the writer follows what it writes
+ * next with one line "console: N lines dropped (...)", as memcached and
+ * redis never block serving on their logs.  Under load lines reach stdout
+ * within about a millisecond; when idle, at once.  Lines on stderr are the
+ * diagnostics of diag.h.
  */
 #ifndef PEERDEX_CONSOLE_H
 #define PEERDEX_CONSOLE_H
 
 #include <stddef.h>
 
-/* Start the writer thread.  Returns 0, or -1 (lines then go out directly). */
-int console_start(void);
+/*
+ * Start the writer thread, with a buffer of `bytes` per stream (0: 1 MiB;
+ * at least 256).  Returns 0, or -1 (lines then go out directly).
+ */
+int console_start(size_t bytes);
 
 /*
  * Queue one formatted line (the caller includes the newline).  Without a
  * running writer (not started, or stopped) the line is written at once, as
- * is a line longer than the whole buffer.
+ * is a line longer than the whole buffer (once the lines before it are
+ * taken: the one case that waits).
  */
 void console_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* The same for a line on stderr (notes that are not the protocol's lines,
- * such as a refused request), written by the same thread. */
-void console_eprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Write every queued line, then end the writer thread. */
 void console_stop(void);
