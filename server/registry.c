@@ -887,11 +887,10 @@ static bool copy_endpoint(const struct user *u, struct reg_endpoint *e)
 enum reg_status registry_endpoint(struct registry *reg, const char *user,
                                   struct reg_endpoint *out)
 {
-    struct user *u;
     lock(reg);
-    enum reg_status st = find_connected(reg, user, &u);
-    if (st == REG_OK && !copy_endpoint(u, out))
-        st = REG_NOT_CONNECTED;
+    struct user *u = find_user(reg, user);     /* no actor: the server asks */
+    enum reg_status st = u == NULL ? REG_NO_USER
+                       : !u->connected || !copy_endpoint(u, out) ? REG_NOT_CONNECTED : REG_OK;
     unlock(reg, H_ENDPOINTS);
     return st;
 }
