@@ -385,13 +385,13 @@ class Client:
 
     def cmd_unregister(self, user):
         code, _ = self.call("UNREGISTER", user, acting=user)
-        self.result("UNREGISTER", code)
         if code == 0:
             # The index forgot the user's files and secret: so do we.
             self._record(user).remove()
             Secret(self._record(user)).remove()
             if user == self.user:
                 self._stop_peer()       # the server dropped our connection too
+        self.result("UNREGISTER", code)
 
     def _record(self, user):
         return Record(self.server_name, user)
