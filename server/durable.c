@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "crc32c.h"
+#include "ops.h"
 #include "fileio.h"
 #include "record.h"
 #include "snapshot.h"
@@ -28,16 +29,10 @@ static struct {
     struct registry *reg;
     struct journal *journal;
     int lock_fd;
-    int outbox_fd;          /* DIR/outbox, rewritten in place by the logging thread */
-    uint64_t origin;
-    uint64_t acked;         /* as read at start */
-} st = {.lock_fd = -1, .outbox_fd = -1};
+} st = {.lock_fd = -1};
 
-/* The seq of the last record this thread journaled (for durable_wait). */
-static __thread uint64_t thread_seq;
-
-/* The registry's journal hook: one record per operation, lock held. */
-static bool journal_hook(void *ctx, const struct reg_op *op, enum reg_status status)
+/* The registry's log hook with -d: one journal record per operation, lock held. */
+static bool journal_hook(void *ctx, struct reg_op *op, enum reg_status status)
 {
     char now[32];
     const char *datetime = op->datetime;
@@ -51,41 +46,32 @@ static bool journal_hook(void *ctx, const struct reg_op *op, enum reg_status sta
                        .ip = op->ip, .counter = op->counter, .secret = op->secret};
     if (!journal_append(ctx, &rec))
         return false;
-    thread_seq = rec.seq;
+    op->seq = rec.seq;
     return true;
 }
 
-/* Apply a journaled operation that succeeded to reg; 0, or -1 if it does not. */
+/*
+ * Apply a journaled operation that succeeded to reg, through the one path
+ * (no log hook is installed yet: nothing is logged again); 0, or -1 if it
+ * does not succeed again.  An expiry (path REG_EXPIRED_MARK) replays as
+ * the DISCONNECT it was: the user was disconnected then and is again now.
+ */
 static int replay_one(void *ctx, const struct jrec *r)
 {
-    struct registry *reg = ctx;
-    /* A proven counter counts even when the operation was refused: a
-     * replayed copy of that request must stay refused after a restart. */
+    /* A proven counter counts even when the operation was refused or only
+     * read: a copy of that request must stay refused after a restart. */
     if (r->counter != 0)
-        registry_restore_key(reg, r->user, NULL, r->counter);
-    if (r->status != REG_OK)
-        return 0;               /* refused: it changed nothing */
-    enum reg_status s;
-    if (strcmp(r->op, "REGISTER") == 0 && r->secret != NULL)
-        s = registry_register_auth(reg, r->user, r->secret);
-    else if (strcmp(r->op, "REGISTER") == 0)
-        s = registry_register(reg, r->user);
-    else if (strcmp(r->op, "UNREGISTER") == 0)
-        s = registry_unregister(reg, r->user);
-    else if (strcmp(r->op, "CONNECT") == 0)
-        s = registry_connect(reg, r->user, r->ip, r->port);
-    else if (strcmp(r->op, "DISCONNECT") == 0)
-        /* A client's, or an expiry (path REG_EXPIRED_MARK, registry_expire):
-         * either way the user was disconnected then and is again now. */
-        s = registry_disconnect(reg, r->user);
-    else if (strcmp(r->op, "PUBLISH") == 0)
-        s = registry_publish(reg, r->user, r->path, r->description);
-    else if (strcmp(r->op, "DELETE") == 0)
-        s = registry_delete(reg, r->user, r->path);
-    else if (strcmp(r->op, "LIST_USERS") == 0 || strcmp(r->op, "LIST_CONTENT") == 0)
-        s = REG_OK;             /* reads change nothing */
-    else
-        return -1;
+        registry_restore_key(ctx, r->user, NULL, r->counter);
+    if (r->status != REG_OK || ops_read_only(r->op))
+        return 0;               /* refused, or a read: it changed nothing */
+    /* Trusted: it was proven when it happened. */
+    struct reg_op op = {.op = r->op, .datetime = r->datetime, .user = r->user,
+                        .path = r->path, .description = r->description,
+                        .target = r->target, .ip = r->ip, .port = r->port,
+                        .secret = r->secret, .trusted = true};
+    struct listing *list = NULL;
+    enum reg_status s = ops_perform(ctx, &op, &list);
+    listing_release(list);
     return s == REG_OK ? 0 : -1;
 }
 
@@ -138,68 +124,6 @@ static void compact(void *unused)
     snapshot_free(c.snap);
 }
 
-/* Read DIR/origin, or make one (64 random bits, never 0) and keep it durably. */
-static int load_origin(void)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/origin", st.dir);
-    FILE *f = fopen(path, "r");
-    if (f != NULL) {
-        char line[32], *end;
-        bool ok = fgets(line, sizeof line, f) != NULL;
-        fclose(f);
-        errno = 0;
-        st.origin = ok ? strtoull(line, &end, 16) : 0;
-        if (ok && errno == 0 && end != line && *end == '\n' && st.origin != 0)
-            return 0;
-        diag("server: %s is damaged; refusing to start\n", path);
-        return -1;
-    }
-    if (getrandom(&st.origin, sizeof st.origin, 0) != (ssize_t)sizeof st.origin)
-        st.origin = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
-    if (st.origin == 0)
-        st.origin = 1;
-    char text[32];
-    int n = snprintf(text, sizeof text, "%016" PRIx64 "\n", st.origin);
-    if (file_replace(path, text, (size_t)n, 0644) < 0) {
-        diag("server: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/*
- * Open DIR/outbox and read the acked seq: 8 bytes and their CRC-32C,
- * rewritten in place after each delivery.  A damaged one reads as 0: the
- * log server then drops what it has already.
- */
-static int load_outbox(void)
-{
-    char path[4096];
-    unsigned char b[12];
-    snprintf(path, sizeof path, "%s/outbox", st.dir);
-    st.outbox_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (st.outbox_fd < 0) {
-        diag("server: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    st.acked = 0;
-    if (pread(st.outbox_fd, b, sizeof b, 0) == (ssize_t)sizeof b &&
-        crc32c(0, b, 8) == get_u32(b + 8))
-        st.acked = get_u64(b);
-    return 0;
-}
-
-void durable_set_acked(uint64_t seq)
-{
-    unsigned char b[12];
-    put_u64(b, seq);
-    put_u32(b + 8, crc32c(0, b, 8));
-    if (pwrite(st.outbox_fd, b, sizeof b, 0) != (ssize_t)sizeof b)
-        diag("server: cannot write %s/outbox: %s\n", st.dir, strerror(errno));
-    journal_set_acked(st.journal, seq);
-}
-
 /* Create dir if missing and lock it against a second server. */
 static int lock_dir(void)
 {
@@ -228,17 +152,14 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
     uint64_t snap_seq, last;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    registry_set_trusted(true);     /* what is replayed was proven then */
-    bool loaded = st.dir != NULL && lock_dir() == 0 && load_origin() == 0 &&
-                  load_outbox() == 0 && snapshot_load(st.dir, reg, &snap_seq) == 0 &&
-                  journal_replay(st.dir, snap_seq, true, replay_one, reg, &last) == 0;
-    registry_set_trusted(false);
-    if (!loaded)
+    if (st.dir == NULL || lock_dir() < 0 ||
+        snapshot_load(st.dir, reg, &snap_seq) < 0 ||
+        journal_replay(st.dir, snap_seq, true, replay_one, reg, &last) < 0)
         goto fail;
     struct journal_config jc = {
         .dir = st.dir, .sync = cfg->sync, .budget = cfg->budget,
         .compact_bytes = cfg->compact_bytes, .compact = compact,
-        .snapshot_seq = snap_seq, .outbox = cfg->outbox, .acked_seq = st.acked,
+        .snapshot_seq = snap_seq, .outbox = cfg->outbox,
     };
     /* A segment must be able to go before the budget is spent. */
     if (cfg->outbox && jc.compact_bytes > cfg->budget / 4)
@@ -252,16 +173,14 @@ int durable_open(const struct durable_config *cfg, struct registry *reg)
             last - snap_seq,
             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
             cfg->sync == SYNC_ALWAYS ? "always" : "batch");
-    registry_set_journal(reg, journal_hook, st.journal);
+    registry_set_log(reg, journal_hook, st.journal);
     st.on = true;
     return 0;
 
 fail:
-    if (st.outbox_fd >= 0)
-        close(st.outbox_fd);
     if (st.lock_fd >= 0)
         close(st.lock_fd);
-    st.outbox_fd = st.lock_fd = -1;
+    st.lock_fd = -1;
     free(st.dir);
     st.dir = NULL;
     return -1;
@@ -272,25 +191,15 @@ bool durable_on(void)
     return st.on;
 }
 
-void durable_wait(void)
+void durable_wait(uint64_t seq)
 {
-    if (st.on && st.sync == SYNC_ALWAYS && thread_seq > 0)
-        journal_wait_synced(st.journal, thread_seq);
+    if (st.on && st.sync == SYNC_ALWAYS && seq > 0)
+        journal_wait_synced(st.journal, seq);
 }
 
 struct journal *durable_journal(void)
 {
     return st.on ? st.journal : NULL;
-}
-
-uint64_t durable_origin(void)
-{
-    return st.origin;
-}
-
-uint64_t durable_acked(void)
-{
-    return st.acked;
 }
 
 void durable_close(void)
@@ -299,11 +208,10 @@ void durable_close(void)
         return;
     journal_stop_sync(st.journal);  /* the final compaction must not race a sync */
     compact(NULL);
-    registry_set_journal(st.reg, NULL, NULL);
+    registry_set_log(st.reg, NULL, NULL);
     journal_close(st.journal);
     st.journal = NULL;
     st.on = false;
-    close(st.outbox_fd);
     close(st.lock_fd);          /* releases the lock */
     free(st.dir);
     st.dir = NULL;
@@ -327,11 +235,8 @@ int durable_dump(const char *dir, FILE *out)
 {
     struct registry *reg = registry_new();
     uint64_t snap_seq, last;
-    registry_set_trusted(true);
-    bool loaded = reg != NULL && snapshot_load(dir, reg, &snap_seq) == 0 &&
-                  journal_replay(dir, snap_seq, false, replay_one, reg, &last) == 0;
-    registry_set_trusted(false);
-    if (!loaded) {
+    if (reg == NULL || snapshot_load(dir, reg, &snap_seq) < 0 ||
+        journal_replay(dir, snap_seq, false, replay_one, reg, &last) < 0) {
         registry_free(reg);
         return -1;
     }
@@ -356,12 +261,12 @@ int durable_forget_key(const char *dir, const char *user)
     }
     enum reg_status s = registry_forget_key(reg, user);
     if (s == REG_OK)
-        diag("server: %s: the secret of %s is forgotten; it is a classic user "
-                        "now (its client may UNREGISTER and REGISTER it again for a new "
-                        "secret)\n", dir, user);
+        diag("server: %s: the secret of %s is forgotten; it is a classic user now "
+             "(its client may UNREGISTER and REGISTER it again for a new secret)\n",
+             dir, user);
     else
         diag("server: %s: %s %s\n", dir, user,
-                s == REG_NO_USER ? "is no registered user" : "has no secret");
+             s == REG_NO_USER ? "is no registered user" : "has no secret");
     durable_close();            /* the final snapshot holds the user without it */
     registry_free(reg);
     return s == REG_OK ? 0 : -1;

@@ -3,9 +3,8 @@
  * journal and the operation log's outbox position, tied to the registry.
  *
  * DIR holds: snapshot (snapshot.h), journal.<seq> segments (journal.h),
- * origin (this index's id at the log server, made once), outbox (the seq
- * up to which the log server has the journal) and lock (one server per
- * directory).  A start loads the snapshot, replays the journal after it
+ * lock (one server per directory), and, once a log server is used, the
+ * outbox's origin and outbox files (outbox.h).  A start loads the snapshot, replays the journal after it
  * and installs the registry's journal hook; from then on every operation
  * is journaled under the registry lock.  One instance per process.
  */
@@ -27,7 +26,7 @@ struct durable_config {
     enum sync_mode sync;
     uint64_t budget;
     uint64_t compact_bytes;
-    bool outbox;            /* the operation log reads the journal */
+    bool outbox;            /* the operation log reads the journal (outbox.h) */
 };
 
 /*
@@ -41,19 +40,12 @@ bool durable_on(void);
 
 /*
  * After an operation, before its reply: under -S always, wait until the
- * calling thread's journal record is durable.  Does nothing otherwise.
+ * journal record with this seq is durable.  Does nothing otherwise.
  */
-void durable_wait(void);
+void durable_wait(uint64_t seq);
 
-/* The journal, for the outbox reader; NULL when off. */
+/* The journal, for the outbox (outbox.h); NULL when off. */
 struct journal *durable_journal(void);
-
-/* The origin id kept in DIR, and the seq the log server has. */
-uint64_t durable_origin(void);
-uint64_t durable_acked(void);
-
-/* The log server has everything up to seq: keep that in DIR. */
-void durable_set_acked(uint64_t seq);
 
 /* Sync, write a final snapshot and close (so a restart replays nothing). */
 void durable_close(void);

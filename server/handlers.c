@@ -6,11 +6,10 @@
 
 #include "config.h"
 #include "console.h"
-#include "durable.h"
 #include "framing.h"
 #include "liveness.h"
 #include "net.h"
-#include "oplog.h"
+#include "ops.h"
 #include "request.h"
 #include "diag.h"
 
@@ -42,34 +41,6 @@ static unsigned char result_code(enum op op, enum reg_status st)
         break;
     }
     return op_other_error(op);
-}
-
-/* Apply a valid request to the registry; a list reply comes back in *list. */
-static enum reg_status apply(struct registry *reg, const struct request *req,
-                             const char *peer_ip, struct listing **list)
-{
-    switch (req->op) {
-    case OP_REGISTER:
-        return registry_register(reg, req->user);
-    case OP_REGISTER_AUTH:
-        return registry_register_auth(reg, req->user, req->secret);
-    case OP_UNREGISTER:
-        return registry_unregister(reg, req->user);
-    case OP_CONNECT:
-        return registry_connect(reg, req->user, peer_ip, req->port);
-    case OP_DISCONNECT:
-        return registry_disconnect(reg, req->user);
-    case OP_PUBLISH:
-        return registry_publish(reg, req->user, req->path, req->description);
-    case OP_DELETE:
-        return registry_delete(reg, req->user, req->path);
-    case OP_LIST_USERS:
-        return registry_list_users(reg, req->user, list);
-    case OP_LIST_CONTENT:
-        return registry_list_content(reg, req->user, req->target, list);
-    default:
-        return REG_NO_MEMORY;   /* unreachable: the parser knows no other */
-    }
 }
 
 /*
@@ -141,28 +112,19 @@ static void report_quota(const char *user, enum reg_status st)
 }
 
 /*
- * Check the AUTH proof of a request (or note a classic one) before it is
- * performed: the one place where proofs are verified.  False, after saying
- * why on the console, when the request is refused for its proof; *proven
- * says whether it proved its user.
+ * Check a request's AUTH proof, if any, before it is performed (registry_prove
+ * is the one place where proofs are verified).  False, after saying why on
+ * the console, when the request is refused for its proof.
  */
-static bool check_proof(struct registry *reg, const struct request *req,
-                        const char *peer_ip, const char *user, bool *proven)
+static bool check_proof(struct registry *reg, struct reg_op *op, const char *peer_ip,
+                        const char *user, enum op wire_op)
 {
-    enum reg_proof p = registry_prove(reg, req->user, req->auth ? &req->proof : NULL);
-    *proven = p == PROOF_OK;
+    enum reg_proof p = registry_prove(reg, op);
     if (p == PROOF_NONE || p == PROOF_OK || p == PROOF_NO_USER)
         return true;            /* an unknown user: the operation answers that */
-    diag("s> REFUSED AUTH %s FROM %s: %s (user %s)\n", op_name(req->op),
-                    peer_ip, registry_proof_why(p), user);
+    diag("s> REFUSED AUTH %s FROM %s: %s (user %s)\n", op_name(wire_op), peer_ip,
+         registry_proof_why(p), user);
     return false;
-}
-
-/* The name an operation has in the operation log: the classic one (a
- * REGISTER_AUTH is a REGISTER there; its secret is never logged). */
-static const char *logged_name(enum op op)
-{
-    return op_name(op == OP_REGISTER_AUTH ? OP_REGISTER : op);
 }
 
 void handle_connection(const struct handler_config *cfg, int fd,
@@ -188,31 +150,33 @@ void handle_connection(const struct handler_config *cfg, int fd,
     struct listing *list = NULL;
     /* The user name comes from the network: escaped (see console.h). */
     char user[CONSOLE_ESCAPED_MAX(FIELD_MAX)];
-    bool proven = false;
     if (rs == READ_OK)
         console_escape(req.user, user, sizeof user);
-    if (rs == READ_OK && check_proof(cfg->registry, &req, peer_ip, user, &proven)) {
+    /* REGISTER_AUTH is the REGISTER of a user with a secret (logged as
+     * REGISTER, its secret never); an AUTH wrapper's proof goes along. */
+    struct reg_op op = {.op = req.op == OP_REGISTER_AUTH ? OP_REGISTER : req.op,
+                        .datetime = req.datetime, .user = req.user,
+                        .path = req.path, .description = req.description,
+                        .target = req.target, .ip = peer_ip, .port = req.port,
+                        .proof = req.auth ? &req.proof : NULL,
+                        .secret = req.op == OP_REGISTER_AUTH ? req.secret : NULL};
+    if (rs == READ_OK && check_proof(cfg->registry, &op, peer_ip, user, req.op)) {
         /* With liveness on, a dead session of this user ends first. */
         if (req.op == OP_CONNECT)
-            liveness_before_connect(cfg->registry, req.user, proven);
+            liveness_before_connect(cfg->registry, req.user, op.proven != 0);
         console_printf("s> OPERATION %s FROM %s\n", op_name(req.op), user);
-        /* Else: a full log queue refuses the operation rather than perform it unlogged. */
-        if (oplog_submit(req.user, logged_name(req.op), req.path, req.datetime)) {
-            registry_set_datetime(req.datetime);    /* for the journal */
-            enum reg_status st = apply(cfg->registry, &req, peer_ip, &list);
-            durable_wait();     /* -S always: the record is durable first */
-            code = result_code(req.op, st);
-            report_quota(user, st);
-            if (st == REG_NOT_PROVEN)
-                diag("s> REFUSED %s FROM %s: %s is an authenticated user and "
-                                "the request carries no proof for it\n",
-                                op_name(req.op), peer_ip, user);
-            if (st == REG_OK && req.op == OP_LIST_USERS)
-                list = as_seen_by(list, fd, peer_ip);
-            if (st == REG_OK && list == NULL &&
-                (req.op == OP_LIST_USERS || req.op == OP_LIST_CONTENT))
-                code = op_other_error(req.op);      /* no memory for the copy */
-        }
+        /* A log that cannot take it (a full queue) refuses the operation
+         * rather than perform it unlogged: REG_NO_MEMORY, "other error". */
+        enum reg_status st = ops_perform(cfg->registry, &op, &list);
+        code = result_code(req.op, st);
+        report_quota(user, st);
+        if (st == REG_NOT_PROVEN)
+            diag("s> REFUSED %s FROM %s: %s is an authenticated user and the request "
+                 "carries no proof for it\n", op_name(req.op), peer_ip, user);
+        if (st == REG_OK && req.op == OP_LIST_USERS)
+            list = as_seen_by(list, fd, peer_ip);
+        if (st == REG_OK && list == NULL && ops_read_only(req.op))
+            code = op_other_error(req.op);      /* no memory for the copy */
     }
     /* A bad, partial or stalled request gets "other error", no state change.
      * A list reply goes out straight from the shared listing (its first

@@ -25,30 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "record.h"
-
-/* One operation as the journal holds it.  Absent strings are "". */
-struct jrec {
-    uint64_t seq;
-    unsigned status;        /* the registry's enum reg_status of the outcome */
-    unsigned port;          /* CONNECT */
-    const char *op, *datetime, *user, *path, *description, *target, *ip;
-    /* Authenticated users (AUTH extension): the proven counter (0: none) and,
-     * for the REGISTER of such a user, its secret (NULL: none).  Written
-     * after the strings only when present, so older records still read. */
-    uint64_t counter;
-    const uint8_t *secret;  /* AUTH_SECRET_SIZE bytes */
-};
-
-/* The largest framed operation record (seven fields of at most 256 bytes,
- * the counter and the secret). */
-#define JREC_MAX 2048
-
-/* Frame rec into buf (JREC_MAX bytes); its size, or 0 when it does not fit. */
-size_t jrec_encode(const struct jrec *rec, unsigned char *buf);
-
-/* Decode a payload of len bytes; strings point into it.  0, or -1 if malformed. */
-int jrec_decode(const unsigned char *payload, size_t len, struct jrec *rec);
+#include "jrec.h"
 
 /* Called for each record replayed at start; non-zero stops the replay. */
 typedef int journal_replay_fn(void *ctx, const struct jrec *rec);

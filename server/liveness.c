@@ -37,7 +37,7 @@
 
 #include "clock.h"
 #include "console.h"
-#include "oplog.h"
+#include "ops.h"
 #include "diag.h"
 
 #define PROBES_AT_ONCE 256
@@ -204,28 +204,23 @@ static bool probe_all(const struct reg_endpoint *e, size_t n,
 }
 
 /*
- * Expire e's session, saying why on the console: log it first, as every
- * operation is logged before it is performed, and only if the session is
- * still the one probed; when the log entry cannot be queued, leave the
- * session for the next round.  With a state directory the log entry is the
- * journal record registry_expire() writes (oplog_submit() then does
- * nothing), and a journal that refuses it leaves the session too.  Returns true when the session is over
- * (expired here, or ended otherwise meanwhile).
+ * Expire e's session, saying why on the console, through the one path of
+ * operations (ops.h): a DISCONNECT of that session only, logged with the
+ * server's date-time and the path REG_EXPIRED_MARK.  When the log cannot
+ * take it (a full queue, a journal that refuses it), the session stays for
+ * the next round.  Returns true when the session is over (expired here, or
+ * ended otherwise meanwhile).
  */
 static bool expire(struct registry *reg, const struct reg_endpoint *e,
                    const char *why)
 {
-    struct reg_endpoint now;
-    if (registry_endpoint(reg, e->name, &now) != REG_OK ||
-        now.session != e->session)
-        return true;                    /* disconnected or reconnected */
     char datetime[32];
     server_datetime(datetime, sizeof datetime);
-    if (!oplog_submit(e->name, "DISCONNECT", REG_EXPIRED_MARK, datetime))
-        return false;
-    enum reg_status st = registry_expire(reg, e->name, e->session);
+    struct reg_op op = {.op = OP_DISCONNECT, .datetime = datetime, .user = e->name,
+                        .path = REG_EXPIRED_MARK, .session = e->session};
+    enum reg_status st = ops_perform(reg, &op, NULL);
     if (st == REG_NO_MEMORY)
-        return false;                   /* the journal refused it: next round */
+        return false;                   /* the log refused it: next round */
     if (st == REG_OK) {
         /* The user name came from the network: escaped (see console.h). */
         char name[CONSOLE_ESCAPED_MAX(REG_NAME_MAX)];

@@ -25,7 +25,9 @@
 #include "handlers.h"
 #include "liveness.h"
 #include "net.h"
+#include "logqueue.h"
 #include "oplog.h"
+#include "outbox.h"
 #include "registry.h"
 #include "diag.h"
 
@@ -43,6 +45,54 @@ static int start_failed(struct registry *reg, int lfd)
     durable_close();            /* nothing when no state directory is open */
     registry_free(reg);
     return 1;
+}
+
+/* The operation log's source when it is the journal (-d), else NULL. */
+static struct outbox *outbox;
+
+/*
+ * The operation log: its source (with -d the journal outbox; without, the
+ * in-memory queue, which then logs every operation under the registry
+ * lock as the registry's log hook) and the sender that delivers it.
+ * Without LOG_RPC_IP, none, said once.  0, or -1 after saying why.
+ */
+static int start_log(struct registry *reg)
+{
+    if (config.log_host == NULL) {
+        diag("server: LOG_RPC_IP not set: running without an operation log\n");
+        return 0;
+    }
+    struct log_source src;
+    if (durable_journal() != NULL) {
+        if ((outbox = outbox_open(config.state_dir, durable_journal(), &src)) == NULL)
+            return -1;
+    } else if (logqueue_open(config.log_queue_max, &src) < 0) {
+        diag("server: cannot make the operation log's queue\n");
+        return -1;
+    }
+    struct oplog_config oc = {.host = config.log_host, .port = (unsigned)config.log_port,
+                              .key_file = config.log_key_file};
+    if (oplog_start(&oc, &src) < 0) {
+        outbox_close(outbox);
+        outbox = NULL;
+        return -1;
+    }
+    if (outbox == NULL)
+        registry_set_log(reg, logqueue_op, NULL);
+    return 0;
+}
+
+/* Deliver what waits (for a while), then stop the operation log. */
+static void stop_log(void)
+{
+    if (config.log_host == NULL)
+        return;
+    oplog_stop(OPLOG_DRAIN_MS);
+    if (outbox != NULL)
+        outbox_close(outbox);
+    else
+        logqueue_close();       /* says how many entries were not delivered */
+    outbox = NULL;
 }
 
 int main(int argc, char **argv)
@@ -95,7 +145,7 @@ int main(int argc, char **argv)
                 strerror(errno));
         return start_failed(handler.registry, -1);
     }
-    if (oplog_start() < 0)
+    if (start_log(handler.registry) < 0)
         return start_failed(handler.registry, lfd);
     if (console_start(config.console_bytes) < 0)
         diag("server: no console thread; writing lines directly\n");
@@ -122,7 +172,7 @@ int main(int argc, char **argv)
     bool idle = conns_stop();
     close(lfd);
     liveness_stop();                    /* it logs and prints: stop it first */
-    oplog_stop(OPLOG_DRAIN_MS);
+    stop_log();
     durable_close();            /* a final snapshot: the next start replays nothing */
     console_stop();
     if (idle)

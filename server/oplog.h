@@ -1,33 +1,30 @@
 /*
- * oplog.h - reporting every operation to the log server over ONC-RPC.
+ * oplog.h - the operation log's sender: every operation reported to the
+ * log server over ONC-RPC, in order, exactly once.
  *
- * Request handlers call oplog_submit(), which only queues the entry; a
- * logging thread owns the RPC client and delivers entries in order.  With a
- * state directory (durable.h, started before oplog_start()) the thread reads
- * the journal instead and oplog_submit() queues nothing.
+ * A logging thread owns the RPC client (connection, signing with -k,
+ * reconnecting, batching) and delivers what its source (logsource.h)
+ * hands it: the in-memory queue (logqueue.h) without a state directory,
+ * the journal outbox (outbox.h) with one.  main.c wires the two.
  */
 #ifndef PEERDEX_OPLOG_H
 #define PEERDEX_OPLOG_H
 
-#include <stdbool.h>
+#include "logsource.h"
+
+struct oplog_config {
+    const char *host;           /* the log server's name or IPv4 address */
+    unsigned port;              /* its TCP port; 0: ask its rpcbind */
+    const char *key_file;       /* sign batches with this key; NULL: unsigned */
+};
 
 /*
- * Start the logging thread towards config.log_host (LOG_RPC_IP) and
- * config.log_port.  Without a log host the server runs with no operation
- * log and says so once.
- * Returns 0, or -1 when logging was asked for but cannot start.
+ * Start the logging thread towards cfg's log server, sending from src.
+ * Returns 0, or -1 after saying why.
  */
-int oplog_start(void);
+int oplog_start(const struct oplog_config *cfg, const struct log_source *src);
 
-/*
- * Queue one entry (path may be NULL).  Returns false when the entry cannot
- * be accepted; the caller then refuses the operation rather than perform it
- * unlogged.  Always true when logging is off.
- */
-bool oplog_submit(const char *user, const char *op, const char *path,
-                  const char *datetime);
-
-/* Deliver what is queued, waiting at most drain_ms, then stop the thread. */
+/* Deliver what the source holds, waiting at most drain_ms, then stop the thread. */
 void oplog_stop(int drain_ms);
 
 #endif

@@ -55,8 +55,8 @@ struct registry {
     struct listing *users_listing;  /* LIST_USERS reply; NULL after a change */
     size_t nfiles;
     size_t files_max, listing_max;  /* quotas; set before sharing */
-    registry_journal_fn *journal;   /* NULL: no journal */
-    void *journal_ctx;
+    registry_log_fn *log;       /* NULL: operations are logged nowhere */
+    void *log_ctx;
     uint64_t sessions;          /* CONNECTs so far (replayed ones too): numbers each session */
     uint64_t serials;           /* users registered so far: numbers each one */
 #ifdef REGISTRY_LOCK_STATS
@@ -119,41 +119,20 @@ static void wait_built(struct registry *reg, enum hold_kind kind)
     hold_start(reg);
 }
 
-/* The date-time of the request this thread is serving (registry_set_datetime). */
-static __thread const char *op_datetime;
-
-/*
- * The proof of the request this thread is serving (registry_prove): the
- * serial of the user it proved (0: none), the counter proven, whether the
- * request came wrapped at all, and whether proofs are skipped (replay).
- */
-static __thread uint64_t op_proven_serial;
-static __thread uint64_t op_counter;
-static __thread bool op_wrapped;
-static __thread bool op_trusted;
-
-void registry_set_datetime(const char *datetime)
-{
-    op_datetime = datetime;
-}
-
-void registry_set_journal(struct registry *reg, registry_journal_fn *fn, void *ctx)
+void registry_set_log(struct registry *reg, registry_log_fn *fn, void *ctx)
 {
     lock(reg);
-    reg->journal = fn;
-    reg->journal_ctx = ctx;
+    reg->log = fn;
+    reg->log_ctx = ctx;
     unlock(reg, H_COUNT);
 }
 
-bool registry_journal(struct registry *reg, const struct reg_op *op,
-                      enum reg_status st)
+/* Log op with outcome st through the hook (setting op->seq); lock held.
+ * True without a hook. */
+static bool log_op(struct registry *reg, struct reg_op *op, enum reg_status st)
 {
-    return reg->journal == NULL || reg->journal(reg->journal_ctx, op, st);
+    return reg->log == NULL || reg->log(reg->log_ctx, op, st);
 }
-
-/* An operation of this thread's request, for the journal. */
-#define OP(name, ...) (&(struct reg_op){.op = name, .datetime = op_datetime, \
-                                         .counter = op_counter, __VA_ARGS__})
 
 /* Set by the uthash macros when an insertion cannot allocate. */
 #undef uthash_nonfatal_oom
@@ -332,62 +311,53 @@ static struct user *find_user_settled(struct registry *reg, const char *name,
 }
 
 /*
- * May this thread's request act as u?  A classic request may act as a
- * classic user; a wrapped one only as the user it proved; nothing checks
- * while trusted.  u NULL: the operation answers "no such user".  Lock held.
+ * May op act as u?  A classic request as a classic user; a wrapped one only
+ * as the user it proved (registry_prove); a replayed one always.  u NULL:
+ * the operation answers "no such user".  Lock held.
  */
-static enum reg_status check_actor(const struct user *u)
+static enum reg_status check_actor(const struct user *u, const struct reg_op *op)
 {
-    if (u == NULL || op_trusted)
+    if (u == NULL || op->trusted)
         return REG_OK;
-    if (op_wrapped)
-        return op_proven_serial != 0 && u->serial == op_proven_serial
-               ? REG_OK : REG_NOT_PROVEN;
+    if (op->proof != NULL)
+        return op->proven != 0 && u->serial == op->proven ? REG_OK : REG_NOT_PROVEN;
     return u->key == NULL ? REG_OK : REG_NOT_PROVEN;
 }
 
-/* Find the acting user and check it is connected and may be acted as;
+/* Find op's acting user and check it may be acted as and is connected;
  * lock held. */
-static enum reg_status find_connected(struct registry *reg, const char *name,
+static enum reg_status find_connected(struct registry *reg, const struct reg_op *op,
                                       struct user **out)
 {
-    *out = find_user(reg, name);
+    *out = find_user(reg, op->user);
     if (*out == NULL)
         return REG_NO_USER;
-    if (check_actor(*out) != REG_OK)
+    if (check_actor(*out, op) != REG_OK)
         return REG_NOT_PROVEN;
     return (*out)->connected ? REG_OK : REG_NOT_CONNECTED;
 }
 
-void registry_set_trusted(bool on)
+enum reg_proof registry_prove(struct registry *reg, struct reg_op *op)
 {
-    op_trusted = on;
-}
-
-enum reg_proof registry_prove(struct registry *reg, const char *user,
-                              const struct auth_proof *proof)
-{
-    op_proven_serial = 0;
-    op_counter = 0;
-    op_wrapped = proof != NULL;
-    if (proof == NULL)
+    op->proven = op->counter = 0;
+    if (op->proof == NULL)
         return PROOF_NONE;
     enum reg_proof p;
     lock(reg);
-    struct user *u = find_user(reg, user);
+    struct user *u = find_user(reg, op->user);
     if (u == NULL)
         p = PROOF_NO_USER;
     else if (u->key == NULL)
         p = PROOF_NO_KEY;
-    else if (!auth_verify(u->key, proof))
+    else if (!auth_verify(u->key, op->proof))
         p = PROOF_BAD;
-    else if (proof->counter <= u->counter)
+    else if (op->proof->counter <= u->counter)
         p = PROOF_STALE;
     else {
         p = PROOF_OK;
-        u->counter = proof->counter;
-        op_proven_serial = u->serial;
-        op_counter = proof->counter;
+        u->counter = op->proof->counter;
+        op->proven = u->serial;
+        op->counter = u->counter;
     }
     unlock(reg, H_COUNT);
     return p;
@@ -409,63 +379,6 @@ const char *registry_proof_why(enum reg_proof p)
         return "AUTH counter not above the last one (a replayed request)";
     }
     return "?";
-}
-
-/* Take a cached listing out of its slot; the caller releases it unlocked. */
-static struct listing *take(struct listing **slot)
-{
-    struct listing *l = *slot;
-    *slot = NULL;
-    return l;
-}
-
-/* REGISTER, of a classic user (secret NULL) or an authenticated one. */
-static enum reg_status register_user(struct registry *reg, const char *user,
-                                     const uint8_t *secret)
-{
-    size_t n = strlen(user) + 1;
-    struct user *u = calloc(1, sizeof *u + n);
-    if (u != NULL && secret != NULL && (u->key = malloc(sizeof *u->key)) != NULL)
-        auth_key_init(u->key, secret);
-    if (u == NULL || (secret != NULL && u->key == NULL)) {
-        free(u);
-        return REG_NO_MEMORY;
-    }
-    memcpy(u->name, user, n);
-
-    enum reg_status st = REG_OK;
-    bool add_failed = false;
-    lock(reg);
-    if (find_user(reg, user) != NULL) {
-        st = REG_USER_EXISTS;
-    } else {
-        HASH_ADD_STR(reg->users, name, u);
-        if (add_failed)
-            st = REG_NO_MEMORY;
-        else
-            u->serial = ++reg->serials;
-    }
-    /* The log line is the classic REGISTER; only the journal has the secret. */
-    if (!registry_journal(reg, OP("REGISTER", .user = user, .secret = secret), st)) {
-        if (st == REG_OK)
-            HASH_DEL(reg->users, u);
-        st = REG_NO_MEMORY;
-    }
-    unlock(reg, H_REGISTER);
-    if (st != REG_OK)
-        user_free(u);
-    return st;
-}
-
-enum reg_status registry_register(struct registry *reg, const char *user)
-{
-    return register_user(reg, user, NULL);
-}
-
-enum reg_status registry_register_auth(struct registry *reg, const char *user,
-                                       const uint8_t secret[AUTH_SECRET_SIZE])
-{
-    return register_user(reg, user, secret);
 }
 
 enum reg_status registry_restore_key(struct registry *reg, const char *user,
@@ -508,13 +421,59 @@ enum reg_status registry_forget_key(struct registry *reg, const char *user)
     return u == NULL ? REG_NO_USER : key == NULL ? REG_NOT_PROVEN : REG_OK;
 }
 
-enum reg_status registry_unregister(struct registry *reg, const char *user)
+/* Take a cached listing out of its slot; the caller releases it unlocked. */
+static struct listing *take(struct listing **slot)
 {
+    struct listing *l = *slot;
+    *slot = NULL;
+    return l;
+}
+
+static enum reg_status do_register(struct registry *reg, struct reg_op *op)
+{
+    const char *user = op->user;
+    size_t n = strlen(user) + 1;
+    /* Allocated before locking: an authenticated user's key too. */
+    struct user *u = calloc(1, sizeof *u + n);
+    if (u != NULL && op->secret != NULL && (u->key = malloc(sizeof *u->key)) != NULL)
+        auth_key_init(u->key, op->secret);
+    if (u == NULL || (op->secret != NULL && u->key == NULL)) {
+        free(u);
+        return REG_NO_MEMORY;
+    }
+    memcpy(u->name, user, n);
+
+    enum reg_status st = REG_OK;
+    bool add_failed = false;
+    lock(reg);
+    if (find_user(reg, user) != NULL) {
+        st = REG_USER_EXISTS;
+    } else {
+        HASH_ADD_STR(reg->users, name, u);
+        if (add_failed)
+            st = REG_NO_MEMORY;
+        else
+            u->serial = ++reg->serials;
+    }
+    if (!log_op(reg, op, st)) {
+        if (st == REG_OK)
+            HASH_DEL(reg->users, u);
+        st = REG_NO_MEMORY;
+    }
+    unlock(reg, H_REGISTER);
+    if (st != REG_OK)
+        user_free(u);
+    return st;
+}
+
+static enum reg_status do_unregister(struct registry *reg, struct reg_op *op)
+{
+    const char *user = op->user;
     struct listing *stale = NULL;
     lock(reg);
     struct user *u = find_user_settled(reg, user, H_UNREGISTER);
-    enum reg_status st = u == NULL ? REG_NO_USER : check_actor(u);
-    if (!registry_journal(reg, OP("UNREGISTER", .user = user), st))
+    enum reg_status st = u == NULL ? REG_NO_USER : check_actor(u, op);
+    if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
     if (st != REG_OK)
         u = NULL;
@@ -544,9 +503,10 @@ static void end_session(struct registry *reg, struct user *u)
     u->ip[0] = '\0';
 }
 
-enum reg_status registry_connect(struct registry *reg, const char *user,
-                                 const char *ip, unsigned port)
+static enum reg_status do_connect(struct registry *reg, struct reg_op *op)
 {
+    const char *user = op->user, *ip = op->ip;
+    unsigned port = op->port;
     if (strlen(ip) >= INET6_ADDRSTRLEN)
         return REG_NO_MEMORY;
     enum reg_status st = REG_OK;
@@ -556,7 +516,7 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
     struct user *u = find_user(reg, user);
     if (u == NULL) {
         st = REG_NO_USER;
-    } else if (check_actor(u) != REG_OK) {
+    } else if (check_actor(u, op) != REG_OK) {
         st = REG_NOT_PROVEN;
     } else if (u->connected) {
         st = REG_CONNECTED;
@@ -572,7 +532,7 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
             strcpy(u->ip, ip);
         }
     }
-    if (!registry_journal(reg, OP("CONNECT", .user = user, .ip = ip, .port = port), st)) {
+    if (!log_op(reg, op, st)) {
         if (st == REG_OK)
             end_session(reg, u);    /* undone: the listing still holds */
         st = REG_NO_MEMORY;
@@ -584,15 +544,16 @@ enum reg_status registry_connect(struct registry *reg, const char *user,
     return st;
 }
 
-enum reg_status registry_disconnect(struct registry *reg, const char *user)
+static enum reg_status do_disconnect(struct registry *reg, struct reg_op *op)
 {
+    const char *user = op->user;
     struct listing *stale = NULL;
     lock(reg);
     struct user *u = find_user(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER
-                       : check_actor(u) != REG_OK ? REG_NOT_PROVEN
+                       : check_actor(u, op) != REG_OK ? REG_NOT_PROVEN
                        : !u->connected ? REG_NOT_CONNECTED : REG_OK;
-    if (!registry_journal(reg, OP("DISCONNECT", .user = user), st))
+    if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
     if (st == REG_OK) {
         end_session(reg, u);
@@ -609,9 +570,9 @@ static size_t listing_size(size_t path_bytes)
     return 1 + 21 + path_bytes;     /* result byte, count (at most 20 digits) */
 }
 
-enum reg_status registry_publish(struct registry *reg, const char *user,
-                                 const char *path, const char *description)
+static enum reg_status do_publish(struct registry *reg, struct reg_op *op)
 {
+    const char *user = op->user, *path = op->path, *description = op->description;
     /* Allocate before locking so the critical section stays short. */
     size_t n = strlen(path) + 1;   /* its share of the listing: path and NUL */
     struct file *f = file_new(path, description);
@@ -624,7 +585,7 @@ enum reg_status registry_publish(struct registry *reg, const char *user,
     bool add_failed = false;
     lock(reg);
     find_user_settled(reg, user, H_PUBLISH);
-    enum reg_status st = find_connected(reg, user, &u);
+    enum reg_status st = find_connected(reg, op, &u);
     if (st == REG_OK) {
         HASH_FIND_STR(u->files, path, old);
         if (old != NULL) {
@@ -644,8 +605,7 @@ enum reg_status registry_publish(struct registry *reg, const char *user,
         }
     }
     /* Refused ones too (a quota's status included). */
-    if (!registry_journal(reg, OP("PUBLISH", .user = user, .path = path,
-                                  .description = description), st)) {
+    if (!log_op(reg, op, st)) {
         if (st == REG_OK) {
             HASH_DEL(u->files, f);
             reg->nfiles--;
@@ -662,21 +622,21 @@ enum reg_status registry_publish(struct registry *reg, const char *user,
     return st;
 }
 
-enum reg_status registry_delete(struct registry *reg, const char *user,
-                                const char *path)
+static enum reg_status do_delete(struct registry *reg, struct reg_op *op)
 {
+    const char *user = op->user, *path = op->path;
     struct user *u;
     struct file *f = NULL;
     struct listing *stale = NULL;
     lock(reg);
     find_user_settled(reg, user, H_DELETE);
-    enum reg_status st = find_connected(reg, user, &u);
+    enum reg_status st = find_connected(reg, op, &u);
     if (st == REG_OK) {
         HASH_FIND_STR(u->files, path, f);
         if (f == NULL)
             st = REG_NOT_PUBLISHED;
     }
-    if (!registry_journal(reg, OP("DELETE", .user = user, .path = path), st)) {
+    if (!log_op(reg, op, st)) {
         st = REG_NO_MEMORY;
         f = NULL;
     }
@@ -723,13 +683,13 @@ static struct listing *build_users(struct registry *reg)
     return l;
 }
 
-enum reg_status registry_list_users(struct registry *reg, const char *user,
-                                    struct listing **out)
+static enum reg_status do_list_users(struct registry *reg, struct reg_op *op,
+                                     struct listing **out)
 {
     struct user *u;
     lock(reg);
-    enum reg_status st = find_connected(reg, user, &u);
-    if (!registry_journal(reg, OP("LIST_USERS", .user = user), st))
+    enum reg_status st = find_connected(reg, op, &u);
+    if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
     if (st == REG_OK && reg->users_listing == NULL &&
         (reg->users_listing = build_users(reg)) == NULL)
@@ -763,19 +723,20 @@ static struct listing *build_content(const struct user *t, size_t path_bytes)
     return l;
 }
 
-enum reg_status registry_list_content(struct registry *reg, const char *user,
-                                      const char *target, struct listing **out)
+static enum reg_status do_list_content(struct registry *reg, struct reg_op *op,
+                                       struct listing **out)
 {
+    const char *target = op->target;
     struct user *u;
     lock(reg);
     /* The target first: waiting for its build releases the lock, and the
      * requester's state is checked (and the outcome journaled) after any
      * such wait. */
     struct user *t = find_user_settled(reg, target, H_LIST_CONTENT);
-    enum reg_status st = find_connected(reg, user, &u);
+    enum reg_status st = find_connected(reg, op, &u);
     if (st == REG_OK && t == NULL)
         st = REG_NO_TARGET;
-    if (!registry_journal(reg, OP("LIST_CONTENT", .user = user, .target = target), st))
+    if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
     if (st == REG_OK && t->listing != NULL) {
         *out = listing_ref(t->listing);
@@ -927,20 +888,18 @@ enum reg_status registry_endpoints(struct registry *reg,
     return REG_OK;
 }
 
-enum reg_status registry_expire(struct registry *reg, const char *user,
-                                uint64_t session)
+static enum reg_status do_expire(struct registry *reg, struct reg_op *op)
 {
+    const char *user = op->user;
+    uint64_t session = op->session;
     struct listing *stale = NULL;
     lock(reg);
     struct user *u = find_user(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER
                        : !u->connected || u->session != session
                        ? REG_NOT_CONNECTED : REG_OK;
-    /* Registry-made: no client date-time, the journal hook takes the
-     * server's clock.  Only an expiry that happens is an operation. */
-    if (st == REG_OK &&
-        !registry_journal(reg, &(struct reg_op){.op = "DISCONNECT", .user = user,
-                                                .path = REG_EXPIRED_MARK}, st))
+    /* Only an expiry that happens is an operation. */
+    if (st == REG_OK && !log_op(reg, op, st))
         st = REG_NO_MEMORY;
     if (st == REG_OK) {
         end_session(reg, u);
@@ -949,4 +908,91 @@ enum reg_status registry_expire(struct registry *reg, const char *user,
     unlock(reg, H_EXPIRE);
     listing_release(stale);
     return st;
+}
+
+enum reg_status registry_apply(struct registry *reg, struct reg_op *op,
+                               struct listing **out)
+{
+    op->seq = 0;
+    switch (op->op) {
+    case OP_REGISTER:
+        return do_register(reg, op);
+    case OP_UNREGISTER:
+        return do_unregister(reg, op);
+    case OP_CONNECT:
+        return do_connect(reg, op);
+    case OP_DISCONNECT:
+        return op->session != 0 ? do_expire(reg, op) : do_disconnect(reg, op);
+    case OP_PUBLISH:
+        return do_publish(reg, op);
+    case OP_DELETE:
+        return do_delete(reg, op);
+    case OP_LIST_USERS:
+        return do_list_users(reg, op, out);
+    case OP_LIST_CONTENT:
+        return do_list_content(reg, op, out);
+    default:
+        return REG_NO_MEMORY;       /* no such operation: nothing changes */
+    }
+}
+
+/* The short forms: one operation with no client date-time. */
+
+enum reg_status registry_register(struct registry *reg, const char *user)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_REGISTER, .user = user}, NULL);
+}
+
+enum reg_status registry_unregister(struct registry *reg, const char *user)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_UNREGISTER, .user = user}, NULL);
+}
+
+enum reg_status registry_connect(struct registry *reg, const char *user,
+                                 const char *ip, unsigned port)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_CONNECT, .user = user, .ip = ip,
+                                                .port = port}, NULL);
+}
+
+enum reg_status registry_disconnect(struct registry *reg, const char *user)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_DISCONNECT, .user = user}, NULL);
+}
+
+enum reg_status registry_publish(struct registry *reg, const char *user,
+                                 const char *path, const char *description)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_PUBLISH, .user = user, .path = path,
+                                                .description = description}, NULL);
+}
+
+enum reg_status registry_delete(struct registry *reg, const char *user,
+                                const char *path)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_DELETE, .user = user, .path = path},
+                          NULL);
+}
+
+enum reg_status registry_list_users(struct registry *reg, const char *user,
+                                    struct listing **out)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_LIST_USERS, .user = user}, out);
+}
+
+enum reg_status registry_list_content(struct registry *reg, const char *user,
+                                      const char *target, struct listing **out)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_LIST_CONTENT, .user = user,
+                                                .target = target}, out);
+}
+
+enum reg_status registry_expire(struct registry *reg, const char *user,
+                                uint64_t session)
+{
+    if (session == 0)
+        return REG_NOT_CONNECTED;       /* no session is numbered 0 */
+    return registry_apply(reg, &(struct reg_op){.op = OP_DISCONNECT, .user = user,
+                                                .path = REG_EXPIRED_MARK,
+                                                .session = session}, NULL);
 }

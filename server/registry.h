@@ -11,11 +11,12 @@
  * Lock discipline: one mutex per registry (`struct registry.lock`) guards
  * every table, every user and every file, and the cached listings.  Each
  * function below takes it on entry and releases it before returning.  Under
- * it the only call out is the journal hook (registry_set_journal), which
- * appends the operation to the journal (journal.h: its own mutex is taken
- * after this one, never before); no other lock is taken under it.  Every
- * operation holds it for O(1) work (a lookup, an insert, taking a
- * reference) plus that journal append, with two exceptions: the
+ * it the only call out is the log hook (registry_set_log), which appends
+ * the operation to the journal (journal.h) or to the operation log's queue
+ * (oplog.h); their own mutex is taken after this one, never before; no
+ * other lock is taken under it.  Every operation holds it for O(1) work (a
+ * lookup, an insert, taking a reference) plus that append, with two
+ * exceptions: the
  * connected-users listing is encoded under it, on the first LIST_USERS
  * after a change, and registry_visit() holds it for the whole visit.
  *
@@ -42,6 +43,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "request.h"
 
 enum reg_status {
     REG_OK,
@@ -84,65 +86,61 @@ struct registry;
 struct registry *registry_new(void);
 void registry_free(struct registry *reg);
 
-/* One operation as the journal hook sees it; absent fields are NULL. */
+/*
+ * One operation: what registry_apply() performs and the log hook logs.
+ * Absent fields are NULL.  An expiry is a DISCONNECT with a session (and
+ * the path REG_EXPIRED_MARK): it ends only that session.
+ */
 struct reg_op {
-    const char *op;             /* the wire name: "REGISTER"... */
-    const char *datetime;       /* the client's; NULL: none (registry-made) */
+    enum op op;
+    const char *datetime;       /* the client's; NULL: none (the log takes the server's) */
     const char *user, *path, *description, *target, *ip;
-    unsigned port;
-    uint64_t counter;           /* an authenticated user's proven counter; 0: none */
-    const uint8_t *secret;      /* REGISTER of an authenticated user; NULL: classic */
+    unsigned port;              /* CONNECT */
+    uint64_t session;           /* an expiry's session; 0 otherwise */
+    uint64_t seq;               /* out: the log's sequence number; 0: not logged */
+    /*
+     * Authenticated users (the AUTH extension, docs/protocol.md).  A
+     * request's AUTH wrapper: proof (NULL for a classic request), checked
+     * by registry_prove(), which on success sets proven (the user's serial)
+     * and counter (logged with the operation).  A REGISTER with a secret
+     * makes an authenticated user.  trusted (a journal replayed at start):
+     * no proof is asked, and a counter only raises the user's.
+     */
+    const struct auth_proof *proof;
+    uint64_t proven;
+    uint64_t counter;
+    const uint8_t *secret;      /* AUTH_SECRET_SIZE bytes; NULL: a classic REGISTER */
+    bool trusted;
 };
 
 /*
- * The journal hook: called with the registry lock held for every operation
+ * The log hook: called with the registry lock held for every operation
  * (refused ones too, with their status), after the registry has decided the
- * outcome and before anyone can see it.  It returns false when the
- * operation cannot be journaled; the registry then undoes it and answers
- * REG_NO_MEMORY ("other error").  NULL (the default): no journal.
+ * outcome and before anyone can see it, so the log's order is the order in
+ * which operations took effect.  It sets op->seq, or returns false when the
+ * operation cannot be logged; the registry then undoes it and answers
+ * REG_NO_MEMORY ("other error").  NULL (the default): no log.
  */
-typedef bool registry_journal_fn(void *ctx, const struct reg_op *op,
-                                 enum reg_status st);
-void registry_set_journal(struct registry *reg, registry_journal_fn *fn, void *ctx);
+typedef bool registry_log_fn(void *ctx, struct reg_op *op, enum reg_status st);
+void registry_set_log(struct registry *reg, registry_log_fn *fn, void *ctx);
 
 /*
- * Journal op with status st through the hook.  Call it only with the
- * registry lock held, from inside a registry operation; true without a hook.
+ * Perform op (its seq set by the log hook): the one entry of every
+ * operation (ops.h calls it).  A list reply comes back in *out on REG_OK.
  */
-bool registry_journal(struct registry *reg, const struct reg_op *op,
-                      enum reg_status st);
+enum reg_status registry_apply(struct registry *reg, struct reg_op *op,
+                               struct listing **out);
 
 /*
- * The client's date-time that the calling thread's next operations are
- * journaled with (the handler sets it per request; NULL: none).
- */
-void registry_set_datetime(const char *datetime);
-
-/*
- * Files one user may have, and bytes its LIST_CONTENT reply may take
- * (defaults: no limit).  Set before the registry is shared and after a
- * restore: they bound new PUBLISHes (checked before the journal hook, which
- * journals a refused one with its status), not what a journal replays.
- */
-void registry_set_quotas(struct registry *reg, size_t files, size_t listing_bytes);
-
-enum reg_status registry_register(struct registry *reg, const char *user);
-
-/*
- * Authenticated users (the AUTH extension, docs/protocol.md).  A user
- * registered with registry_register_auth() holds a secret and a counter;
- * from then on every operation acting as it (CONNECT, DISCONNECT, PUBLISH,
- * DELETE, UNREGISTER, and LIST_* as the requester) is refused with
- * REG_NOT_PROVEN unless the calling thread proved it first with
- * registry_prove().  The check is made under the lock, atomically with
+ * Authenticated users: a user registered with a secret is acted as only
+ * by operations whose reg_op was proven by registry_prove() (CONNECT,
+ * DISCONNECT, PUBLISH, DELETE, UNREGISTER, and LIST_* as the requester);
+ * any other is refused with REG_NOT_PROVEN, under the lock, atomically with
  * the operation.  Classic users are untouched.
  */
-enum reg_status registry_register_auth(struct registry *reg, const char *user,
-                                       const uint8_t secret[AUTH_SECRET_SIZE]);
-
 enum reg_proof {
     PROOF_NONE,         /* a classic request: nothing to prove */
-    PROOF_OK,           /* proven: this thread may act as the user */
+    PROOF_OK,           /* proven: the operation may act as the user */
     PROOF_NO_USER,      /* no such user: the operation answers that */
     PROOF_NO_KEY,       /* a classic user: it has no secret to prove */
     PROOF_BAD,          /* the MAC does not match */
@@ -150,28 +148,19 @@ enum reg_proof {
 };
 
 /*
- * Start the calling thread's next request: with proof NULL (a classic
- * request) only forget any earlier proof; else check proof for user and,
- * when it holds, advance the user's counter and let this thread's next
- * operations act as that user (the counter is journaled with them).
- * One HMAC under the lock; no allocation.
+ * Check op->proof (when there is one) for op->user: the one place where a
+ * proof is verified, one HMAC under the lock and no allocation.  When it
+ * holds, the user's counter advances to the proof's, and op->proven and
+ * op->counter are set for registry_apply() and the log.
  */
-enum reg_proof registry_prove(struct registry *reg, const char *user,
-                              const struct auth_proof *proof);
+enum reg_proof registry_prove(struct registry *reg, struct reg_op *op);
 
 /* Why a proof was refused, for the console. */
 const char *registry_proof_why(enum reg_proof p);
 
 /*
- * While on, the calling thread's operations skip the proof check (loading
- * the state directory replays what was proven when it happened).
- */
-void registry_set_trusted(bool on);
-
-/*
  * Restore an authenticated user's secret and counter (a snapshot), or only
- * raise its counter (secret NULL: a journal record).  REG_OK or
- * REG_NO_USER (or REG_NO_MEMORY).
+ * raise its counter (secret NULL).  REG_OK, REG_NO_USER or REG_NO_MEMORY.
  */
 enum reg_status registry_restore_key(struct registry *reg, const char *user,
                                      const uint8_t *secret, uint64_t counter);
@@ -179,6 +168,20 @@ enum reg_status registry_restore_key(struct registry *reg, const char *user,
 /* Make an authenticated user classic again (an operator's --forget-key):
  * REG_OK, REG_NO_USER, or REG_NOT_PROVEN when it had no secret. */
 enum reg_status registry_forget_key(struct registry *reg, const char *user);
+
+/*
+ * Files one user may have, and bytes its LIST_CONTENT reply may take
+ * (defaults: no limit).  Set before the registry is shared and after a
+ * restore: they bound new PUBLISHes (checked before the log hook, which
+ * journals a refused one with its status), not what a journal replays.
+ */
+void registry_set_quotas(struct registry *reg, size_t files, size_t listing_bytes);
+
+/*
+ * Short forms of registry_apply() for one operation with no client
+ * date-time (the snapshot loader, the tests).
+ */
+enum reg_status registry_register(struct registry *reg, const char *user);
 enum reg_status registry_unregister(struct registry *reg, const char *user);
 enum reg_status registry_connect(struct registry *reg, const char *user,
                                  const char *ip, unsigned port);

@@ -62,6 +62,14 @@ const char *op_name(enum op op)
     return op >= 0 && op < OP_COUNT ? ops[op].name : NULL;
 }
 
+enum op op_by_name(const char *name)
+{
+    for (int i = 0; i < OP_COUNT; i++)
+        if (strcmp(name, ops[i].name) == 0)
+            return (enum op)i;
+    return OP_UNKNOWN;
+}
+
 unsigned char op_other_error(enum op op)
 {
     return op >= 0 && op < OP_COUNT ? ops[op].other_error : 2;

@@ -93,6 +93,9 @@ enum parse_status request_parse(const char *buf, size_t len,
 /* The wire name of an operation ("REGISTER"...), or NULL. */
 const char *op_name(enum op op);
 
+/* The operation named name (a whole wire name), or OP_UNKNOWN. */
+enum op op_by_name(const char *name);
+
 /* The result code an operation answers for "other error" (2, 3 or 4). */
 unsigned char op_other_error(enum op op);
 

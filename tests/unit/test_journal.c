@@ -64,7 +64,7 @@ static void append_n(struct journal *j, int n)
     char name[32];
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "user%d", i);
-        struct jrec r = {.op = "REGISTER", .datetime = "17/12/2014 13:20:35", .user = name};
+        struct jrec r = {.op = OP_REGISTER, .datetime = "17/12/2014 13:20:35", .user = name};
         ck_assert(journal_append(j, &r));
     }
 }
@@ -124,7 +124,7 @@ END_TEST
 START_TEST(jrec_round_trip)
 {
     unsigned char buf[JREC_MAX];
-    struct jrec in = {.seq = 42, .status = 3, .port = 65535, .op = "PUBLISH",
+    struct jrec in = {.seq = 42, .status = 3, .port = 65535, .op = OP_PUBLISH,
                       .datetime = "17/12/2014 13:20:35", .user = "alice",
                       .path = "/a b", .description = "a file", .ip = "::1"}, out;
     size_t n = jrec_encode(&in, buf);
@@ -135,7 +135,7 @@ START_TEST(jrec_round_trip)
     ck_assert_uint_eq(out.seq, 42);
     ck_assert_uint_eq(out.status, 3);
     ck_assert_uint_eq(out.port, 65535);
-    ck_assert_str_eq(out.op, "PUBLISH");
+    ck_assert_int_eq(out.op, OP_PUBLISH);
     ck_assert_str_eq(out.path, "/a b");
     ck_assert_str_eq(out.description, "a file");
     ck_assert_str_eq(out.target, "");
@@ -257,12 +257,12 @@ struct hooked {
     bool fail;
 };
 
-static bool hook(void *ctx, const struct reg_op *op, enum reg_status st)
+static bool hook(void *ctx, struct reg_op *op, enum reg_status st)
 {
     struct hooked *h = ctx;
     if (h->fail)
         return false;
-    snprintf(h->ops[h->n], sizeof h->ops[0], "%s", op->op);
+    snprintf(h->ops[h->n], sizeof h->ops[0], "%s", op_name(op->op));
     h->st[h->n++] = st;
     return true;
 }
@@ -271,7 +271,7 @@ START_TEST(hook_sees_refused_ops_too)
 {
     struct registry *reg = registry_new();
     struct hooked h = {0};
-    registry_set_journal(reg, hook, &h);
+    registry_set_log(reg, hook, &h);
     ck_assert_int_eq(registry_register(reg, "a"), REG_OK);
     ck_assert_int_eq(registry_register(reg, "a"), REG_USER_EXISTS);
     ck_assert_int_eq(registry_disconnect(reg, "a"), REG_NOT_CONNECTED);
@@ -287,7 +287,7 @@ START_TEST(failing_hook_undoes)
 {
     struct registry *reg = registry_new();
     struct hooked h = {0};
-    registry_set_journal(reg, hook, &h);
+    registry_set_log(reg, hook, &h);
     ck_assert_int_eq(registry_register(reg, "a"), REG_OK);
     ck_assert_int_eq(registry_connect(reg, "a", "127.0.0.1", 5), REG_OK);
     h.fail = true;
@@ -328,7 +328,7 @@ START_TEST(listings_follow_journal)
     struct registry *reg = registry_new();
     struct hooked h = {0};
     char got[256];
-    registry_set_journal(reg, hook, &h);
+    registry_set_log(reg, hook, &h);
     registry_set_quotas(reg, 1, 1024);
     ck_assert_int_eq(registry_register(reg, "a"), REG_OK);
     ck_assert_int_eq(registry_connect(reg, "a", "10.0.0.1", 5), REG_OK);
@@ -421,7 +421,7 @@ struct disconnects {
 static int collect_disconnect(void *ctx, const struct jrec *r)
 {
     struct disconnects *d = ctx;
-    if (strcmp(r->op, "DISCONNECT") == 0 && d->n < 4) {
+    if (r->op == OP_DISCONNECT && d->n < 4) {
         snprintf(d->path[d->n], sizeof d->path[0], "%s", r->path ? r->path : "");
         snprintf(d->datetime[d->n], sizeof d->datetime[0], "%s", r->datetime);
         d->n++;
