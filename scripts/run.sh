@@ -70,8 +70,10 @@ export LOG_RPC_IP=127.0.0.1 LOG_RPC_PORT="$LOG_PORT"
 # connected user's endpoint is probed; a user whose client died is
 # disconnected after 3 failed probes (docs/protocol.md), also one restored
 # from the state directory whose client died meanwhile.  -i 64: connections
-# at once from one address; -f, -b: files per user and bytes of one user's
-# listing (docs/security.md).  The bare bin/server has none of these limits.
+# at once from one source (an IPv4 address, or an IPv6 /64); -f, -b: files
+# per user and bytes of one user's listing (docs/security.md).  The bare
+# bin/server has none of these limits.  Users our client registers are
+# authenticated (AUTH, docs/protocol.md): their secrets live in var/ (0600).
 "$BIN/server" -p "$PORT" -d "${STATE_DIR:-var}" -k "$LOG_KEY" -L 30 \
     -i 64 -f 100000 -b 33554432 &
 server_pid=$!
