@@ -24,7 +24,8 @@ FIELDS = {"REGISTER": 3, "UNREGISTER": 3, "CONNECT": 4, "DISCONNECT": 3, "PUBLIS
 OTHER = {"REGISTER": 2, "UNREGISTER": 2, "CONNECT": 3, "DISCONNECT": 3, "PUBLISH": 4,
          "DELETE": 4, "LIST_USERS": 3, "LIST_CONTENT": 4}
 SERVER_DEFECTS = ("ascii-codes", "datetime-last", "global-publish", "truncate-255",
-                  "list-cut-short")
+                  "list-cut-short", "int32-codes", "datetime-as-user", "trailing-byte",
+                  "empty-list-4", "never-close", "silent", "stream")
 
 
 def encode(*fields):
@@ -112,18 +113,39 @@ class IndexStub:
                 with self.lock:
                     conn.sendall(encode(*sorted(self.users)))
                 return
+            if self.defect == "silent":
+                time.sleep(3600)            # reads the request, never answers
+            if self.defect == "stream":     # answers with bytes that never end
+                try:
+                    while True:
+                        conn.sendall(b"\x00" * 65536)
+                except OSError:
+                    return
             if status != "ok":
                 return self.reply(conn, OTHER[op])
             args = [f.decode("utf-8", "replace") for f in fields[2:]]
             if self.defect == "datetime-last":     # takes the last field as the date-time
                 args = [f.decode("utf-8", "replace") for f in fields[1:-1]]
+            if self.defect == "datetime-as-user":  # reads the date-time as the user
+                args = [f.decode("utf-8", "replace") for f in fields[1:2] + fields[3:]]
             with self.lock:
                 code, data = self.operate(op, args, addr[0])
+            if self.defect == "empty-list-4" and data == ["0"] and op == "LIST_CONTENT":
+                code, data = 4, None
             self.reply(conn, code, data)
+            if self.defect == "trailing-byte" and op == "LIST_CONTENT":
+                conn.sendall(b"\n")
+            if self.defect == "never-close":
+                time.sleep(3600)
 
     def reply(self, conn, code, data=None):
-        """The result code (as an ASCII digit with that defect) and the data."""
-        first = str(code).encode() if self.defect == "ascii-codes" else bytes([code])
+        """The result code (as an ASCII digit, or a 4-byte integer, with those
+        defects) and the data."""
+        first = bytes([code])
+        if self.defect == "ascii-codes":
+            first = str(code).encode()
+        elif self.defect == "int32-codes":
+            first = code.to_bytes(4, "little")
         body = b""
         if data is not None:
             if self.defect == "list-cut-short" and len(data) > 1:
@@ -205,6 +227,9 @@ def peer_handler(published, defect):
                 conn.sendall(b"\x02")
                 return
             path = fields[1].decode("utf-8", "replace")
+            if defect == "refuse-all":
+                conn.sendall(b"\x02")
+                return
             ok = path == published or defect == "serve-unpublished" and os.path.isfile(path)
             if not ok:
                 conn.sendall(b"\x01")
@@ -371,6 +396,8 @@ def main():
     args = p.parse_args()
     if args.role == "client":
         client = StubClient((args.s, args.p), args.defect)
+        if args.defect == "banner":
+            print("stub client 1.0, type HELP for help", flush=True)
         for line in sys.stdin:
             if not client.run(line):
                 break
