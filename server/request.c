@@ -223,19 +223,24 @@ static enum parse_status parse_plain(const char *buf, size_t len,
 }
 
 /*
- * The AUTH wrapper's two fields at buf (after its name): the counter and
- * the MAC.  Returns the bytes they take, 0 while incomplete, or -1 when a
- * field is too long; *why is set when a field is refused.
+ * The AUTH wrapper's two fields at buf (after its name): the counter (at
+ * most 19 digits) and the MAC (64 hex digits).  Returns the bytes they
+ * take, 0 while incomplete, or -1 when a field is longer than it can be
+ * (so the wrapper never takes more than AUTH_WRAPPER_MAX bytes); *why is
+ * set when a field is refused.
  */
 static long parse_wrapper(const char *buf, size_t len, struct auth_proof *proof,
                           const char **why)
 {
+    static const size_t longest[2] = {19, 2 * AUTH_MAC_SIZE};
     size_t pos = 0;
     for (int i = 0; i < 2; i++) {
         const char *nul = memchr(buf + pos, '\0', len - pos);
         size_t n = nul ? (size_t)(nul - (buf + pos)) : len - pos;
-        if (n > FIELD_MAX)
+        if (n > longest[i]) {
+            *why = i == 0 ? "AUTH counter over 19 digits" : "AUTH proof over 64 hex digits";
             return -1;
+        }
         if (nul == NULL)
             return 0;
         unsigned long long v;
@@ -275,7 +280,7 @@ enum parse_status request_parse(const char *buf, size_t len,
     if (took <= 0) {
         memset(req, 0, sizeof *req);
         req->op = OP_UNKNOWN;
-        req->why = took < 0 ? "field over 256 bytes" : why;
+        req->why = why;
         return took < 0 ? PARSE_TOO_LONG : PARSE_INCOMPLETE;
     }
     size_t at = 5 + (size_t)took;
