@@ -15,7 +15,7 @@ HELPER = os.path.join(os.path.dirname(__file__), "netns_cap.py")
 
 def in_namespace(*args):
     """Run netns_cap.py in a new user and network namespace; its summary."""
-    if shutil.which("unshare") is None or subprocess.run(
+    if shutil.which("unshare") is None or shutil.which("ip") is None or subprocess.run(
             ["unshare", "-rn", "true"], capture_output=True).returncode != 0:
         pytest.skip("no unprivileged network namespaces here")
     out = subprocess.run(["unshare", "-rn", harness.PYTHON, HELPER, *args],
