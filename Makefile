@@ -16,12 +16,14 @@ CLIENT_HOST = $(or $(SERVER),127.0.0.1)
 TIRPC_CFLAGS := $(shell pkg-config --cflags libtirpc 2>/dev/null || echo -I/usr/include/tirpc)
 TIRPC_LIBS   := $(shell pkg-config --libs libtirpc 2>/dev/null || echo -ltirpc)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+MHD_CFLAGS   := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS     := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 
 WARN    := -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SAN_CFLAGS) -pthread \
-             $(TIRPC_CFLAGS) -I$(BUILD)/gen -Icommon -Iserver -Irpc -MMD -MP
-LDLIBS  = -pthread $(TIRPC_LIBS)
+             $(TIRPC_CFLAGS) $(MHD_CFLAGS) -I$(BUILD)/gen -Icommon -Iserver -Irpc -MMD -MP
+LDLIBS  = -pthread $(TIRPC_LIBS) $(MHD_LIBS)
 
 SERVER_SRCS := $(wildcard server/*.c)
 SERVER_OBJS := $(SERVER_SRCS:%.c=$(BUILD)/%.o)
@@ -53,6 +55,13 @@ programs: $(PROGRAMS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The live view's page, built into the server (http.c includes it).
+WEB_ASSETS := server/web/index.html server/web/page.css server/web/page.js
+$(BUILD)/gen/web_assets.h: $(WEB_ASSETS) scripts/embed.sh
+	@mkdir -p $(@D)
+	sh scripts/embed.sh $(WEB_ASSETS) > $@.tmp && mv $@.tmp $@
+$(BUILD)/server/http.o: $(BUILD)/gen/web_assets.h
 
 $(BUILD)/libpeerdex.a: $(LIB_OBJS)
 	@mkdir -p $(@D)

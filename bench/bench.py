@@ -16,7 +16,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -210,12 +212,14 @@ class Bench:
 
     def lock_hold(self):
         """How long each operation holds the registry lock, from the server
-        built with -DREGISTRY_LOCK_STATS under the read and write loads."""
-        srv = self.index_server(False, binary=os.path.join(self.tools, "server_lockstats"))
+        with bench/lockstats.c under the read and write loads (the live view polled)."""
+        srv = self.index_server(False, "-H", "127.0.0.1:0",
+                                binary=os.path.join(self.tools, "server_lockstats"))
         self.run([os.path.join(self.tools, "loadgen"), "-p", str(srv.port), "-m", "setup",
                   "-n", "1000"], check=True, capture_output=True)
-        for mode in ("list", "register", "mixed"):
-            self.loadgen(srv.port, 4, mode, "lh%s" % mode[0])
+        with Poller(self.http_port(srv)):
+            for mode in ("list", "register", "mixed"):
+                self.loadgen(srv.port, 4, mode, "lh%s" % mode[0])
         err_path = os.path.join(self.tmp, "p%d.err" % self.procs.index(srv))
         self.stop_all()
         with open(err_path) as f:
@@ -226,14 +230,18 @@ class Bench:
             if op != "count":
                 lines.append("| %s | %s | %s | %s |" % (op, n, mean, mx))
         self.sections.append(("Time under the registry lock", [
-            "`build/bench/server_lockstats` (the index server with `registry.c` built with "
-            "`-DREGISTRY_LOCK_STATS`: each hold of the registry lock timed with "
+            "`build/bench/server_lockstats` (the index server linked with "
+            "`bench/lockstats.c` wrapped around the registry's calls and the mutex calls: "
+            "each hold of the registry lock timed with "
             "`clock_gettime(CLOCK_MONOTONIC)` from just after the lock is taken to just before "
             "it is released, a wait for a listing build not counted) under `loadgen` at 4 "
             "client threads, %g s each of LIST_CONTENT of the 1,000-file user, REGISTER, and "
-            "the mixed load. The max includes holds during which the holder was preempted "
-            "(%d cores, more threads)." % (self.seconds, os.cpu_count()), ""] + lines +
-            ["", "Target: LIST_CONTENT of 1,000 files <= 1 us under the lock (mean)."]))
+            "the mixed load, with the live view on (`-H`) and polled as its page does (`view`: "
+            "the HTTP thread's copy of the totals and the connected users). The max includes "
+            "holds during which the holder was preempted (%d cores, more threads)." % (
+                self.seconds, os.cpu_count()), ""] + lines +
+            ["", "Target: LIST_CONTENT of 1,000 files <= 1 us under the lock (mean); the "
+             "live view's hold no longer than LIST_USERS'."]))
 
     def logging(self):
         on = self.index_server(log=True)
@@ -285,6 +293,54 @@ class Bench:
             "authenticated requester.",
             "", "| workload | classic ops/s | authenticated ops/s | ratio |",
             "| --- | --- | --- | --- |"] + rows + ["", "Target: >= 0.9x."]))
+
+    def http_port(self, srv):
+        """The live view's port of srv, a server started with -H."""
+        with open(os.path.join(self.tmp, "p%d.err" % self.procs.index(srv))) as f:
+            return int(re.search(r"live view at http://[^:]+:(\d+)/", f.read()).group(1))
+
+    def live_view(self):
+        """REGISTER and LIST_CONTENT with the live view on (-H) and polled as
+        its page polls, against the same server without -H."""
+        load = os.getloadavg()[0]
+        off = self.index_server(False)
+        on = self.index_server(False, "-H", "127.0.0.1:0")
+        for srv in (off, on):
+            self.run([os.path.join(self.tools, "loadgen"), "-p", str(srv.port), "-m", "setup",
+                      "-n", "1000"], check=True, capture_output=True)
+        rows = []
+        with Poller(self.http_port(on)) as poller:
+            for mode, label in (("register", "REGISTER of new users"),
+                                ("list", "LIST_CONTENT of 1,000 files")):
+                for threads in (4, 32):
+                    a, b = [], []
+                    for run in range(self.runs):
+                        # Alternate which goes first, so neither always follows the other.
+                        order = ((off, a), (on, b)) if run % 2 == 0 else ((on, b), (off, a))
+                        for srv, into in order:
+                            r = self.loadgen(srv.port, threads, mode, "hv%s%s%d_%d" % (
+                                "n" if srv is on else "f", mode[0], threads, run))
+                            assert r["errors"] == 0, r
+                            into.append(r)
+                    rows.append((label, threads, a, b))
+        self.stop_all()
+        assert poller.errors == 0 and poller.polls > 0, (poller.polls, poller.errors)
+        lines = ["| workload | client threads | without -H: ops/s | -H, polled: ops/s | "
+                 "p99 us without / with | ratio with / without |",
+                 "| --- | --- | --- | --- | --- | --- |"]
+        for label, threads, a, b in rows:
+            lines.append("| %s | %d | %s | %s | %s / %s | **%s** |" % (
+                label, threads, spread((r["ops_s"] for r in a), "%.0f"),
+                spread((r["ops_s"] for r in b), "%.0f"), med(r["p99_us"] for r in a),
+                med(r["p99_us"] for r in b),
+                ratio_text([y["ops_s"] / x["ops_s"] for x, y in zip(a, b)])))
+        self.sections.append(("Live view on against off", [
+            "Two servers (operation log off), the same binary, one with `-H 127.0.0.1:0` whose "
+            "live view is polled throughout as its page polls it (`/api/state` every 0.5 s) "
+            "and scraped (`/metrics` every 1 s) by the driver: %d polls, no error. `loadgen` "
+            "runs alternate between the servers, %d runs of %g s each. Load average (1 min) "
+            "at the start of this step: %.2f." % (poller.polls, self.runs, self.seconds, load),
+            ""] + lines + ["", "Target: ratio >= 0.97x at 4 and 32 client threads."]))
 
     def time_service(self):
         """The client's per-operation cost of asking its time service."""
@@ -640,7 +696,13 @@ class Bench:
                  "- load average (1 min) before / after: %.2f / %.2f (above ~0.5, other work "
                  "shared the 2 cores and the figures are noisier)" % (load_before,
                                                                        os.getloadavg()[0]),
-                 "- command: `make bench` (= `%s`)" % " ".join(argv), ""]
+                 "- command: `make bench` (= `%s`)" % " ".join(argv), "",
+                 "The main curves, drawn from the tables below by `bench/plots.py` on each run: "
+                 "ops/s against client threads for the index, the baseline and the ceiling "
+                 "([img/bench-throughput.svg](img/bench-throughput.svg)), and the index's "
+                 "latency ([img/bench-latency.svg](img/bench-latency.svg)).", "",
+                 "![ops/s against client threads](img/bench-throughput.svg)", "",
+                 "![p50 and p99 latency against client threads](img/bench-latency.svg)", ""]
         for title, body in self.sections:
             lines += ["## " + title, ""] + body + [""]
         lines += ["## Commands", "",
@@ -651,6 +713,44 @@ class Bench:
         lines += open(os.path.join(HERE, "notes.md")).read().splitlines()
         with open(path, "w") as f:
             f.write("\n".join(lines).rstrip() + "\n")
+
+
+class Poller:
+    """A thread that polls a live view as its page does (GET /api/state every
+    0.5 s, after loading the page once) and as a scraper does (GET /metrics
+    every 1 s), counting polls and errors; a context manager."""
+
+    def __init__(self, port):
+        self.base = "http://127.0.0.1:%d" % port
+        self.polls = self.errors = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=5) as r:
+                r.read()
+            self.polls += 1
+        except OSError:
+            self.errors += 1
+
+    def loop(self):
+        for path in ("/", "/page.css", "/page.js"):
+            self.get(path)
+        tick = 0
+        while not self.done.wait(0.5):
+            self.get("/api/state")
+            if tick % 2 == 0:
+                self.get("/metrics")
+            tick += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
 
 
 def client_proc(port):
@@ -714,8 +814,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--only", help="comma-separated: throughput,ceiling,locks,logging,auth,time,scale,"
-                                   "transfer,durable,restart,liveness")
+    ap.add_argument("--only", help="comma-separated: throughput,ceiling,locks,logging,auth,time,"
+                                   "scale,transfer,durable,restart,liveness,live")
     args = ap.parse_args()
     started = time.monotonic()
     load_before = os.getloadavg()[0]
@@ -723,7 +823,7 @@ def main():
     steps = {"throughput": b.throughput, "ceiling": b.ceiling, "locks": b.lock_hold,
              "logging": b.logging, "auth": b.auth, "time": b.time_service, "scale": b.scale,
              "transfer": b.transfer, "durable": b.durable_throughput,
-             "restart": b.durable_restart, "liveness": b.liveness}
+             "restart": b.durable_restart, "liveness": b.liveness, "live": b.live_view}
     chosen = args.only.split(",") if args.only else list(steps)
     try:
         for name in chosen:
@@ -736,6 +836,11 @@ def main():
         subprocess.run(["rm", "-rf", b.tmp])
     b.report(args.out, started, sys.argv, load_before)
     print("bench: wrote %s" % args.out)
+    if {"throughput", "ceiling"} & set(chosen):
+        # The curves, drawn from the tables just written (docs/img/ beside the report).
+        sys.path.insert(0, HERE)
+        import plots
+        plots.main(args.out, os.path.join(os.path.dirname(os.path.abspath(args.out)), "img"))
     for title, body in b.sections:
         print("\n## " + title)
         print("\n".join(l for l in body if l.startswith("|") or "**" in l))

@@ -9,20 +9,20 @@ $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDLIBS) -lm
 
-# The index server with the registry's lock-hold counters (registry.c built
-# with -DREGISTRY_LOCK_STATS): it prints them on stderr when it stops.
-$(BUILD)/bench/registry_lockstats.o: server/registry.c
+# The index server with the registry lock's holds timed per operation
+# (bench/lockstats.c, wrapped around the registry's entry points and the
+# mutex calls at link time): it prints them on stderr when it exits.
+LOCKSTATS_WRAP := registry_apply registry_restore_file registry_visit registry_endpoint \
+                  registry_endpoints registry_view pthread_mutex_lock pthread_mutex_unlock \
+                  pthread_cond_wait
+$(BUILD)/bench/server_lockstats: $(BUILD)/server/main.o bench/lockstats.c $(BUILD)/libpeerdex.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -DREGISTRY_LOCK_STATS -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(LOCKSTATS_WRAP:%=-Wl,--wrap=%)
 
-$(BUILD)/bench/server_lockstats: $(BUILD)/server/main.o $(BUILD)/bench/registry_lockstats.o \
-                                 $(BUILD)/libpeerdex.a
-	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
-
-## bench: run the benchmarks (a few minutes) and write docs/benchmarks.md
+## bench: run the benchmarks (a few minutes); write docs/benchmarks.md and its curves (docs/img/bench-*.svg)
 .PHONY: bench
 bench:
-	@sh scripts/deps.sh run
+	@sh scripts/deps.sh run plot
 	@$(MAKE) --no-print-directory programs $(BENCH_PROGS)
 	PEERDEX_BIN=$(abspath $(BIN)) $(PYTHON) bench/bench.py --tools $(BUILD)/bench \
 	    --out docs/benchmarks.md $(BENCH_ARGS)

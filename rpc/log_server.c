@@ -2,6 +2,7 @@
  * log_server.c - the operation log server: ONC-RPC in, durable lines out.
  *
  *   log_server [-f FILE] [-p PORT] [-k KEYFILE] [-c MAXCONN] [-t SECONDS]
+ *              [-g ORIGIN]
  *
  * Receives batches of entries (rpc/logrpc.x), appends each new one to FILE
  * as one protocol line (rpc/logstore.c: durable, exactly once) and prints it
@@ -17,7 +18,9 @@
  * whatever a failed decode had already allocated.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +45,9 @@
 #define MAX_RECORD (4 << 20)
 #define MAXCONN_DEFAULT 64
 #define TIMEOUT_DEFAULT_S 30
+/* With -k: a connection that has not proven the key within this long of its
+ * accept is closed, and gives its slot to a newcomer when all are taken. */
+#define UNPROVEN_TIMEOUT_MS 5000
 
 /* What the server knows of one connection (rpcserve keeps it). */
 struct conn {
@@ -70,12 +76,25 @@ static log_status append(const log_batch *batch)
             .origin = e->origin, .seq = e->seq, .user = e->user,
             .operation = e->operation, .path = e->path, .datetime = e->datetime};
     }
+    uint64_t gap = logstore_gap_pending(store);
     int rc = logstore_append(store, recs, n, stdout);
     free(recs);
     if (rc == LOGSTORE_REFUSED) {
-        diag("log_server: batch refused, nothing written: %s\n",
-                logstore_error(store));
+        uint64_t jump = logstore_jump_origin(store);
+        if (jump != 0)
+            diag("log_server: batch refused, nothing written: %s (if this log lost those "
+                 "entries for good, restart with -g %016" PRIx64 " to record the gap and "
+                 "go on: docs/oplog.md)\n", logstore_error(store), jump);
+        else
+            diag("log_server: batch refused, nothing written: %s\n", logstore_error(store));
         return LOG_REFUSED;
+    }
+    if (rc == 0 && gap != 0 && logstore_gap_pending(store) == 0) {
+        uint64_t first, last;
+        logstore_gap_taken(store, &first, &last);
+        diag("log_server: recorded the gap of origin %016" PRIx64 ": seq %" PRIu64 " to %"
+             PRIu64 " as one LOG_GAP line; -g is spent, leave it out next time\n",
+             gap, first, last);
     }
     if (rc != 0) {
         diag("log_server: cannot write the log: %s\n",
@@ -83,6 +102,25 @@ static log_status append(const log_batch *batch)
         return LOG_IO_ERROR;
     }
     return LOG_OK;
+}
+
+/*
+ * A signed batch, the connection's call number `call`: stored when the MAC
+ * is right (or when no key is set), else refused.  Its status into *status;
+ * true when the MAC proved the sender holds the key.
+ */
+static bool signed_append(struct conn *c, uint64_t call, const log_signed_batch *sb,
+                          log_status *status)
+{
+    bool proven = keyed && c->has_nonce &&
+                  logmac_check(&key, c->nonce, call, &sb->entries, sb->mac);
+    if (keyed && !proven) {
+        diag("log_server: wrongly signed batch refused\n");
+        *status = LOG_REFUSED;
+    } else {
+        *status = append(&sb->entries);
+    }
+    return proven;
 }
 
 /* XDR for "no arguments" or "no result" (xdr_void has no parameters). */
@@ -110,17 +148,18 @@ static struct rpcserve_reply dispatch(void *conn, uint32_t proc, XDR *in)
     static log_hello hello;
     static log_batch batch;
     static log_signed_batch sb;
+    static log_proof proof;
     const struct rpcserve_reply garbage = {.stat = GARBAGE_ARGS};
     switch (proc) {
     case NULLPROC:
-        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_nothing, NULL};
+        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_nothing, NULL, false};
     case LOGRPC_NONCE:
         if (getrandom(hello.nonce, sizeof hello.nonce, 0) != (ssize_t)sizeof hello.nonce)
             return (struct rpcserve_reply){.stat = SYSTEM_ERR};
         memcpy(c->nonce, hello.nonce, sizeof c->nonce);
         c->has_nonce = true;
         c->calls = 0;
-        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_hello, &hello};
+        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_hello, &hello, false};
     case LOGRPC_APPEND:
         memset(&batch, 0, sizeof batch);
         if (!get_args(in, (xdrproc_t)xdr_log_batch, &batch))
@@ -132,21 +171,24 @@ static struct rpcserve_reply dispatch(void *conn, uint32_t proc, XDR *in)
             status = append(&batch);
         }
         xdr_free((xdrproc_t)xdr_log_batch, &batch);
-        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_status, &status};
+        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_status, &status, false};
     case LOGRPC_APPEND_SIGNED:
+    case LOGRPC_APPEND_PROVEN:
         memset(&sb, 0, sizeof sb);
         if (!get_args(in, (xdrproc_t)xdr_log_signed_batch, &sb))
             return garbage;
-        if (keyed && (!c->has_nonce ||
-                      !logmac_check(&key, c->nonce, c->calls, &sb.entries, sb.mac))) {
-            diag("log_server: wrongly signed batch refused\n");
-            status = LOG_REFUSED;
-        } else {
-            status = append(&sb.entries);
-        }
-        c->calls++;
+        uint64_t call = c->calls++;
+        bool proven = signed_append(c, call, &sb, &status);
+        /* The answer's own MAC (without a key there is nothing to prove it with). */
+        proof.status = status;
+        memset(proof.mac, 0, sizeof proof.mac);
+        if (keyed)
+            logmac_ack(&key, c->nonce, call, status, sb.mac, proof.mac);
         xdr_free((xdrproc_t)xdr_log_signed_batch, &sb);
-        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_status, &status};
+        if (proc == LOGRPC_APPEND_SIGNED)       /* an older index server */
+            return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_status, &status,
+                                           proven};
+        return (struct rpcserve_reply){SUCCESS, (xdrproc_t)xdr_log_proof, &proof, proven};
     default:
         return (struct rpcserve_reply){.stat = PROC_UNAVAIL};
     }
@@ -155,14 +197,22 @@ static struct rpcserve_reply dispatch(void *conn, uint32_t proc, XDR *in)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: log_server [-f FILE] [-p PORT] [-k KEYFILE] [-c MAXCONN] [-t SECONDS]\n"
+               "                  [-g ORIGIN]\n"
                "  -f FILE     append the log to FILE (default operations.log)\n"
                "  -p PORT     also serve on this TCP port (0: any free port), so that\n"
                "              no rpcbind is needed\n"
-               "  -k KEYFILE  accept only batches signed with this shared key\n"
+               "  -k KEYFILE  accept only batches signed with this shared key, and sign\n"
+               "              every answer to them; a connection that has not proven\n"
+               "              the key is closed %d s after its accept and gives its\n"
+               "              slot up to a newcomer when all are taken\n"
                "  -c MAXCONN  connections served at once (default %d)\n"
                "  -t SECONDS  each connection must complete a request within this long\n"
                "              of its accept or of its previous request (default %d)\n"
-               "  -h, --help  this help\n", MAXCONN_DEFAULT, TIMEOUT_DEFAULT_S);
+               "  -g ORIGIN   this log lost entries of ORIGIN (16 hex digits, as the\n"
+               "              refusal names it) for good: record the gap as one LOG_GAP\n"
+               "              line and let ORIGIN go on (once; docs/oplog.md)\n"
+               "  -h, --help  this help\n", UNPROVEN_TIMEOUT_MS / 1000, MAXCONN_DEFAULT,
+               TIMEOUT_DEFAULT_S);
 }
 
 /* True when rpcbind answers on this host (a quick TCP connect to port 111). */
@@ -225,6 +275,21 @@ static long number_arg(const char *what, const char *s, long lo, long hi)
     return (long)v;
 }
 
+/* An origin from -g: 1 to 16 hex digits, not 0; or exit 2 with the usage. */
+static uint64_t origin_arg(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 16);
+    if (errno || *end || end == s || strlen(s) > 16 || v == 0 || *s == '-' || *s == '+' ||
+        isspace((unsigned char)*s)) {
+        diag("log_server: bad origin '%s' (16 hex digits, as a refusal names it)\n", s);
+        usage(stderr);
+        exit(2);
+    }
+    return (uint64_t)v;
+}
+
 int main(int argc, char **argv)
 {
     const char *key_path = NULL;
@@ -232,14 +297,16 @@ int main(int argc, char **argv)
     struct rpcserve_config cfg = {
         .prog = LOGRPC_PROG, .vers = LOGRPC_VERS, .dispatch = dispatch,
         .conn_size = sizeof(struct conn), .max_conns = MAXCONN_DEFAULT,
-        .timeout_ms = TIMEOUT_DEFAULT_S * 1000L, .max_record = MAX_RECORD};
+        .timeout_ms = TIMEOUT_DEFAULT_S * 1000L, .max_record = MAX_RECORD,
+        .unproven_timeout_ms = UNPROVEN_TIMEOUT_MS};
     int opt;
     if (argc > 1 && strcmp(argv[1], "--help") == 0) {
         usage(stdout);
         return 0;
     }
     log_path = "operations.log";
-    while ((opt = getopt(argc, argv, "f:p:k:c:t:h")) != -1) {
+    uint64_t gap_origin = 0;
+    while ((opt = getopt(argc, argv, "f:p:k:c:t:g:h")) != -1) {
         switch (opt) {
         case 'f':
             log_path = optarg;
@@ -255,6 +322,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             cfg.timeout_ms = number_arg("timeout", optarg, 1, 86400) * 1000L;
+            break;
+        case 'g':
+            gap_origin = origin_arg(optarg);
             break;
         case 'h':
             usage(stdout);
@@ -286,12 +356,21 @@ int main(int argc, char **argv)
             return 1;
         }
         keyed = true;
+        cfg.proof_required = true;
+        if (cfg.unproven_timeout_ms > cfg.timeout_ms)
+            cfg.unproven_timeout_ms = cfg.timeout_ms;
     }
     /* Locks the log before anything is written: a second instance stops here. */
     store = logstore_open(log_path, err, sizeof err);
     if (store == NULL) {
         diag("log_server: %s\n", err);
         return 1;
+    }
+
+    if (gap_origin != 0) {
+        logstore_accept_gap(store, gap_origin);
+        diag("log_server: the next jump of origin %016" PRIx64 " is taken as a gap (-g)\n",
+             gap_origin);
     }
 
     bool with_rpcbind = rpcbind_running();

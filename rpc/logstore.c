@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <uthash.h>
@@ -34,6 +35,9 @@ struct logstore {
     struct origin *origins; /* uthash by origin, least recently committed first */
     uint64_t written;
     uint64_t duplicates;
+    uint64_t gap_origin;    /* logstore_accept_gap(): its next jump is taken; 0: none */
+    uint64_t jump_origin;   /* the origin of the last jump refused */
+    uint64_t gap_first, gap_last;   /* the gap taken, once taken */
     char error[160];
 };
 
@@ -410,16 +414,35 @@ static void undo(struct logstore *ls)
     errno = e;
 }
 
+/*
+ * The marked line that stands for origin's seqs from..to, lost before they
+ * reached the log: `- LOG_GAP <origin hex>:<from>-<to> <date-time now>`.
+ */
+static size_t format_gap(char *buf, uint64_t origin, uint64_t from, uint64_t to)
+{
+    char range[64], when[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    snprintf(range, sizeof range, "%016" PRIx64 ":%" PRIu64 "-%" PRIu64, origin, from, to);
+    if (localtime_r(&t, &tm) == NULL || strftime(when, sizeof when, "%d/%m/%Y %H:%M:%S",
+                                                 &tm) == 0)
+        snprintf(when, sizeof when, "-");
+    struct log_record gap = {.user = "", .operation = "LOG_GAP", .path = range,
+                             .datetime = when};
+    return log_format_line(buf, LOG_LINE_MAX, &gap);
+}
+
 int logstore_append(struct logstore *ls, const struct log_record *recs,
                     size_t n, FILE *echo)
 {
     ls->error[0] = '\0';
     if (n == 0)
         return 0;
-    char *text = malloc(n * LOG_LINE_MAX);
+    char *text = malloc((n + 1) * LOG_LINE_MAX);        /* + a gap line */
     struct pending *pend = calloc(n, sizeof *pend);
     char *recbuf = malloc(n * LOGSTORE_RECORD_LEN);
     size_t npend = 0, len = 0, fresh = 0, dups = 0, nrec = 0;
+    bool gap = false;           /* this batch records the accepted gap */
     int rc = -1;
     if (text == NULL || pend == NULL || recbuf == NULL) {
         snprintf(ls->error, sizeof ls->error, "out of memory");
@@ -438,9 +461,15 @@ int logstore_append(struct logstore *ls, const struct log_record *recs,
             dups++;
             continue;
         }
-        if (r->seq != p->last + 1) {
+        if (r->seq != p->last + 1 && r->origin == ls->gap_origin && !gap) {
+            len += format_gap(text + len, r->origin, p->last + 1, r->seq - 1);
+            gap = true;
+            ls->gap_first = p->last + 1;
+            ls->gap_last = r->seq - 1;
+        } else if (r->seq != p->last + 1) {
             snprintf(ls->error, sizeof ls->error, "origin %016" PRIx64 " jumps from seq %"
                      PRIu64 " to %" PRIu64, r->origin, p->last, r->seq);
+            ls->jump_origin = r->origin;
             rc = LOGSTORE_REFUSED;
             goto out;
         }
@@ -477,6 +506,8 @@ int logstore_append(struct logstore *ls, const struct log_record *recs,
                 pend[k].added = NULL;       /* the store owns it now */
             }
         ls->committed = end;
+        if (gap)
+            ls->gap_origin = 0;         /* taken once */
         ls->idx_end += (off_t)(nrec * LOGSTORE_RECORD_LEN);
         ls->idx_records += nrec;
         retire_origins(ls);
@@ -508,6 +539,16 @@ bool logstore_seen(const struct logstore *ls, uint64_t origin, uint64_t seq)
     return o != NULL && seq <= o->seq;
 }
 
+void logstore_accept_gap(struct logstore *ls, uint64_t origin) { ls->gap_origin = origin; }
+uint64_t logstore_gap_pending(const struct logstore *ls) { return ls->gap_origin; }
+
+void logstore_gap_taken(const struct logstore *ls, uint64_t *first, uint64_t *last)
+{
+    *first = ls->gap_first;
+    *last = ls->gap_last;
+}
+
+uint64_t logstore_jump_origin(const struct logstore *ls) { return ls->jump_origin; }
 uint64_t logstore_written(const struct logstore *ls) { return ls->written; }
 uint64_t logstore_duplicates(const struct logstore *ls) { return ls->duplicates; }
 const char *logstore_error(const struct logstore *ls) { return ls->error; }

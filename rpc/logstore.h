@@ -36,6 +36,14 @@
  * when there is no room for the rewrite the old idx is kept, cut after its
  * last valid record.
  *
+ * A gap: a known origin's entries that the log lost (its files restored
+ * from an older copy) can never come again, since their sender had them
+ * acknowledged.  After logstore_accept_gap(origin), the first batch in
+ * which that origin jumps is taken: one marked line,
+ * `- LOG_GAP <origin hex>:<first>-<last> <date-time>`, written and committed
+ * with the batch, stands for the missing seqs; then the origin goes on as
+ * before and the acceptance is spent.  Nothing else changes.
+ *
  * At most LOGSTORE_ORIGINS_MAX origins are remembered; past that, those
  * that appended least recently are forgotten (a forgotten origin that comes
  * back is taken as new: its next batch starts where it says).
@@ -105,6 +113,18 @@ size_t logstore_origins(const struct logstore *ls);
 
 /* True when (origin, seq) is already committed. */
 bool logstore_seen(const struct logstore *ls, uint64_t origin, uint64_t seq);
+
+/* Take origin's next jump as a gap (above); origin 0: none. */
+void logstore_accept_gap(struct logstore *ls, uint64_t origin);
+
+/* The origin whose gap is still to be taken (0: none, or taken). */
+uint64_t logstore_gap_pending(const struct logstore *ls);
+
+/* The seqs the gap line stood for, once it was written. */
+void logstore_gap_taken(const struct logstore *ls, uint64_t *first, uint64_t *last);
+
+/* The origin of the last batch refused for a jump (0: none yet). */
+uint64_t logstore_jump_origin(const struct logstore *ls);
 
 /* Lines written, and duplicates skipped, since open (for tests and logs). */
 uint64_t logstore_written(const struct logstore *ls);

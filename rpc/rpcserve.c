@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "diag.h"
 
 #define LAST_FRAGMENT 0x80000000u
@@ -24,7 +25,9 @@
 /* One connection.  Only the loop's thread touches it. */
 struct conn {
     int fd;
-    struct timespec since;          /* accept, or the last request served */
+    int64_t since;                  /* accept, or the last request served (clock_ms) */
+    int64_t accepted;               /* an unproven one's deadline counts from here */
+    bool proven;                    /* a call proved the key (or none is needed) */
     uint8_t hdr[4];                 /* a fragment header being read */
     size_t hdr_have;
     size_t frag_left;               /* payload bytes still due in this fragment */
@@ -46,17 +49,6 @@ static struct {
     int spare_fd;                   /* released to refuse a connection when out of fds */
 } s;
 
-static struct timespec now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t;
-}
-
-static long ms_since(struct timespec a, struct timespec b)
-{
-    return (long)(b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000L;
-}
 
 static void conn_close(int i)
 {
@@ -151,13 +143,14 @@ static bool serve_record(struct conn *c)
             reply.acpted_rply.ar_vers.low = reply.acpted_rply.ar_vers.high = cfg->vers;
         } else {
             struct rpcserve_reply r = cfg->dispatch(c->user, call.rm_call.cb_proc, &x);
+            c->proven = c->proven || r.proven;
             reply.acpted_rply.ar_stat = r.stat;
             reply.acpted_rply.ar_results.proc = r.proc;
             reply.acpted_rply.ar_results.where = r.result;
         }
     }
     xdr_destroy(&x);
-    c->since = now();
+    c->since = clock_ms();
     return send_reply(c, &reply);
 }
 
@@ -241,12 +234,28 @@ static void refuse_one(bool out_of_fds)
         s.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-/* The listening socket is readable: take one connection, or refuse it. */
+/* The oldest unproven connection's index, or -1 when all are proven. */
+static int oldest_unproven(void)
+{
+    int found = -1;
+    for (int i = 0; i < s.count; i++)
+        if (!s.conns[i]->proven &&
+            (found < 0 || s.conns[i]->accepted < s.conns[found]->accepted))
+            found = i;
+    return found;
+}
+
+/* The listening socket is readable: take one connection, or refuse it.
+ * When full, an unproven connection gives its slot up (rpcserve.h). */
 static void accept_one(void)
 {
     if (s.count >= s.cfg->max_conns) {
-        refuse_one(false);
-        return;
+        int old = oldest_unproven();
+        if (old < 0) {
+            refuse_one(false);
+            return;
+        }
+        conn_close(old);
     }
     int fd = accept4(s.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
@@ -264,17 +273,30 @@ static void accept_one(void)
     }
     c->fd = fd;
     c->user = user;
-    c->since = now();
+    c->since = c->accepted = clock_ms();
+    c->proven = !s.cfg->proof_required;
     s.conns[s.count++] = c;
+}
+
+/* Milliseconds left before connection c's deadline (rpcserve.h). */
+static long ms_left(const struct conn *c, int64_t t)
+{
+    long left = s.cfg->timeout_ms - (long)(t - c->since);
+    if (!c->proven) {
+        long unproven = s.cfg->unproven_timeout_ms - (long)(t - c->accepted);
+        if (unproven < left)
+            left = unproven;
+    }
+    return left;
 }
 
 /* Close the connections past their deadline; ms until the next one is due. */
 static int close_late(void)
 {
-    struct timespec t = now();
+    int64_t t = clock_ms();
     long next = -1;
     for (int i = 0; i < s.count;) {
-        long left = s.cfg->timeout_ms - ms_since(s.conns[i]->since, t);
+        long left = ms_left(s.conns[i], t);
         if (left <= 0) {
             conn_close(i);
             continue;

@@ -12,10 +12,22 @@
  *
  * Every connection must deliver a whole request (and take its reply)
  * within `timeout_ms` of its accept or of its previous request, or it is
- * closed: that bounds both idle and trickling clients.  Past `max_conns`,
- * or when the process is out of descriptors, a new connection is accepted
- * and closed at once (a spare descriptor is kept for that), so the loop
- * never spins on a listening socket it cannot serve.  A record is at most
+ * closed: that bounds both idle and trickling clients.
+ *
+ * With `proof_required` (a program with a key), a connection is "unproven"
+ * until one of its calls proves that the client holds the key (the
+ * dispatcher says so in its reply).  An unproven connection is closed
+ * `unproven_timeout_ms` after its accept, whatever it calls meanwhile (a
+ * call that proves nothing never extends its life), and when all
+ * `max_conns` slots are taken, a new connection takes the slot of the
+ * oldest unproven one: clients without the key can never hold the slots
+ * that the key's holders need.  Without `proof_required` every connection
+ * counts as proven.
+ *
+ * Past `max_conns` with every connection proven, or when the process is out
+ * of descriptors, a new connection is accepted and closed at once (a spare
+ * descriptor is kept for that), so the loop never spins on a listening
+ * socket it cannot serve.  A record is at most
  * `max_record` bytes; its buffer grows with the bytes actually received.
  */
 #ifndef PEERDEX_RPCSERVE_H
@@ -27,11 +39,15 @@
 
 #include <rpc/rpc.h>
 
-/* A procedure's answer: the accept status and, for SUCCESS, the result. */
+/*
+ * A procedure's answer: the accept status and, for SUCCESS, the result;
+ * `proven` when the call proved that the client holds the program's key.
+ */
 struct rpcserve_reply {
     enum accept_stat stat;
     xdrproc_t proc;             /* encodes result */
     void *result;               /* must stay valid until the call returns */
+    bool proven;
 };
 
 /*
@@ -48,6 +64,8 @@ struct rpcserve_config {
     int max_conns;
     long timeout_ms;
     size_t max_record;
+    bool proof_required;
+    long unproven_timeout_ms;
 };
 
 /*

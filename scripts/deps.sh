@@ -1,15 +1,18 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, and only the missing ones.
-# Usage: scripts/deps.sh GROUP...   (groups: build test run fuzz lint)
+# Usage: scripts/deps.sh GROUP...   (groups: build test run fuzz lint web plot)
 # Checks each package with dpkg; runs apt-get as root, through sudo where it
 # can, and otherwise prints the exact command for the user to run.
 set -eu
 
-pkgs_build="gcc make pkg-config libtirpc-dev rpcsvc-proto uthash-dev nettle-dev"
+pkgs_build="gcc make pkg-config libtirpc-dev rpcsvc-proto uthash-dev nettle-dev libmicrohttpd-dev"
 pkgs_run="$pkgs_build rpcbind python3 python3-flask"
 pkgs_test="$pkgs_run check python3-pytest iproute2 util-linux"
 pkgs_fuzz="$pkgs_build clang libclang-rt-14-dev"
 pkgs_lint="$pkgs_build cppcheck clang-tidy valgrind"
+# make test-web: the live view in a headless browser; make bench: its curves.
+pkgs_web="chromium chromium-driver python3-selenium"
+pkgs_plot="python3-matplotlib"
 
 wanted=""
 for group in "${@:-build}"; do
@@ -19,6 +22,8 @@ for group in "${@:-build}"; do
         test)  wanted="$wanted $pkgs_test" ;;
         fuzz)  wanted="$wanted $pkgs_fuzz" ;;
         lint)  wanted="$wanted $pkgs_lint" ;;
+        web)   wanted="$wanted $pkgs_web" ;;
+        plot)  wanted="$wanted $pkgs_plot" ;;
         *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
     esac
 done

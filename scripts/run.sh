@@ -5,11 +5,14 @@
 # keeps its state in $STATE_DIR (default var/, so users and files survive a
 # restart; remove it to start fresh).  If either server cannot start, or
 # stops later, everything this script started is stopped and it exits 1,
-# saying which; Ctrl-C stops everything by PID and exits 0.
+# saying which; Ctrl-C stops everything by PID and exits 0.  The live view
+# (and /api/state, /metrics) is served on 127.0.0.1:$HTTP_PORT (default the
+# port after the log server's); docs/lab-demo.md shows it to a room.
 set -u
 BIN=${BIN:-bin}
 PORT=${PORT:-8888}
 LOG_PORT=${LOG_PORT:-$((PORT + 1))}
+HTTP_PORT=${HTTP_PORT:-$((PORT + 2))}
 LOG_KEY=${LOG_KEY:-operations.key}
 PYTHON=${PYTHON:-/usr/bin/python3}
 pids=""
@@ -50,7 +53,8 @@ host=${host:-127.0.0.1}
 log_note="log server on 127.0.0.1:$LOG_PORT writing ${LOG_FILE:-operations.log}"
 client="make client"
 [ "$PORT" = 8888 ] || client="make client PORT=$PORT"
-echo "peerdex: index server on port $PORT (this host: $host), $log_note." \
+echo "peerdex: index server on port $PORT (this host: $host)," \
+     "live view at http://127.0.0.1:$HTTP_PORT/, $log_note." \
      "Start a client in another terminal: $client" \
      "(another machine: make client SERVER=$host PORT=$PORT). Ctrl-C stops it all."
 
@@ -71,11 +75,12 @@ export LOG_RPC_IP=127.0.0.1 LOG_RPC_PORT="$LOG_PORT"
 # disconnected after 3 failed probes (docs/protocol.md), also one restored
 # from the state directory whose client died meanwhile.  -i 64: connections
 # at once from one source (an IPv4 address, or an IPv6 /64); -f, -b: files
-# per user and bytes of one user's listing (docs/security.md).  The bare
-# bin/server has none of these limits.  Users our client registers are
-# authenticated (AUTH, docs/protocol.md): their secrets live in var/ (0600).
+# per user and bytes of one user's listing (docs/security.md); -H: the live
+# view on loopback only (docs/http.md).  The bare bin/server has none of
+# these.  Users our client registers are authenticated (AUTH,
+# docs/protocol.md): their secrets live in var/ (0600).
 "$BIN/server" -p "$PORT" -d "${STATE_DIR:-var}" -k "$LOG_KEY" -L 30 \
-    -i 64 -f 100000 -b 33554432 &
+    -i 64 -f 100000 -b 33554432 -H "127.0.0.1:$HTTP_PORT" &
 server_pid=$!
 pids="$pids $server_pid"
 wait_listening "$server_pid" "$PORT" 600 || fail "the index server did not start (see above)"

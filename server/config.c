@@ -17,7 +17,8 @@ enum kind {
     K_UINT,         /* a whole number in [lo, hi] */
     K_MS,           /* seconds, possibly fractional, in [lo, hi] ms; stored in ms */
     K_TEXT,         /* any non-empty text */
-    K_FLAG          /* no argument: sets the field to 1 */
+    K_FLAG,         /* no argument: sets the field to 1 */
+    K_HOSTPORT      /* [HOST:]PORT, the port in [lo, hi]: a struct hostport */
 };
 
 /* One setting: where it comes from, what it means, its default and limits. */
@@ -32,7 +33,8 @@ struct setting {
     bool required;
     enum kind kind;
     unsigned long long lo, hi;
-    void *field;                /* in `config`: unsigned long or const char * */
+    void *field;                /* in `config`: unsigned long, const char * or
+                                   struct hostport */
 };
 
 static const struct setting settings[] = {
@@ -63,6 +65,9 @@ static const struct setting settings[] = {
     {'b', "listing-bytes", NULL, "BYTES", "listing quota",
      "bytes of one user's LIST_CONTENT reply; 0 is no quota", "0", false, K_UINT, 0,
      1ULL << 40, &config.listing_bytes},
+    {'H', "http", NULL, "[HOST:]PORT", "HTTP address",
+     "serve the live view and /metrics over HTTP (HOST 127.0.0.1 unless given); unset: off",
+     NULL, false, K_HOSTPORT, 0, 65535, &config.http},
     {0, NULL, "LOG_RPC_IP", "HOST", "LOG_RPC_IP",
      "log server's address or name (unset: no operation log)",
      NULL, false, K_TEXT, 0, 0, &config.log_host},
@@ -151,6 +156,25 @@ static bool set(const struct setting *s, const char *text)
     case K_FLAG:
         *(unsigned long *)s->field = 1;
         return true;
+    case K_HOSTPORT: {
+        /* The port follows the last ':'; an IPv6 host may be in brackets. */
+        struct hostport *hp = s->field;
+        const char *colon = strrchr(text, ':');
+        if (!decimal_parse(colon ? colon + 1 : text, s->lo, s->hi, &v))
+            return false;
+        const char *host = "127.0.0.1";
+        if (colon != NULL) {
+            size_t n = (size_t)(colon - text);
+            if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
+                text++;
+                n -= 2;
+            }
+            if (n == 0 || (host = strndup(text, n)) == NULL)
+                return false;
+        }
+        *hp = (struct hostport){.host = host, .port = (unsigned long)v, .set = true};
+        return true;
+    }
     }
     return false;
 }

@@ -14,6 +14,15 @@
 #ifndef PEERDEX_CONFIG_H
 #define PEERDEX_CONFIG_H
 
+#include <stdbool.h>
+
+/* A listening address given as [HOST:]PORT; HOST defaults to 127.0.0.1. */
+struct hostport {
+    const char *host;
+    unsigned long port;             /* 0 picks a free one */
+    bool set;                       /* false: the option was not given */
+};
+
 struct config {
     /* Command line. */
     unsigned long port;             /* -p: TCP port, 0 picks a free one */
@@ -26,6 +35,7 @@ struct config {
     unsigned long v6_prefix;        /* -P: IPv6 sources counted per network of this length */
     unsigned long files_per_user;   /* -f: files one user may publish */
     unsigned long listing_bytes;    /* -b: bytes of one user's LIST_CONTENT reply */
+    struct hostport http;           /* -H: the live view and /metrics; unset: off */
     /* Environment: the operation log (docs/oplog.md). */
     const char *log_host;           /* LOG_RPC_IP; NULL: no operation log */
     unsigned long log_port;         /* LOG_RPC_PORT; 0: ask rpcbind */

@@ -47,6 +47,7 @@
 
 #include "config.h"
 #include "clock.h"
+#include "metrics.h"
 #include "net.h"
 
 #ifndef CONN_STACK_SIZE
@@ -104,8 +105,10 @@ static struct {
  */
 static bool admit(struct conn *c)
 {
-    if (server.active >= server.max_conns)
+    if (server.active >= server.max_conns) {
+        metrics_refused(REFUSED_CAP);
         return false;
+    }
     struct source *s;
     char key[NET_SOURCE_KEY_MAX];
     net_source_key(c->ip, server.v6_prefix, key);
@@ -124,11 +127,13 @@ static bool admit(struct conn *c)
             return false;
         }
     } else if (s->conns >= server.max_per_source) {
+        metrics_refused(REFUSED_PER_SOURCE);
         return false;
     }
     s->conns++;
     c->source = s;
     server.active++;
+    metrics_conn_opened();
     c->prev = NULL;
     c->next = server.conns;
     if (server.conns)
@@ -150,6 +155,7 @@ static void release(struct conn *c)
         HASH_DEL(server.sources, c->source);
         free(c->source);
     }
+    metrics_conn_closed();
     if (--server.active == 0)
         pthread_cond_broadcast(&server.idle);
 }

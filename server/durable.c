@@ -202,6 +202,19 @@ struct journal *durable_journal(void)
     return st.on ? st.journal : NULL;
 }
 
+void durable_sizes(uint64_t *journal_bytes, uint64_t *snapshot_bytes)
+{
+    *journal_bytes = *snapshot_bytes = 0;
+    if (!st.on)
+        return;
+    *journal_bytes = journal_disk_bytes(st.journal);
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/snapshot", st.dir);
+    if (stat(path, &sb) == 0)
+        *snapshot_bytes = (uint64_t)sb.st_size;
+}
+
 void durable_close(void)
 {
     if (!st.on)

@@ -47,6 +47,12 @@ void durable_wait(uint64_t seq);
 /* The journal, for the outbox (outbox.h); NULL when off. */
 struct journal *durable_journal(void);
 
+/*
+ * For the metrics: bytes of the journal segments and of the snapshot file
+ * now; zeros without a state directory.  Any thread; takes no registry lock.
+ */
+void durable_sizes(uint64_t *journal_bytes, uint64_t *snapshot_bytes);
+
 /* Sync, write a final snapshot and close (so a restart replays nothing). */
 void durable_close(void);
 

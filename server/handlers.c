@@ -8,6 +8,7 @@
 #include "console.h"
 #include "framing.h"
 #include "liveness.h"
+#include "metrics.h"
 #include "net.h"
 #include "ops.h"
 #include "request.h"
@@ -135,14 +136,18 @@ void handle_connection(const struct handler_config *cfg, int fd,
     memset(buf, 0, 33);         /* so excerpt() ends where the bytes received do */
     enum read_status rs = framing_read_request(fd, buf, sizeof buf,
                                                cfg->timeout_ms, &req);
-    if (rs != READ_OK)
+    if (rs != READ_OK) {
         report_refusal(rs, &req, buf, peer_ip);
+        if (req.why != NULL)    /* it sent something: a refused request */
+            metrics_refused(rs == READ_TIMEOUT ? REFUSED_DEADLINE : REFUSED_MALFORMED);
+    }
     if (rs == READ_UNKNOWN_OP || req.op == OP_UNKNOWN)
         return;                 /* nothing to answer: just close */
     if (rs == READ_OK && req.op == OP_EXTENSIONS) {
         /* Discovery, not a user's operation: no console line, no log entry. */
         char reply[EXTENSIONS_REPLY_MAX];
         framing_send_bytes(fd, reply, extensions_reply(reply), cfg->timeout_ms);
+        metrics_operation(req.op, 0, NULL, NULL);   /* counted, not listed */
         return;
     }
 
@@ -177,6 +182,7 @@ void handle_connection(const struct handler_config *cfg, int fd,
             list = as_seen_by(list, fd, peer_ip);
         if (st == REG_OK && list == NULL && ops_read_only(req.op))
             code = op_other_error(req.op);      /* no memory for the copy */
+        metrics_operation(req.op, code, req.user, req.path ? req.path : req.target);
     }
     /* A bad, partial or stalled request gets "other error", no state change.
      * A list reply goes out straight from the shared listing (its first

@@ -469,6 +469,14 @@ uint64_t journal_disk_bytes(struct journal *j)
     return sum;
 }
 
+uint64_t journal_last_seq(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    uint64_t last = j->next_seq - 1;
+    pthread_mutex_unlock(&j->lock);
+    return last;
+}
+
 void journal_stop_sync(struct journal *j)
 {
     pthread_mutex_lock(&j->lock);

@@ -98,6 +98,9 @@ void journal_close(struct journal *j);
 /* Bytes in the segments on disk (for statistics and tests). */
 uint64_t journal_disk_bytes(struct journal *j);
 
+/* The seq of the last record appended (for statistics). */
+uint64_t journal_last_seq(struct journal *j);
+
 /*
  * A reader of durable records from a given seq on, across segments (the
  * operation log's outbox).  One reader per journal.

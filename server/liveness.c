@@ -37,6 +37,7 @@
 
 #include "clock.h"
 #include "console.h"
+#include "metrics.h"
 #include "ops.h"
 #include "diag.h"
 
@@ -222,6 +223,7 @@ static bool expire(struct registry *reg, const struct reg_endpoint *e,
     if (st == REG_NO_MEMORY)
         return false;                   /* the log refused it: next round */
     if (st == REG_OK) {
+        metrics_expiry(e->name);
         /* The user name came from the network: escaped (see console.h). */
         char name[CONSOLE_ESCAPED_MAX(REG_NAME_MAX)];
         console_printf("s> EXPIRED %s %s %u (%s)\n",
@@ -241,6 +243,8 @@ static void account(const struct reg_endpoint *e, const enum probe_result *resul
     char why[64];
     snprintf(why, sizeof why, "%u probes failed", max_failures);
     for (size_t i = 0; i < n; i++) {
+        if (result[i] != PROBE_UNKNOWN)
+            metrics_probe(result[i] == PROBE_DEAD);
         struct tracked *t;
         HASH_FIND(hh, tracked, &e[i].session, sizeof e[i].session, t);
         if (t == NULL) {
@@ -390,6 +394,8 @@ void liveness_before_connect(struct registry *reg, const char *user, bool proven
         return;                         /* probed lately: the classic answer */
     enum probe_result result = PROBE_UNKNOWN;
     probe_all(&e, 1, &result, -1);
+    if (result != PROBE_UNKNOWN)
+        metrics_probe(result == PROBE_DEAD);
 
     struct conflict *c;
     unsigned needed = e.authenticated ? 1 : max_failures;

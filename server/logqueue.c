@@ -13,6 +13,7 @@
 struct entry {
     struct entry *next;
     struct log_item item;
+    int64_t at_ms;                  /* when it was queued (clock_ms()) */
     char data[];
 };
 
@@ -59,6 +60,7 @@ static struct entry *entry_new(const char *user, const char *op, const char *pat
     e->item.path = put(&at, path);
     e->item.datetime = put(&at, datetime);
     e->next = NULL;
+    e->at_ms = clock_ms();
     return e;
 }
 
@@ -136,6 +138,16 @@ static void queue_acknowledge(void *ctx, size_t n)
     }
 }
 
+/* The source's backlog(): the entries queued, and when the first was. */
+static void queue_backlog(void *ctx, uint64_t *entries, int64_t *oldest_ms)
+{
+    (void)ctx;
+    pthread_mutex_lock(&q.lock);
+    *entries = q.count;
+    *oldest_ms = q.head != NULL ? q.head->at_ms : 0;
+    pthread_mutex_unlock(&q.lock);
+}
+
 int logqueue_open(size_t max, struct log_source *src)
 {
     if (cond_init_monotonic(&q.wake) != 0)
@@ -144,7 +156,7 @@ int logqueue_open(size_t max, struct log_source *src)
     static char where[64];
     snprintf(where, sizeof where, "the queue (at most %zu)", max);
     *src = (struct log_source){.next = queue_next, .acknowledge = queue_acknowledge,
-                               .origin = log_origin_new(), .where = where};
+                               .backlog = queue_backlog, .origin = log_origin_new(), .where = where};
     return 0;
 }
 

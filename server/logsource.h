@@ -28,6 +28,12 @@ struct log_source {
     size_t (*next)(void *ctx, struct log_item *out, size_t max, long wait_ms);
     /* The log server has the first n entries of the last batch: drop them. */
     void (*acknowledge)(void *ctx, size_t n);
+    /*
+     * For the metrics, from any thread: how many entries the log server
+     * has not acknowledged, and when the oldest of them was taken (ms on
+     * the monotonic clock; 0 when none).
+     */
+    void (*backlog)(void *ctx, uint64_t *entries, int64_t *oldest_ms);
     void *ctx;
     uint64_t origin;        /* whose entries these are, at the log server */
     const char *where;      /* where entries wait meanwhile, for messages */

@@ -3,11 +3,11 @@
  *
  * Configuration (config.c), the registry with its state directory when -d
  * is given (durable.c), the listening socket, the logging thread (oplog.c),
- * the console thread (console.c), the liveness prober (liveness.c, with -L)
- * and the connections (conns.c) are started in that order, so the prober's
- * first round checks the sessions restored from the state directory; the
- * main thread then waits on a signalfd for SIGINT/SIGTERM and stops them in
- * the reverse order.
+ * the console thread (console.c), the HTTP endpoint (http.c, with -H), the
+ * liveness prober (liveness.c, with -L) and the connections (conns.c) are
+ * started in that order, so the prober's first round checks the sessions
+ * restored from the state directory; the main thread then waits on a
+ * signalfd for SIGINT/SIGTERM and stops them in the reverse order.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,7 +23,9 @@
 #include "console.h"
 #include "durable.h"
 #include "handlers.h"
+#include "http.h"
 #include "liveness.h"
+#include "metrics.h"
 #include "net.h"
 #include "logqueue.h"
 #include "oplog.h"
@@ -105,6 +107,7 @@ int main(int argc, char **argv)
     if (config.forget_key)
         return durable_forget_key(config.state_dir, config.forget_key) == 0 ? 0 : 1;
 
+    metrics_uptime();                   /* the clock starts now */
     signal(SIGPIPE, SIG_IGN);
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -149,6 +152,10 @@ int main(int argc, char **argv)
         return start_failed(handler.registry, lfd);
     if (console_start(config.console_bytes) < 0)
         diag("server: no console thread; writing lines directly\n");
+    /* Before the prober and the connections, so the last operations (and
+     * expiries) are kept from the first. */
+    if (config.http.set && http_start(&config.http, handler.registry) < 0)
+        return 1;
     /* Before accepting, so handlers see liveness on from the first CONNECT. */
     if (liveness_start(handler.registry, (unsigned)config.probe_s,
                        (unsigned)config.probe_failures) < 0) {
@@ -169,6 +176,7 @@ int main(int argc, char **argv)
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) < 0 && errno == EINTR)
         ;
+    http_stop();                        /* it reads the registry, the log, the journal */
     bool idle = conns_stop();
     close(lfd);
     liveness_stop();                    /* it logs and prints: stop it first */

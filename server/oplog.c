@@ -10,8 +10,10 @@
  * (origin, seq) once.
  *
  * With a key (-k), the client asks each new connection for its nonce and
- * signs every batch (rpc/logmac.h); a client unused for 10 s is replaced
- * before the next call, as the log server closes silent connections.
+ * signs every batch (rpc/logmac.h), and takes as an acknowledgment only a
+ * reply the log server signed in turn (acknowledged()); a client unused for
+ * 10 s is replaced before the next call, as the log server closes silent
+ * connections.
  */
 #include "oplog.h"
 
@@ -47,7 +49,9 @@
 #define BACKOFF_MAX_MS 1000
 #define LINGER_MS 20                /* gather entries this long after a send */
 #define LINGER_BELOW 256            /* ...unless the batch sent had this many */
-#define POLL_MS 100                 /* a source is asked again this often */
+#define POLL_MS 100                 /* a source is asked again this often, and
+                                       waited for once more when stopping (the
+                                       journal syncs its tail for the outbox) */
 
 /*
  * Stopping.  `lock` guards these; `wake` is signalled when a stop is
@@ -102,6 +106,7 @@ static struct logmac_key key;
 static char nonce[LOG_NONCE_SIZE];
 static uint64_t signed_calls;
 static struct timespec last_call;   /* when the current client was last used */
+static struct sockaddr_in peer;     /* the address the current client talks to */
 
 /*
  * An RPC client over a fresh connection, or NULL.  Our own connected socket:
@@ -113,6 +118,7 @@ static CLIENT *new_client(void)
     struct sockaddr_in a = log_addr;
     if (a.sin_port == 0 && rpcbind_lookup(&a) != 0)
         return NULL;
+    peer = a;
     int fd = net_connect(&a, CONNECT_TIMEOUT_MS), one = 1;
     if (fd < 0)
         return NULL;
@@ -152,14 +158,38 @@ static CLIENT *ready_client(CLIENT *c)
 }
 
 /*
- * Whether the log server's reply to a call acknowledges the batch: the
- * call went through and the server says the entries are durably written.
- * The one place that decides it (a proof of the acknowledgment would be
- * checked here).
+ * Is this reply a proven acknowledgment?  The call went through, the log
+ * server says the entries are durably written, and, with a key, the reply
+ * is the log server's own: its MAC (rpc/logmac.h: over this connection's
+ * nonce, the call's number, the status and the batch's MAC) was made with
+ * the key.  Anyone else on the log port, or a log server with another key
+ * or none, cannot make us drop entries.  *proven says whether the reply
+ * (whatever its status) came from the key's holder; an unproven one is said
+ * once per episode on stderr, with the peer's address.
  */
-static bool acknowledged(enum clnt_stat rc, log_status status)
+static bool acknowledged(enum clnt_stat rc, const log_proof *reply, uint64_t call,
+                         const char call_mac[LOG_MAC_SIZE], bool *proven)
 {
-    return rc == RPC_SUCCESS && status == LOG_OK;
+    static bool said;
+    *proven = !keyed || (rc == RPC_SUCCESS &&
+                         logmac_ack_check(&key, nonce, call, reply->status, call_mac,
+                                          reply->mac));
+    if (*proven) {
+        said = false;
+        return rc == RPC_SUCCESS && reply->status == LOG_OK;
+    }
+    if (!said && (rc == RPC_SUCCESS || rc == RPC_PROCUNAVAIL || rc == RPC_CANTDECODERES)) {
+        char host[INET_ADDRSTRLEN] = "?";
+        inet_ntop(AF_INET, &peer.sin_addr, host, sizeof host);
+        diag("server: the log server at %s:%u did not prove the key (%s); its answer is "
+             "not taken as an acknowledgment, entries wait in %s and are resent\n", host,
+             ntohs(peer.sin_port),
+             rc == RPC_PROCUNAVAIL ? "it cannot: a log_server older than this server?"
+                                   : "not our log server, or it has no -k or another key",
+             source.where);
+        said = true;
+    }
+    return false;
 }
 
 /* Send items[0..n) in one call; true when the log server has them. */
@@ -172,26 +202,30 @@ static bool send_batch(CLIENT *c, const struct log_item *items, size_t n, long t
                                .path = (char *)items[i].path,
                                .datetime = (char *)items[i].datetime};
     log_batch arg = {.log_batch_len = (u_int)n, .log_batch_val = batch};
-    log_status status = LOG_IO_ERROR;
+    log_signed_batch sb = {.entries = arg};
+    log_proof reply = {.status = LOG_IO_ERROR};
+    uint64_t call = 0;
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     clnt_control(c, CLSET_TIMEOUT, (char *)&tv);
     enum clnt_stat rc;
     if (keyed) {
-        log_signed_batch sb = {.entries = arg};
-        if (!logmac_sign(&key, nonce, signed_calls++, &arg, sb.mac))
+        call = signed_calls++;
+        if (!logmac_sign(&key, nonce, call, &arg, sb.mac))
             return false;
-        rc = logrpc_append_signed_1(&sb, &status, c);
+        rc = logrpc_append_proven_1(&sb, &reply, c);
     } else {
-        rc = logrpc_append_1(&arg, &status, c);
+        rc = logrpc_append_1(&arg, &reply.status, c);
     }
     clock_gettime(CLOCK_MONOTONIC, &last_call);
+    bool proven, acked = acknowledged(rc, &reply, call, sb.mac, &proven);
     static bool said_refused;
-    if (rc == RPC_SUCCESS && status == LOG_REFUSED && !said_refused)
-        diag("server: the log server refuses our entries (%s; it says why); "
-             "they wait in %s\n", keyed ? "is its -k key the same as ours?" :
-             "it wants them signed: give -k with its key", source.where);
-    said_refused = said_refused || (rc == RPC_SUCCESS && status == LOG_REFUSED);
-    return acknowledged(rc, status);
+    bool refused = rc == RPC_SUCCESS && proven && reply.status == LOG_REFUSED;
+    if (refused && !said_refused)
+        diag("server: the log server refuses our entries (%sit says why); "
+             "they wait in %s\n", keyed ? "" :
+             "does it want them signed? then give -k with its key; ", source.where);
+    said_refused = said_refused || refused;
+    return acked;
 }
 
 /* Whether a stop was asked for, and whether its drain deadline has passed. */
@@ -255,7 +289,7 @@ static void *logging_main(void *arg)
         bool late, stop_asked = stopping(&late);
         if (late)
             break;
-        size_t n = source.next(source.ctx, batch, BATCH_MAX, stop_asked ? 0 : POLL_MS);
+        size_t n = source.next(source.ctx, batch, BATCH_MAX, POLL_MS);
         if (n == 0) {
             if (stop_asked)
                 break;          /* stopped, and everything delivered */
@@ -314,6 +348,9 @@ int oplog_start(const struct oplog_config *cfg, const struct log_source *src)
             return -1;
         }
         keyed = true;
+    } else {
+        diag("server: no key (-k): the log server's acknowledgments are not proven "
+             "(any process on its port could take entries)\n");
     }
     source = *src;
     cond_init_monotonic(&stop.wake);
@@ -341,4 +378,13 @@ void oplog_stop(int drain_ms)
     pthread_join(thread, NULL);
     pthread_cond_destroy(&stop.wake);
     enabled = false;
+}
+
+void oplog_backlog(uint64_t *entries, double *oldest_s)
+{
+    int64_t since = 0;
+    *entries = 0;
+    if (enabled && source.backlog != NULL)
+        source.backlog(source.ctx, entries, &since);
+    *oldest_s = since > 0 ? (double)(clock_ms() - since) / 1000.0 : 0;
 }

@@ -24,6 +24,13 @@ struct oplog_config {
  */
 int oplog_start(const struct oplog_config *cfg, const struct log_source *src);
 
+/*
+ * For the metrics: entries the log server has not acknowledged yet, and
+ * the age in seconds of the oldest of them (0 when none); zeros when
+ * logging is off.  Any thread, while the sender runs or after.
+ */
+void oplog_backlog(uint64_t *entries, double *oldest_s);
+
 /* Deliver what the source holds, waiting at most drain_ms, then stop the thread. */
 void oplog_stop(int drain_ms);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "crc32c.h"
 #include "diag.h"
 #include "fileio.h"
@@ -22,6 +23,7 @@
 /* A journal record copied out of the reader (its strings live in data[]). */
 struct copy {
     struct log_item item;
+    int64_t at_ms;                  /* when it was read (clock_ms()) */
     char data[];
 };
 
@@ -41,6 +43,10 @@ struct outbox {
      */
     struct jrec held;
     bool holding;
+    /* For backlog(), read by any thread: the seq the log server has, and
+     * when the oldest pending record was read (0: none pending). */
+    _Atomic uint64_t acked;
+    _Atomic int64_t oldest_ms;
 };
 
 /* Read DIR/origin, or make one and keep it durably.  0, or -1 after saying why. */
@@ -121,6 +127,7 @@ static struct copy *copy_held(const struct jrec *r)
     c->item = (struct log_item){.seq = r->seq, .user = put(&at, r->user),
                                 .op = put(&at, op), .path = put(&at, r->path),
                                 .datetime = put(&at, r->datetime)};
+    c->at_ms = clock_ms();
     return c;
 }
 
@@ -139,6 +146,8 @@ static size_t outbox_next(void *ctx, struct log_item *out, size_t max, long wait
             r = -1;                 /* copy it again, after the next acknowledgment */
             break;
         }
+        if (o->npending == 0)
+            o->oldest_ms = c->at_ms;
         o->pending[o->npending++] = c;
         o->holding = false;
     }
@@ -158,10 +167,25 @@ static void outbox_acknowledge(void *ctx, size_t n)
 {
     struct outbox *o = ctx;
     set_acked(o, o->pending[n - 1]->item.seq);
+    o->acked = o->pending[n - 1]->item.seq;
+    o->oldest_ms = n < o->npending ? o->pending[n]->at_ms : 0;
     for (size_t i = 0; i < n; i++)
         free(o->pending[i]);
-    memmove(o->pending, o->pending + n, (o->npending - n) * sizeof o->pending[0]);
+    memmove(&o->pending[0], &o->pending[n], (o->npending - n) * sizeof(struct copy *));
     o->npending -= n;
+}
+
+/*
+ * The source's backlog(): the journal's records past what the log server
+ * has, and when the oldest of those read so far was read (a record not
+ * yet durable is not read: at most about a second younger).
+ */
+static void outbox_backlog(void *ctx, uint64_t *entries, int64_t *oldest_ms)
+{
+    struct outbox *o = ctx;
+    uint64_t last = journal_last_seq(o->journal), acked = o->acked;
+    *entries = last > acked ? last - acked : 0;
+    *oldest_ms = o->oldest_ms;
 }
 
 struct outbox *outbox_open(const char *dir, struct journal *j, struct log_source *src)
@@ -178,13 +202,14 @@ struct outbox *outbox_open(const char *dir, struct journal *j, struct log_source
     if (load_origin(dir, &origin) < 0 || load_acked(o, &acked) < 0)
         goto fail;
     journal_set_acked(j, acked);
+    o->acked = acked;
     /* Resume where the log server is. */
     if ((o->reader = jreader_open(j, acked + 1)) == NULL) {
         diag("server: cannot read the journal for the operation log\n");
         goto fail;
     }
     *src = (struct log_source){.next = outbox_next, .acknowledge = outbox_acknowledge,
-                               .ctx = o, .origin = origin, .where = "the journal"};
+                               .backlog = outbox_backlog, .ctx = o, .origin = origin, .where = "the journal"};
     return o;
 
 fail:

@@ -32,19 +32,13 @@ struct user {
     bool building;              /* listing built outside the lock: files frozen */
     bool connected;
     uint64_t session;           /* which CONNECT this is, while connected */
+    time_t since;               /* when that CONNECT (or its replay) happened */
     unsigned port;
     char ip[INET6_ADDRSTRLEN];
     struct auth_key *key;       /* an authenticated user's; NULL: classic */
     uint64_t counter;           /* the last proven counter */
     uint64_t serial;            /* tells this user from a later one of the same name */
     char name[];
-};
-
-/* The operations, for the lock-hold counters. */
-enum hold_kind {
-    H_REGISTER, H_UNREGISTER, H_CONNECT, H_DISCONNECT, H_PUBLISH, H_DELETE,
-    H_LIST_USERS, H_LIST_CONTENT, H_EXPIRE, H_RESTORE, H_VISIT, H_ENDPOINTS,
-    H_COUNT, H_KINDS
 };
 
 struct registry {
@@ -59,72 +53,14 @@ struct registry {
     void *log_ctx;
     uint64_t sessions;          /* CONNECTs so far (replayed ones too): numbers each session */
     uint64_t serials;           /* users registered so far: numbers each one */
-#ifdef REGISTRY_LOCK_STATS
-    struct timespec locked_at;
-    struct { unsigned long long n, ns, max_ns; } hold[H_KINDS];
-#endif
 };
-
-/*
- * Taking and releasing the lock.  Built with -DREGISTRY_LOCK_STATS, each
- * hold is timed and counted per operation, and registry_free() prints the
- * counts (make bench uses this for the time LIST_CONTENT holds the lock).
- */
-#ifdef REGISTRY_LOCK_STATS
-static const char *const hold_names[H_KINDS] = {
-    "REGISTER", "UNREGISTER", "CONNECT", "DISCONNECT", "PUBLISH", "DELETE",
-    "LIST_USERS", "LIST_CONTENT", "expiry", "restore", "visit", "endpoints",
-    "count"};
-
-/* Start timing a hold; lock just taken. */
-static void hold_start(struct registry *reg)
-{
-    clock_gettime(CLOCK_MONOTONIC, &reg->locked_at);
-}
-
-/* Add the hold that ends now to kind's counters; lock held. */
-static void hold_end(struct registry *reg, enum hold_kind kind)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    unsigned long long ns = (unsigned long long)((now.tv_sec - reg->locked_at.tv_sec) * 1000000000LL +
-                                                 (now.tv_nsec - reg->locked_at.tv_nsec));
-    reg->hold[kind].n++;
-    reg->hold[kind].ns += ns;
-    if (ns > reg->hold[kind].max_ns)
-        reg->hold[kind].max_ns = ns;
-}
-#else
-#define hold_start(reg) ((void)(reg))
-#define hold_end(reg, kind) ((void)(reg), (void)(kind))
-#endif
-
-static void lock(struct registry *reg)
-{
-    pthread_mutex_lock(&reg->lock);
-    hold_start(reg);
-}
-
-static void unlock(struct registry *reg, enum hold_kind kind)
-{
-    hold_end(reg, kind);
-    pthread_mutex_unlock(&reg->lock);
-}
-
-/* Wait for a listing build to end (the wait is no hold); lock held. */
-static void wait_built(struct registry *reg, enum hold_kind kind)
-{
-    hold_end(reg, kind);
-    pthread_cond_wait(&reg->built, &reg->lock);
-    hold_start(reg);
-}
 
 void registry_set_log(struct registry *reg, registry_log_fn *fn, void *ctx)
 {
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     reg->log = fn;
     reg->log_ctx = ctx;
-    unlock(reg, H_COUNT);
+    pthread_mutex_unlock(&reg->lock);
 }
 
 /* Log op with outcome st through the hook (setting op->seq); lock held.
@@ -137,62 +73,6 @@ static bool log_op(struct registry *reg, struct reg_op *op, enum reg_status st)
 /* Set by the uthash macros when an insertion cannot allocate. */
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(obj) (add_failed = true)
-
-/* A listing of len bytes with one reference, or NULL. */
-static struct listing *listing_new(size_t len)
-{
-    struct listing *l = malloc(sizeof *l + len);
-    if (l != NULL) {
-        l->refs = 1;
-        l->len = len;
-        l->has_loopback = false;
-    }
-    return l;
-}
-
-/* Take one more reference to l. */
-static struct listing *listing_ref(struct listing *l)
-{
-    __atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
-    return l;
-}
-
-void listing_release(struct listing *l)
-{
-    if (l != NULL && __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        free(l);
-}
-
-/* True for a loopback address as text (127.0.0.0/8, ::1). */
-static bool is_loopback(const char *ip)
-{
-    return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
-}
-
-struct listing *listing_with_address(const struct listing *l, const char *ip)
-{
-    /* After the result byte: field 0 is the count, then name, ip and port
-     * of each user, so field i is an address when i % 3 == 2. */
-    size_t iplen = strlen(ip) + 1, len = l->len;
-    const char *p, *end = l->data + l->len;
-    size_t i = 0;
-    for (p = l->data + 1; p < end; p += strlen(p) + 1, i++)
-        if (i % 3 == 2 && is_loopback(p))
-            len = len - (strlen(p) + 1) + iplen;
-    struct listing *copy = listing_new(len);
-    if (copy == NULL)
-        return NULL;
-    char *out = copy->data;
-    *out++ = l->data[0];
-    for (p = l->data + 1, i = 0; p < end; i++) {
-        size_t n = strlen(p) + 1;
-        bool swap = i % 3 == 2 && is_loopback(p);
-        memcpy(out, swap ? ip : p, swap ? iplen : n);
-        out += swap ? iplen : n;
-        p += n;
-    }
-    return copy;
-}
 
 struct registry *registry_new(void)
 {
@@ -258,25 +138,10 @@ static void user_free(struct user *u)
     free(u);
 }
 
-#ifdef REGISTRY_LOCK_STATS
-/* Print the lock-hold counters on stderr, one line per operation seen. */
-static void print_holds(const struct registry *reg)
-{
-    for (int k = 0; k < H_KINDS; k++)
-        if (reg->hold[k].n > 0)
-            diag("registry lock held by %s: %llu times, mean %llu ns, max %llu ns\n",
-                    hold_names[k], reg->hold[k].n, reg->hold[k].ns / reg->hold[k].n,
-                    reg->hold[k].max_ns);
-}
-#endif
-
 void registry_free(struct registry *reg)
 {
     if (reg == NULL)
         return;
-#ifdef REGISTRY_LOCK_STATS
-    print_holds(reg);
-#endif
     struct user *u, *tmp;
     HASH_CLEAR(hh_conn, reg->connected);
     HASH_ITER(hh, reg->users, u, tmp) {
@@ -301,12 +166,11 @@ static struct user *find_user(struct registry *reg, const char *name)
  * Look a user up by name, waiting while its listing is being built (its
  * files are then frozen), so the caller may change its files; lock held.
  */
-static struct user *find_user_settled(struct registry *reg, const char *name,
-                                      enum hold_kind kind)
+static struct user *find_user_settled(struct registry *reg, const char *name)
 {
     struct user *u;
     while ((u = find_user(reg, name)) != NULL && u->building)
-        wait_built(reg, kind);
+        pthread_cond_wait(&reg->built, &reg->lock);
     return u;
 }
 
@@ -343,7 +207,7 @@ enum reg_proof registry_prove(struct registry *reg, struct reg_op *op)
     if (op->proof == NULL)
         return PROOF_NONE;
     enum reg_proof p;
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     struct user *u = find_user(reg, op->user);
     if (u == NULL)
         p = PROOF_NO_USER;
@@ -359,7 +223,7 @@ enum reg_proof registry_prove(struct registry *reg, struct reg_op *op)
         op->proven = u->serial;
         op->counter = u->counter;
     }
-    unlock(reg, H_COUNT);
+    pthread_mutex_unlock(&reg->lock);
     return p;
 }
 
@@ -390,7 +254,7 @@ enum reg_status registry_restore_key(struct registry *reg, const char *user,
             return REG_NO_MEMORY;
         auth_key_init(key, secret);
     }
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     struct user *u = find_user(reg, user);
     if (u != NULL) {
         if (key != NULL) {
@@ -401,7 +265,7 @@ enum reg_status registry_restore_key(struct registry *reg, const char *user,
         if (counter > u->counter)
             u->counter = counter;
     }
-    unlock(reg, H_RESTORE);
+    pthread_mutex_unlock(&reg->lock);
     free(key);
     return u != NULL ? REG_OK : REG_NO_USER;
 }
@@ -409,14 +273,14 @@ enum reg_status registry_restore_key(struct registry *reg, const char *user,
 enum reg_status registry_forget_key(struct registry *reg, const char *user)
 {
     struct auth_key *key = NULL;
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     struct user *u = find_user(reg, user);
     if (u != NULL) {
         key = u->key;
         u->key = NULL;
         u->counter = 0;
     }
-    unlock(reg, H_RESTORE);
+    pthread_mutex_unlock(&reg->lock);
     free(key);
     return u == NULL ? REG_NO_USER : key == NULL ? REG_NOT_PROVEN : REG_OK;
 }
@@ -445,7 +309,7 @@ static enum reg_status do_register(struct registry *reg, struct reg_op *op)
 
     enum reg_status st = REG_OK;
     bool add_failed = false;
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     if (find_user(reg, user) != NULL) {
         st = REG_USER_EXISTS;
     } else {
@@ -460,7 +324,7 @@ static enum reg_status do_register(struct registry *reg, struct reg_op *op)
             HASH_DEL(reg->users, u);
         st = REG_NO_MEMORY;
     }
-    unlock(reg, H_REGISTER);
+    pthread_mutex_unlock(&reg->lock);
     if (st != REG_OK)
         user_free(u);
     return st;
@@ -470,8 +334,8 @@ static enum reg_status do_unregister(struct registry *reg, struct reg_op *op)
 {
     const char *user = op->user;
     struct listing *stale = NULL;
-    lock(reg);
-    struct user *u = find_user_settled(reg, user, H_UNREGISTER);
+    pthread_mutex_lock(&reg->lock);
+    struct user *u = find_user_settled(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER : check_actor(u, op);
     if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
@@ -485,7 +349,7 @@ static enum reg_status do_unregister(struct registry *reg, struct reg_op *op)
         }
         reg->nfiles -= HASH_COUNT(u->files);
     }
-    unlock(reg, H_UNREGISTER);
+    pthread_mutex_unlock(&reg->lock);
     listing_release(stale);
     if (u != NULL)
         user_free(u);           /* unlinked: free it and its listing outside the lock */
@@ -512,7 +376,7 @@ static enum reg_status do_connect(struct registry *reg, struct reg_op *op)
     enum reg_status st = REG_OK;
     bool add_failed = false;
     struct listing *stale = NULL;
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     struct user *u = find_user(reg, user);
     if (u == NULL) {
         st = REG_NO_USER;
@@ -528,6 +392,7 @@ static enum reg_status do_connect(struct registry *reg, struct reg_op *op)
         } else {
             u->connected = true;
             u->session = ++reg->sessions;
+            u->since = time(NULL);
             u->port = port;
             strcpy(u->ip, ip);
         }
@@ -539,7 +404,7 @@ static enum reg_status do_connect(struct registry *reg, struct reg_op *op)
     } else if (st == REG_OK) {
         stale = take(&reg->users_listing);
     }
-    unlock(reg, H_CONNECT);
+    pthread_mutex_unlock(&reg->lock);
     listing_release(stale);
     return st;
 }
@@ -548,7 +413,7 @@ static enum reg_status do_disconnect(struct registry *reg, struct reg_op *op)
 {
     const char *user = op->user;
     struct listing *stale = NULL;
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     struct user *u = find_user(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER
                        : check_actor(u, op) != REG_OK ? REG_NOT_PROVEN
@@ -559,7 +424,7 @@ static enum reg_status do_disconnect(struct registry *reg, struct reg_op *op)
         end_session(reg, u);
         stale = take(&reg->users_listing);
     }
-    unlock(reg, H_DISCONNECT);
+    pthread_mutex_unlock(&reg->lock);
     listing_release(stale);
     return st;
 }
@@ -583,8 +448,8 @@ static enum reg_status do_publish(struct registry *reg, struct reg_op *op)
     struct file *old;
     struct listing *stale = NULL;
     bool add_failed = false;
-    lock(reg);
-    find_user_settled(reg, user, H_PUBLISH);
+    pthread_mutex_lock(&reg->lock);
+    find_user_settled(reg, user);
     enum reg_status st = find_connected(reg, op, &u);
     if (st == REG_OK) {
         HASH_FIND_STR(u->files, path, old);
@@ -615,7 +480,7 @@ static enum reg_status do_publish(struct registry *reg, struct reg_op *op)
     } else if (st == REG_OK) {
         stale = take(&u->listing);
     }
-    unlock(reg, H_PUBLISH);
+    pthread_mutex_unlock(&reg->lock);
     listing_release(stale);
     if (st != REG_OK)
         file_free(f);
@@ -628,8 +493,8 @@ static enum reg_status do_delete(struct registry *reg, struct reg_op *op)
     struct user *u;
     struct file *f = NULL;
     struct listing *stale = NULL;
-    lock(reg);
-    find_user_settled(reg, user, H_DELETE);
+    pthread_mutex_lock(&reg->lock);
+    find_user_settled(reg, user);
     enum reg_status st = find_connected(reg, op, &u);
     if (st == REG_OK) {
         HASH_FIND_STR(u->files, path, f);
@@ -646,7 +511,7 @@ static enum reg_status do_delete(struct registry *reg, struct reg_op *op)
         u->path_bytes -= strlen(f->path) + 1;
         stale = take(&u->listing);
     }
-    unlock(reg, H_DELETE);
+    pthread_mutex_unlock(&reg->lock);
     listing_release(stale);
     if (f != NULL)
         file_free(f);
@@ -656,38 +521,22 @@ static enum reg_status do_delete(struct registry *reg, struct reg_op *op)
 /* Encode the LIST_USERS reply of the connected users, or NULL; lock held. */
 static struct listing *build_users(struct registry *reg)
 {
-    char count[24];
-    int clen = snprintf(count, sizeof count, "%u", HASH_CNT(hh_conn, reg->connected)) + 1;
-    size_t len = 1 + (size_t)clen;
+    size_t bytes = 0;
     for (struct user *u = reg->connected; u != NULL; u = u->hh_conn.next)
-        len += strlen(u->name) + strlen(u->ip) + 2 + 6;     /* port: 5 digits, NUL */
-    struct listing *l = listing_new(len);
-    if (l == NULL)
+        bytes += strlen(u->name) + strlen(u->ip) + 2 + 6;  /* port: 5 digits, NUL */
+    struct listing_builder b;
+    if (!listing_begin(&b, HASH_CNT(hh_conn, reg->connected), bytes))
         return NULL;
-    char *out = l->data;
-    *out++ = 0;
-    memcpy(out, count, (size_t)clen);
-    out += clen;
-    for (struct user *u = reg->connected; u != NULL; u = u->hh_conn.next) {
-        size_t n = strlen(u->name) + 1;
-        memcpy(out, u->name, n);
-        out += n;
-        n = strlen(u->ip) + 1;
-        memcpy(out, u->ip, n);
-        out += n;
-        out += snprintf(out, 6, "%u", u->port) + 1;
-        if (is_loopback(u->ip))
-            l->has_loopback = true;
-    }
-    l->len = (size_t)(out - l->data);
-    return l;
+    for (struct user *u = reg->connected; u != NULL; u = u->hh_conn.next)
+        listing_add_user(&b, u->name, u->ip, u->port);
+    return listing_end(&b);
 }
 
 static enum reg_status do_list_users(struct registry *reg, struct reg_op *op,
                                      struct listing **out)
 {
     struct user *u;
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     enum reg_status st = find_connected(reg, op, &u);
     if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
@@ -696,7 +545,7 @@ static enum reg_status do_list_users(struct registry *reg, struct reg_op *op,
         st = REG_NO_MEMORY;
     if (st == REG_OK)
         *out = listing_ref(reg->users_listing);
-    unlock(reg, H_LIST_USERS);
+    pthread_mutex_unlock(&reg->lock);
     return st;
 }
 
@@ -706,21 +555,12 @@ static enum reg_status do_list_users(struct registry *reg, struct reg_op *op,
  */
 static struct listing *build_content(const struct user *t, size_t path_bytes)
 {
-    char count[24];
-    int clen = snprintf(count, sizeof count, "%u", HASH_COUNT(t->files)) + 1;
-    struct listing *l = listing_new(1 + (size_t)clen + path_bytes);
-    if (l == NULL)
+    struct listing_builder b;
+    if (!listing_begin(&b, HASH_COUNT(t->files), path_bytes))
         return NULL;
-    char *out = l->data;
-    *out++ = 0;
-    memcpy(out, count, (size_t)clen);
-    out += clen;
-    for (const struct file *f = t->files; f != NULL; f = f->hh.next) {
-        size_t n = strlen(f->path) + 1;
-        memcpy(out, f->path, n);
-        out += n;
-    }
-    return l;
+    for (const struct file *f = t->files; f != NULL; f = f->hh.next)
+        listing_add_path(&b, f->path);
+    return listing_end(&b);
 }
 
 static enum reg_status do_list_content(struct registry *reg, struct reg_op *op,
@@ -728,11 +568,11 @@ static enum reg_status do_list_content(struct registry *reg, struct reg_op *op,
 {
     const char *target = op->target;
     struct user *u;
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     /* The target first: waiting for its build releases the lock, and the
      * requester's state is checked (and the outcome journaled) after any
      * such wait. */
-    struct user *t = find_user_settled(reg, target, H_LIST_CONTENT);
+    struct user *t = find_user_settled(reg, target);
     enum reg_status st = find_connected(reg, op, &u);
     if (st == REG_OK && t == NULL)
         st = REG_NO_TARGET;
@@ -740,24 +580,24 @@ static enum reg_status do_list_content(struct registry *reg, struct reg_op *op,
         st = REG_NO_MEMORY;
     if (st == REG_OK && t->listing != NULL) {
         *out = listing_ref(t->listing);
-        unlock(reg, H_LIST_CONTENT);
+        pthread_mutex_unlock(&reg->lock);
         return st;
     }
     if (st != REG_OK) {
-        unlock(reg, H_LIST_CONTENT);
+        pthread_mutex_unlock(&reg->lock);
         return st;
     }
     /* Build it outside the lock; t's files stay as they are meanwhile. */
     t->building = true;
     size_t path_bytes = t->path_bytes;
-    unlock(reg, H_LIST_CONTENT);
+    pthread_mutex_unlock(&reg->lock);
     struct listing *l = build_content(t, path_bytes);
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     t->building = false;
     if (l != NULL)
         t->listing = listing_ref(l);
     pthread_cond_broadcast(&reg->built);
-    unlock(reg, H_LIST_CONTENT);
+    pthread_mutex_unlock(&reg->lock);
     if (l == NULL)
         return REG_NO_MEMORY;
     *out = l;
@@ -775,8 +615,8 @@ enum reg_status registry_restore_file(struct registry *reg, const char *user,
     struct file *old = NULL;
     struct listing *stale = NULL;
     bool add_failed = false;
-    lock(reg);
-    struct user *u = find_user_settled(reg, user, H_RESTORE);
+    pthread_mutex_lock(&reg->lock);
+    struct user *u = find_user_settled(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER : REG_OK;
     if (u != NULL)
         HASH_FIND_STR(u->files, path, old);
@@ -792,7 +632,7 @@ enum reg_status registry_restore_file(struct registry *reg, const char *user,
             stale = take(&u->listing);
         }
     }
-    unlock(reg, H_RESTORE);
+    pthread_mutex_unlock(&reg->lock);
     listing_release(stale);
     if (st != REG_OK)
         file_free(f);
@@ -801,7 +641,7 @@ enum reg_status registry_restore_file(struct registry *reg, const char *user,
 
 void registry_visit(struct registry *reg, const struct registry_visitor *v)
 {
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     for (struct user *u = reg->users; u != NULL; u = u->hh.next) {
         v->user(v->ctx, u->name, u->connected ? u->ip : NULL, u->port);
         if (u->key != NULL && v->key != NULL)
@@ -811,22 +651,22 @@ void registry_visit(struct registry *reg, const struct registry_visitor *v)
     }
     if (v->done != NULL)
         v->done(v->ctx);
-    unlock(reg, H_VISIT);
+    pthread_mutex_unlock(&reg->lock);
 }
 
 size_t registry_user_count(struct registry *reg)
 {
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     size_t n = HASH_COUNT(reg->users);
-    unlock(reg, H_COUNT);
+    pthread_mutex_unlock(&reg->lock);
     return n;
 }
 
 size_t registry_file_count(struct registry *reg)
 {
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     size_t n = reg->nfiles;
-    unlock(reg, H_COUNT);
+    pthread_mutex_unlock(&reg->lock);
     return n;
 }
 
@@ -848,11 +688,11 @@ static bool copy_endpoint(const struct user *u, struct reg_endpoint *e)
 enum reg_status registry_endpoint(struct registry *reg, const char *user,
                                   struct reg_endpoint *out)
 {
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     struct user *u = find_user(reg, user);     /* no actor: the server asks */
     enum reg_status st = u == NULL ? REG_NO_USER
                        : !u->connected || !copy_endpoint(u, out) ? REG_NOT_CONNECTED : REG_OK;
-    unlock(reg, H_ENDPOINTS);
+    pthread_mutex_unlock(&reg->lock);
     return st;
 }
 
@@ -864,7 +704,7 @@ enum reg_status registry_endpoints(struct registry *reg,
     for (;;) {
         /* Allocate outside the lock; retry in the rare case that more users
          * connected between the count and the copy. */
-        lock(reg);
+        pthread_mutex_lock(&reg->lock);
         size_t want = HASH_CNT(hh_conn, reg->connected);
         n = 0;
         if (want <= cap)
@@ -872,7 +712,7 @@ enum reg_status registry_endpoints(struct registry *reg,
                  u = u->hh_conn.next)
                 if (copy_endpoint(u, &all[n]))
                     n++;
-        unlock(reg, H_ENDPOINTS);
+        pthread_mutex_unlock(&reg->lock);
         if (want <= cap)
             break;
         cap = want + want / 8 + 16;
@@ -893,7 +733,7 @@ static enum reg_status do_expire(struct registry *reg, struct reg_op *op)
     const char *user = op->user;
     uint64_t session = op->session;
     struct listing *stale = NULL;
-    lock(reg);
+    pthread_mutex_lock(&reg->lock);
     struct user *u = find_user(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER
                        : !u->connected || u->session != session
@@ -905,7 +745,7 @@ static enum reg_status do_expire(struct registry *reg, struct reg_op *op)
         end_session(reg, u);
         stale = take(&reg->users_listing);
     }
-    unlock(reg, H_EXPIRE);
+    pthread_mutex_unlock(&reg->lock);
     listing_release(stale);
     return st;
 }
@@ -995,4 +835,29 @@ enum reg_status registry_expire(struct registry *reg, const char *user,
     return registry_apply(reg, &(struct reg_op){.op = OP_DISCONNECT, .user = user,
                                                 .path = REG_EXPIRED_MARK,
                                                 .session = session}, NULL);
+}
+
+enum reg_status registry_view(struct registry *reg, struct reg_user_view *out,
+                              size_t max, size_t *n, struct reg_totals *totals)
+{
+    pthread_mutex_lock(&reg->lock);
+    totals->users = HASH_COUNT(reg->users);
+    totals->connected = HASH_CNT(hh_conn, reg->connected);
+    totals->files = reg->nfiles;
+    size_t k = 0;
+    for (struct user *u = reg->connected; u != NULL && k < max; u = u->hh_conn.next) {
+        struct reg_user_view *v = &out[k];
+        size_t len = strlen(u->name);
+        if (len >= sizeof v->name)
+            continue;                   /* longer than any protocol name */
+        memcpy(v->name, u->name, len + 1);
+        strcpy(v->ip, u->ip);           /* both INET6_ADDRSTRLEN */
+        v->port = u->port;
+        v->files = HASH_COUNT(u->files);
+        v->since = (int64_t)u->since;
+        k++;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    *n = k;
+    return REG_OK;
 }

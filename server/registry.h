@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "reply.h"
 #include "request.h"
 
 enum reg_status {
@@ -59,27 +60,6 @@ enum reg_status {
     REG_QUOTA_BYTES,        /* PUBLISH: the user's listing would pass its quota */
     REG_NOT_PROVEN          /* an authenticated user, and no proof for it */
 };  /* journaled as numbers: new ones go last */
-
-/*
- * A whole list reply, encoded once: the result byte 0, then the fields,
- * each NUL-terminated.  Immutable once published; freed by the release
- * that drops its last reference.
- */
-struct listing {
-    size_t refs;            /* atomic */
-    size_t len;             /* of data */
-    bool has_loopback;      /* LIST_USERS: some user's address is loopback */
-    char data[];
-};
-
-/* Drop one reference to l (NULL is fine); the last one frees it. */
-void listing_release(struct listing *l);
-
-/*
- * A copy of users listing l (one reference, to be released) in which every
- * loopback address is replaced by ip; NULL when out of memory.
- */
-struct listing *listing_with_address(const struct listing *l, const char *ip);
 
 struct registry;
 
@@ -255,19 +235,39 @@ enum reg_status registry_endpoints(struct registry *reg,
                                    struct reg_endpoint **out, size_t *count);
 
 /*
- * Expire a user's session: disconnect it exactly as DISCONNECT does, but
- * only if it is still connected in that session (a probe's verdict on an
- * older session must not end a newer one).  An expiry that happens is
- * journaled through the hook as a DISCONNECT record whose path is
- * REG_EXPIRED_MARK, with the server's date-time; replaying that record
- * disconnects the user again.  A refused expiry is no operation and is not
- * journaled.  REG_OK, REG_NO_USER, REG_NOT_CONNECTED when that session has
- * ended already, or REG_NO_MEMORY when the journal refused the record
- * (nothing changed: the caller may try again later).
+ * Expire a user's session (the short form of registry_apply() with an
+ * expiry's reg_op): disconnect it exactly as DISCONNECT does, but only if
+ * it is still connected in that session (a probe's verdict on an older
+ * session must not end a newer one).  An expiry that happens is logged
+ * through the hook as a DISCONNECT whose path is REG_EXPIRED_MARK;
+ * replaying that journal record disconnects the user again.  A refused
+ * expiry is no operation and is not logged.  REG_OK, REG_NO_USER,
+ * REG_NOT_CONNECTED when that session has ended already, or REG_NO_MEMORY
+ * when the log refused it (nothing changed: the caller may try again later).
  */
 #define REG_EXPIRED_MARK "-expired-"   /* never a file path: those start with '/' */
 enum reg_status registry_expire(struct registry *reg, const char *user,
                                 uint64_t session);
+
+/*
+ * The live view's picture of the index (http.c): the totals, and a copy of
+ * at most `max` connected users (*n of them) with their file counts and
+ * since when they are connected (Unix seconds).  The lock is held for
+ * O(min(max, connected users)): no longer than the LIST_USERS build, and
+ * no file is visited.
+ */
+struct reg_totals {
+    size_t users, connected, files;
+};
+struct reg_user_view {
+    char name[REG_NAME_MAX + 1];
+    char ip[INET6_ADDRSTRLEN];
+    unsigned port;
+    size_t files;
+    int64_t since;
+};
+enum reg_status registry_view(struct registry *reg, struct reg_user_view *out,
+                              size_t max, size_t *n, struct reg_totals *totals);
 
 /* Counts, for tests and statistics. */
 size_t registry_user_count(struct registry *reg);

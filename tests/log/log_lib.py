@@ -56,7 +56,7 @@ def rpcbind_running():
 # --- ONC-RPC spoken directly (RFC 5531 record marking + XDR, with struct) ---
 
 PROG, VERS = 0x2E0D1E05, 1
-APPEND, NONCE, APPEND_SIGNED = 1, 2, 3
+APPEND, NONCE, APPEND_SIGNED, APPEND_PROVEN = 1, 2, 3, 4
 LAST_FRAGMENT = 0x80000000
 LOG_OK, LOG_IO_ERROR, LOG_REFUSED = 0, 1, 2
 GARBAGE_ARGS = 4
@@ -144,6 +144,21 @@ class RpcConn:
         accept, result = self.call(APPEND_SIGNED, mac + xdr_batch(entries))
         assert accept == 0, accept
         return struct.unpack(">I", result)[0]
+
+
+    def append_proven(self, entries, mac):
+        """LOGRPC_APPEND_PROVEN: (log_status, the reply's MAC)."""
+        accept, result = self.call(APPEND_PROVEN, mac + xdr_batch(entries))
+        assert accept == 0, accept
+        return struct.unpack(">I", result[:4])[0], result[4:36]
+
+
+def ack_mac(key, nonce, call_number, status, call_mac):
+    """The log server's MAC of its answer (rpc/logmac.h): under a key derived
+    from the shared one, over nonce, call number, status and the call's MAC."""
+    ack_key = hmac.new(key, b"peerdex log acknowledgment", hashlib.sha256).digest()
+    msg = nonce + struct.pack(">QI", call_number, status) + call_mac
+    return hmac.new(ack_key, msg, hashlib.sha256).digest()
 
 
 def sign(key, nonce, call_number, entries):

@@ -49,10 +49,12 @@ def test_without_the_key_nothing_is_written(logs, logged_server, key, tmp_path):
     other = tmp_path / "other.key"
     other.write_bytes(b"x" * 32)
     other.chmod(0o600)
-    for args in ((), ("-k", str(other))):
+    # (With another key, the log server's refusal is not signed with ours either.)
+    for args, says in (((), "refuses our entries"),
+                       (("-k", str(other)), "did not prove the key")):
         srv = logged_server(log.port, *args)
         assert harness.code(srv.port, "REGISTER", "nokey") == 0
-        wait_err(srv, "refuses our entries")
+        wait_err(srv, says)
         srv.stop()
     assert read_lines(log.path) == []
 
@@ -124,7 +126,7 @@ def test_a_key_file_others_may_read_is_refused(tmp_path, key):
 
 def run_sh(tmp_path, port, log_port, timeout=30):
     env = dict(os.environ, BIN=harness.BIN, PORT=str(port), LOG_PORT=str(log_port),
-               PYTHON=harness.PYTHON)
+               HTTP_PORT=str(harness.free_port()), PYTHON=harness.PYTHON)
     return subprocess.run(["sh", os.path.join(ROOT, "scripts", "run.sh")], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=timeout)
 

@@ -1,9 +1,11 @@
 """The command line around the programs: make help, make client, make run's
 first line, --help, .gitignore, and test programs that leave no files."""
+import json
 import os
 import re
 import signal
 import subprocess
+import urllib.request
 
 import harness
 
@@ -100,16 +102,21 @@ def test_fuzz_regression_leaves_no_files(tmp_path):
 def test_make_run_says_what_runs_where(tmp_path):
     """run.sh's first line names the port, the log and how to start a client;
     SIGTERM stops everything it started."""
-    port = harness.free_port()
+    port, http = harness.free_port(), harness.free_port()
     proc = harness.Process(["sh", os.path.join(ROOT, "scripts/run.sh")], cwd=str(tmp_path),
-                           env={"BIN": BIN, "PORT": str(port),
+                           env={"BIN": BIN, "PORT": str(port), "HTTP_PORT": str(http),
                                 "LOG_PORT": str(harness.free_port())})
     try:
         proc.wait_line(r"^s> init server ")
         first = proc.lines[0]
         assert first.startswith("peerdex: index server on port %d " % port)
+        assert "live view at http://127.0.0.1:%d/" % http in first
         assert "make client PORT=%d" % port in first
         assert "Ctrl-C" in first
+        # The live view is on, on loopback.
+        proc.wait_line(r"live view at http://127\.0\.0\.1:%d/" % http, stderr=True)
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/state" % http, timeout=10) as r:
+            assert json.load(r)["totals"]["users"] == 0
     finally:
         proc.stop(signal.SIGTERM)
     assert proc.proc.returncode == 0

@@ -318,6 +318,44 @@ START_TEST(sequence_jumps_are_refused)
 }
 END_TEST
 
+START_TEST(an_accepted_gap_is_one_marked_line_once)
+{
+    struct logstore *ls = open_store();
+    struct log_record b[] = {rec(3, 1, "a", "REGISTER", NULL), rec(5, 1, "e", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, b, 2, NULL), 0);
+    logstore_accept_gap(ls, 3);
+    /* Another origin's jump is refused as before, and spends nothing. */
+    struct log_record other[] = {rec(5, 9, "e", "DELETE", "/f")};
+    ck_assert_int_eq(logstore_append(ls, other, 1, NULL), LOGSTORE_REFUSED);
+    ck_assert_uint_eq(logstore_jump_origin(ls), 5);
+    ck_assert_uint_eq(logstore_gap_pending(ls), 3);
+    /* Origin 3's jump from 1 to 7: one LOG_GAP line for 2-6, then the entry. */
+    struct log_record jump[] = {rec(3, 7, "a", "CONNECT", NULL), rec(3, 8, "a", "DELETE", "/g")};
+    ck_assert_int_eq(logstore_append(ls, jump, 2, NULL), 0);
+    ck_assert_uint_eq(logstore_gap_pending(ls), 0);
+    uint64_t first, last;
+    logstore_gap_taken(ls, &first, &last);
+    ck_assert_uint_eq(first, 2);
+    ck_assert_uint_eq(last, 6);
+    ck_assert(logstore_seen(ls, 3, 8));
+    /* Spent: a second jump is refused. */
+    struct log_record again[] = {rec(3, 20, "a", "REGISTER", NULL)};
+    ck_assert_int_eq(logstore_append(ls, again, 1, NULL), LOGSTORE_REFUSED);
+    logstore_close(ls);
+    const char *text = slurp(log_path);
+    const char *gap = strstr(text, "- LOG_GAP 0000000000000003:2-6 ");
+    ck_assert_ptr_nonnull(gap);
+    ck_assert_int_eq(strncmp(text, "a REGISTER 17/12/2014 13:20:35\n"
+                                   "e REGISTER 17/12/2014 13:20:35\n- LOG_GAP", 71), 0);
+    ck_assert_str_eq(strchr(gap, '\n') + 1, "a CONNECT 17/12/2014 13:20:35\n"
+                                            "a DELETE /g 17/12/2014 13:20:35\n");
+    /* A reopened store knows origin 3 at 8. */
+    ls = open_store();
+    ck_assert(logstore_seen(ls, 3, 8) && !logstore_seen(ls, 3, 9));
+    logstore_close(ls);
+}
+END_TEST
+
 START_TEST(origins_are_bounded)
 {
     struct logstore *ls = open_store();
@@ -405,6 +443,7 @@ int main(void)
     tcase_add_test(tc, fragment_glued_before_a_record_hides_nothing);
     tcase_add_test(tc, forged_records_cannot_empty_the_log);
     tcase_add_test(tc, sequence_jumps_are_refused);
+    tcase_add_test(tc, an_accepted_gap_is_one_marked_line_once);
     tcase_add_test(tc, origins_are_bounded);
     tcase_add_test(tc, rotation_keeps_duplicate_state);
     tcase_add_test(tc, crash_before_the_first_commit);

@@ -569,7 +569,6 @@ static struct auth_proof proof_for(const char *body, uint64_t counter, char *tex
  * a classic user cannot be proven; forgetting the key makes it classic. */
 START_TEST(authenticated_users)
 {
-    struct registry *reg = registry_new();
     uint8_t secret[AUTH_SECRET_SIZE], other[AUTH_SECRET_SIZE];
     for (int i = 0; i < AUTH_SECRET_SIZE; i++) {
         secret[i] = (uint8_t)i;
@@ -615,7 +614,45 @@ START_TEST(authenticated_users)
     ck_assert_int_eq(registry_forget_key(reg, "bob"), REG_OK);
     ck_assert_int_eq(registry_forget_key(reg, "carol"), REG_NOT_PROVEN);
     ck_assert_int_eq(registry_connect(reg, "bob", "10.0.0.1", 4000), REG_OK);
-    registry_free(reg);
+}
+END_TEST
+
+/* registry_view(): the totals, and at most `max` connected users with
+ * their file counts; unconnected users are counted, not listed. */
+START_TEST(view_copies_a_bounded_picture)
+{
+    online("ann", 4001);
+    online("ben", 4002);
+    online("cid", 4003);
+    ck_assert_int_eq(registry_register(reg, "dee"), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "ann", "/a", "x"), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "ann", "/b", "x"), REG_OK);
+    ck_assert_int_eq(registry_publish(reg, "ben", "/c", "x"), REG_OK);
+
+    struct reg_user_view v[4];
+    struct reg_totals t;
+    size_t n;
+    ck_assert_int_eq(registry_view(reg, v, 4, &n, &t), REG_OK);
+    ck_assert_uint_eq(t.users, 4);
+    ck_assert_uint_eq(t.connected, 3);
+    ck_assert_uint_eq(t.files, 3);
+    ck_assert_uint_eq(n, 3);
+    size_t files = 0;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_str_eq(v[i].ip, "10.0.0.1");
+        ck_assert_int_gt(v[i].since, 0);
+        if (strcmp(v[i].name, "ann") == 0)
+            ck_assert_uint_eq(v[i].port, 4001);
+        files += v[i].files;
+    }
+    ck_assert_uint_eq(files, 3);
+
+    ck_assert_int_eq(registry_view(reg, v, 2, &n, &t), REG_OK);
+    ck_assert_uint_eq(n, 2);                /* bounded; the totals count all */
+    ck_assert_uint_eq(t.connected, 3);
+    ck_assert_int_eq(registry_view(reg, NULL, 0, &n, &t), REG_OK);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_uint_eq(t.users, 4);
 }
 END_TEST
 
@@ -644,6 +681,7 @@ int main(void)
     tcase_add_test(tc, quotas_refuse_publish);
     tcase_add_test(tc, users_listing_with_address);
     tcase_add_test(tc, listings_stay_whole_while_files_change);
+    tcase_add_test(tc, view_copies_a_bounded_picture);
     suite_add_tcase(s, tc);
 
     return run_suite(s);
