@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import hmac
 import logging
+import signal
 import sys
 import threading
 from datetime import datetime
@@ -76,6 +77,11 @@ def _exit_when_stdin_closes(server):
 
 
 def main(argv=None):
+    # The client may start us while it is leaving, with SIGTERM and SIGHUP
+    # ignored (a disposition a child inherits): our parent stops us with
+    # SIGTERM, so it must work whatever we inherited.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
     parser = argparse.ArgumentParser(description="peerdex local time web service")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)

@@ -25,10 +25,20 @@ endif
 FUZZ_REGRESS := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%_regress)
 TEST_TARGETS += test-fuzz-corpus
 
-$(BUILD)/tests/fuzz_%_regress: tests/fuzz/fuzz_%.c tests/fuzz/regress_main.c $(BUILD)/libpeerdex.a
+# Compiled one source at a time, so that each object's .d file names the
+# headers it includes (a one-step build of two sources keeps only the last's).
+$(BUILD)/tests/fuzz_%_regress: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/regress_main.o \
+                               $(BUILD)/libpeerdex.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) tests/fuzz/fuzz_$*.c tests/fuzz/regress_main.c \
-	    $(BUILD)/libpeerdex.a -o $@ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/fuzz/%.o: tests/fuzz/%.c | $(GEN)/logrpc.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# Kept (not removed as intermediates), so that an unchanged tree rebuilds nothing.
+.PRECIOUS: $(BUILD)/tests/fuzz/%.o
+-include $(wildcard $(BUILD)/tests/fuzz/*.d)
 
 test-fuzz-corpus: $(FUZZ_REGRESS)
 	@set -e; for n in $(FUZZ_NAMES); do \

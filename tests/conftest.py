@@ -9,6 +9,22 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import harness  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "rpcbind: uses the host's rpcbind; `make test` runs these apart, one "
+        "at a time (every log server registers the one program number there)")
+    config.addinivalue_line(
+        "markers", "alone: bounds a time or a CPU use tightly (a reply within 50 ms, no "
+        "spinning); `make test` runs these apart, one at a time, not among parallel tests")
+
+
+def pytest_collection_modifyitems(items):
+    """A test that uses the rpcbind fixture is marked rpcbind."""
+    for item in items:
+        if "rpcbind" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.rpcbind)
+
+
 @pytest.fixture(autouse=True)
 def config_home(tmp_path_factory, monkeypatch):
     """Every program a test starts (clients above all: their records of

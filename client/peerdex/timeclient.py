@@ -146,9 +146,17 @@ class TimeClient:
         if self.service is not None:
             nonce = secrets.token_hex(16)
             headers[NONCE_HEADER] = nonce
-        self.conn.request("GET", self.path, headers=headers)
-        resp = self.conn.getresponse()
-        body = resp.read().decode("ascii", "replace").strip()
+        try:
+            self.conn.request("GET", self.path, headers=headers)
+            resp = self.conn.getresponse()
+            body = resp.read().decode("ascii", "replace").strip()
+        except BaseException:
+            # Also a signal (Ctrl-C, SIGTERM) in the middle of the exchange:
+            # the connection is then halfway through a request, so the next
+            # question takes a fresh one instead of failing on this one and
+            # restarting a service that is fine.
+            self._close()
+            raise
         if resp.status != 200 or not DATETIME_RX.match(body):
             raise TimeError("unexpected answer %d %r" % (resp.status, body[:60]))
         if self.service is not None and not self.service.proves(nonce,

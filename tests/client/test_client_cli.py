@@ -31,8 +31,9 @@ def published(server, user):
 
 
 def test_unreachable_server_says_where():
-    port = harness.free_port()
-    status, out, err = run(port, ["REGISTER a"])
+    with harness.dead_port() as dead:
+        port = dead.port
+        status, out, err = run(port, ["REGISTER a"])
     assert out == ["c> REGISTER FAIL"] and status == 1
     assert "REGISTER: cannot reach the index server at 127.0.0.1:%d: Connection refused" \
         % port in err

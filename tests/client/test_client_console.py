@@ -124,9 +124,9 @@ def test_publish_relative_path_is_made_absolute(server, tmp_path):
 
 
 def test_unreachable_server_prints_fail_lines():
-    port = harness.free_port()
-    status, out, _ = run_script(port, ["REGISTER a", "UNREGISTER a", "CONNECT a",
-                                       "DISCONNECT a"])
+    with harness.dead_port() as dead:
+        status, out, _ = run_script(dead.port, ["REGISTER a", "UNREGISTER a", "CONNECT a",
+                                                "DISCONNECT a"])
     assert status == 1
     assert out == ["c> REGISTER FAIL", "c> UNREGISTER FAIL", "c> CONNECT FAIL",
                    "c> DISCONNECT FAIL"]

@@ -98,7 +98,7 @@ def test_downloader_that_never_reads(peer):
     with socket.create_connection(peer.addr) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.sendall(harness.encode("GET_FILE", str(big)))
-        time.sleep(0.3)
+        assert s.recv(1) == b"\x00"           # the transfer has begun; now unread
         path = str(peer.dir / "shared" / "pub.txt")
         assert get_file(peer.addr, harness.encode("GET_FILE", path)) == b"\x007\x00public\n"
 

@@ -94,7 +94,8 @@ def test_killed_service_is_restarted(server, clients):
 
 
 def test_broken_time_url_gives_fail_lines_not_a_crash(server, clients):
-    dead = "http://127.0.0.1:%d/datetime" % harness.free_port()
+    port = harness.dead_port()
+    dead = "http://127.0.0.1:%d/datetime" % port.port
     c = clients(server.port, "--time-url", dead)
     c.do("REGISTER nope", "c> REGISTER FAIL")
     c.do("CONNECT nope", "c> CONNECT FAIL")
@@ -103,6 +104,7 @@ def test_broken_time_url_gives_fail_lines_not_a_crash(server, clients):
     assert any("no date-time" in l for l in c.err_lines)
     # Nothing was sent: the name is still free.
     assert harness.code(server.port, "REGISTER", "nope") == 0
+    port.close()
 
 
 def test_time_url_of_a_standalone_service(server, service, clients):
@@ -212,5 +214,43 @@ def test_an_answer_without_our_proof_is_refused():
         with pytest.raises(TimeError) as e:
             tc.now()
         assert "not from our own time service" in str(e.value)
+    finally:
+        tc.close()
+
+
+def test_service_started_with_sigterm_ignored_still_stops_on_sigterm():
+    """A client leaving on SIGTERM ignores it from then on, and a service it
+    (re)starts then inherits that: the service must still end on the
+    parent's SIGTERM at once, not after the parent's wait and a SIGKILL."""
+    from peerdex.timeclient import TimeService
+    svc = TimeService()
+    old = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        svc.start()
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    proc = svc.proc
+    svc.stop()
+    assert proc.returncode == -signal.SIGTERM
+
+
+def test_a_question_cut_short_by_a_signal_keeps_the_service(monkeypatch):
+    """A signal in the middle of a question (SIGTERM or Ctrl-C while the
+    client asks the time) leaves the service as it is: the next question
+    takes a fresh connection to the same service, no restart."""
+    from peerdex.timeclient import TimeClient, TimeService
+    tc = TimeClient(service=TimeService())
+    try:
+        assert DT_RX.match(tc.now())
+        pid = tc.service.proc.pid
+
+        def interrupted():
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(tc.conn, "getresponse", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            tc.now()
+        assert DT_RX.match(tc.now())
+        assert tc.service.proc.pid == pid
     finally:
         tc.close()

@@ -15,7 +15,9 @@ def logs():
     """Start log servers; all are stopped afterwards."""
     started = []
 
-    def start(path, port, key=None):
+    def start(path, port=0, key=None):
+        """A log server on FILE path: a free port (0), or `port` (a restart
+        on the port an index server sends to)."""
         srv = LogServer(path, port, key)
         started.append(srv)
         return srv

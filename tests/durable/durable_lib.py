@@ -20,13 +20,11 @@ def unstamp(text):
     return int((t - BASE).total_seconds())
 
 
-class LogServer(harness.Process):
-    """bin/log_server -f FILE -p PORT [-k KEY] (a fixed port, so a restart finds it)."""
+class LogServer(harness.LogServer):
+    """harness.LogServer as these tests call it: (path, port, key)."""
 
-    def __init__(self, path, port, key=None):
-        super().__init__([os.path.join(harness.BIN, "log_server"), "-f", str(path),
-                          "-p", str(port)] + (["-k", str(key)] if key else []))
-        self.wait_line(r"listening on port", stderr=True)
+    def __init__(self, path, port=0, key=None):
+        super().__init__(path, port, key=key)
 
 
 def make_key(path):

@@ -108,14 +108,14 @@ def test_kill9_under_load_loses_nothing_acknowledged(make_server, logs, tmp_path
     state, log_path = tmp_path / "state", tmp_path / "operations.log"
     key = make_key(tmp_path / "log.key") if keyed else None
     kflag = ("-k", str(key)) if keyed else ()
-    log_port = harness.free_port()
+    log_port = harness.fixed_port()         # the same port after each restart
     log_servers = [logs(log_path, log_port, key)]
     srv = make_server("-d", str(state), "-C", "200000", *kflag, env=log_env(log_port))
 
     def bounce():
         time.sleep(0.5)
         log_servers[-1].kill()
-        time.sleep(0.3)
+        srv.wait_line(r"operation log unreachable", stderr=True, timeout=30)
         log_servers.append(logs(log_path, log_port, key))
 
     bouncer = threading.Thread(target=bounce)
@@ -138,7 +138,7 @@ def test_kill9_under_load_loses_nothing_acknowledged(make_server, logs, tmp_path
     log_servers.append(logs(log_path, log_port, key))
     restarted = make_server("-d", str(state), *kflag, env=log_env(log_port))
     wait_log(log_path, acked)
-    time.sleep(0.5)
+    assert restarted.stop() == 0        # it stops once the log has all it sent
     entries = log_entries(log_path)
     ks = [k for k, _, _ in entries]
     assert len(ks) == len(set(ks)), "an entry was logged twice"
@@ -161,7 +161,7 @@ def test_entries_resent_after_a_log_restart_are_duplicates(make_server, logs, tm
     goes on from there."""
     state, log_path = tmp_path / "state", tmp_path / "operations.log"
     key = make_key(tmp_path / "log.key")
-    log_port = harness.free_port()
+    log_port = harness.fixed_port()         # the same port after the restart
     log = logs(log_path, log_port, key)
     srv = make_server("-d", str(state), "-k", str(key), env=log_env(log_port))
     for k in range(1, 21):
@@ -190,8 +190,7 @@ def test_log_replay_reproduces_result_codes(make_server, logs, tmp_path):
     """Concurrent conflicting REGISTER/UNREGISTER of the same names: replaying
     the log in its order on a fresh index gives every client's code."""
     state, log_path = tmp_path / "state", tmp_path / "operations.log"
-    log_port = harness.free_port()
-    logs(log_path, log_port)
+    log_port = logs(log_path).port
     srv = make_server("-d", str(state), env=log_env(log_port))
     names = ["n0", "n1", "n2"]
     got = {}

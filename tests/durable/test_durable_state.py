@@ -172,7 +172,7 @@ def test_log_budget_refuses_then_recovers(make_server, logs, tmp_path):
     """With the log server away, operations are refused only once the journal
     it has not got passes the budget; said once; accepted again once it is back."""
     state = tmp_path / "state"
-    log_port = harness.free_port()
+    log_port = harness.fixed_port()         # the log server comes later
     srv = make_server("-d", str(state), "-B", "4096", env=log_env(log_port))
     codes = [srv.request("REGISTER", "user%03d" % i)[0] for i in range(300)]
     assert codes[0] == 0
@@ -190,7 +190,7 @@ def test_log_budget_refuses_then_recovers(make_server, logs, tmp_path):
         harness.time.sleep(0.1)
     assert tries < 299
     for _ in range(300):
-        with open(log.argv[2]) as f:
+        with open(log.path) as f:
             lines = f.read().splitlines()
         if len(lines) > first_refused:
             break

@@ -5,8 +5,13 @@ must not spin on the listening socket meanwhile, and must recover as soon
 as descriptors are free again."""
 import time
 
+import pytest
+
 import harness
 from hostile_lib import connect, proc_stat, open_fds, scaled, settle, wait_replies
+
+# Replies within tight bounds, CPU use, fd counts: not among parallel tests.
+pytestmark = pytest.mark.alone
 
 FDS = 64
 
@@ -18,7 +23,10 @@ def test_out_of_descriptors_refuses_without_spinning_and_recovers(limited_server
 
     for _ in range(scaled(200, 2 * FDS)):
         sockets.append(connect(srv.port))
-    got = wait_replies(sockets, 3)
+    # Done when the server has every descriptor in use, each extra one a
+    # connection it holds, and every other client has seen its close.
+    got = wait_replies(sockets, 30, lambda got, still_open:
+                       len(still_open) == FDS - fds0 and open_fds(srv.pid) == FDS)
     held = [s for s in sockets if got[s] is None]
     # Every descriptor the server has is in use; the rest were closed.
     assert 0 < len(held) < FDS

@@ -1,8 +1,13 @@
 """Connection floods past the cap (-c): refused by closing, service goes on."""
 import time
 
+import pytest
+
 import harness
 from hostile_lib import connect, proc_stat, open_fds, scaled, settle, wait_replies
+
+# Replies within tight bounds, CPU use, fd counts: not among parallel tests.
+pytestmark = pytest.mark.alone
 
 CAP = 8
 

@@ -12,6 +12,9 @@ import pytest
 import harness
 from hostile_lib import connect, scaled, wait_replies
 
+# Replies within tight bounds, CPU use, fd counts: not among parallel tests.
+pytestmark = pytest.mark.alone
+
 MB = b"A" * (1 << 20)
 DT = harness.DATETIME
 

@@ -11,8 +11,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 import harness
 from hostile_lib import scaled, wait_replies
+
+# Replies within tight bounds, CPU use, fd counts: not among parallel tests.
+pytestmark = pytest.mark.alone
 
 SANITIZED = bool(os.environ.get("ASAN_OPTIONS") or os.environ.get("TSAN_OPTIONS"))
 DT = harness.DATETIME
@@ -57,6 +62,7 @@ def test_unread_listings_pin_one_copy_and_no_lock(make_server):
     for i in range(3):
         timed_register(srv.port, "warm%d" % i)
     before = rss_kb(srv.pid)
+    fds = harness.open_fds(srv.pid)
 
     readers = []
     try:
@@ -66,7 +72,12 @@ def test_unread_listings_pin_one_copy_and_no_lock(make_server):
             s.connect(srv.addr)
             s.sendall(harness.encode("LIST_CONTENT", DT, "big", "big"))
             readers.append(s)
-        time.sleep(1.0)             # every request read; sends blocked
+        # Every request read, the sends blocked: all 40 accepted, and a
+        # thread for each waits in poll() (a request is there whole at once,
+        # so only a send waits).
+        harness.wait_until(lambda: harness.open_fds(srv.pid) >= fds + 40 and
+                           len(harness.threads_waiting_in(srv.pid, "poll")) >= 40,
+                           what="every request read, every send blocked")
         grown_mb = (rss_kb(srv.pid) - before) / 1024
         probes = [timed_register(srv.port, "probe%d" % i) for i in range(5)]
         # Sanitized builds add shadow memory and 1 MiB thread stacks; their
@@ -135,7 +146,7 @@ def test_one_source_at_its_cap_leaves_others_served(make_server):
     t = threading.Thread(target=attacker)
     t.start()
     try:
-        time.sleep(0.5)
+        harness.wait_until(lambda: len(held) >= cap + 4, what="the attacker at its cap")
         n = scaled(300, 100)
         served = 0
         for i in range(n):

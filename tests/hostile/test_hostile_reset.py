@@ -4,8 +4,13 @@ descriptor, nor hold a thread longer than its send timeout."""
 import socket
 import struct
 
+import pytest
+
 import harness
 from hostile_lib import connect, proc_stat, open_fds, scaled, settle, wait_replies
+
+# Replies within tight bounds, CPU use, fd counts: not among parallel tests.
+pytestmark = pytest.mark.alone
 
 TIMEOUT = 1
 

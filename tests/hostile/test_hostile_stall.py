@@ -7,8 +7,13 @@ operation's "other error" code and no change of state.
 import collections
 import time
 
+import pytest
+
 import harness
 from hostile_lib import connect, proc_stat, open_fds, scaled, settle, wait_replies
+
+# Replies within tight bounds, CPU use, fd counts: not among parallel tests.
+pytestmark = pytest.mark.alone
 
 TIMEOUT = 2
 

@@ -3,20 +3,16 @@
 PEERDEX_HOSTILE_SCALE (default 1) scales the bulk user count down for slow
 builds (the TSan run), as in tests/hostile.
 """
-import os
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import harness
 from stubs import Listener
 
-SCALE = float(os.environ.get("PEERDEX_HOSTILE_SCALE", "1"))
-
 
 def scaled(n, least=100):
-    """n, scaled by PEERDEX_HOSTILE_SCALE, at least `least`."""
-    return max(least, int(n * SCALE))
+    """n, scaled by PEERDEX_HOSTILE_SCALE (harness.scaled), at least `least`."""
+    return harness.scaled(n, least)
 
 
 class Peer(Listener):
@@ -32,20 +28,15 @@ class Peer(Listener):
         conn.close()
 
     def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         super().close()
         self.thread.join(2)
 
 
 def dead_endpoint():
-    """A socket bound to a port but not listening: connections to that port
-    are refused, and no other program can listen there while it is open."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    return s, s.getsockname()[1]
+    """A port nothing listens on (harness.dead_port), held while the test
+    runs: (the holder to close, the port)."""
+    r = harness.dead_port()
+    return r, r.port
 
 
 def online(srv, user, port):

@@ -17,10 +17,7 @@ EXPIRED_LOG = re.compile(r"^(\S+) DISCONNECT -expired- \d\d/\d\d/\d{4} \d\d:\d\d
 
 def log_server(tmp_path):
     """The real log server on a free port, writing tmp_path/operations.log."""
-    proc = harness.Process([os.path.join(harness.BIN, "log_server"),
-                            "-f", str(tmp_path / "operations.log"), "-p", "0"])
-    proc.port = int(proc.wait_line(r"listening on port (\d+)", stderr=True).group(1))
-    return proc
+    return harness.LogServer(tmp_path / "operations.log")
 
 
 def log_lines(tmp_path, pattern, n, timeout=10):
@@ -145,19 +142,25 @@ def test_classic_without_liveness(make_server, args):
         sock.close()
 
 
-def test_no_expiry_goes_unlogged(make_server, tmp_path):
+def test_no_expiry_goes_unlogged(make_server, peers, tmp_path):
     """While the operation-log queue is full (log server down, LOG_QUEUE_MAX
-    2), a dead session is not expired; once the log server is up, it is,
+    4), a dead session is not expired; once the log server is up, it is,
     and the log has its line."""
     sock, port = dead_endpoint()
-    log_port = harness.free_port()
+    witness = peers()                           # alive: counts the probe rounds
+    log_port = harness.fixed_port()             # the log server comes later
     logger = None
     try:
         srv = make_server("-L", "1", "-N", "1",
                           env={"LOG_RPC_IP": "127.0.0.1", "LOG_RPC_PORT": str(log_port),
-                               "LOG_QUEUE_MAX": "2"})
-        online(srv, "ghost", port)              # two entries: the queue is full
-        time.sleep(2.5)                         # two rounds, two failed probes
+                               "LOG_QUEUE_MAX": "4"})
+        online(srv, "witness", witness.port)
+        online(srv, "ghost", port)              # four entries: the queue is full
+        # The witness's third probe from now on means two whole rounds since
+        # ghost connected, each with a failed probe of ghost (one is enough
+        # to expire it, with -N 1).
+        base = witness.accepted
+        harness.wait_until(lambda: witness.accepted >= base + 3, 30, "three probe rounds")
         assert not [l for l in srv.lines if "EXPIRED" in l]
         logger = harness.Process([os.path.join(harness.BIN, "log_server"),
                                   "-f", str(tmp_path / "operations.log"), "-p", str(log_port)])

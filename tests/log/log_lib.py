@@ -1,30 +1,16 @@
 """Helpers for the operation-log tests: the real log server and its file."""
 import hashlib
 import hmac
-import os
 import socket
 import struct
-import time
 
 import harness
+from harness import LogServer, cpu_seconds, open_fds, rss_kb  # noqa: F401  (one of each)
 
 
 def wait_err(proc, pattern, timeout=10, start=0):
     """Wait for a stderr line of proc matching the regex."""
     return proc.wait_line(pattern, timeout=timeout, start=start, stderr=True)
-
-
-class LogServer(harness.Process):
-    """bin/log_server -f FILE [-p PORT] [more args]; .port is where it listens."""
-
-    def __init__(self, path, port=None, args=(), prefix=()):
-        argv = list(prefix) + [os.path.join(harness.BIN, "log_server"), "-f", str(path)]
-        if port is not None:
-            argv += ["-p", str(port)]
-        argv += list(args)
-        super().__init__(argv)
-        self.path = path
-        self.port = int(wait_err(self, r"listening on port (\d+)").group(1))
 
 
 def read_lines(path):
@@ -36,13 +22,13 @@ def read_lines(path):
 
 
 def wait_lines(path, n, timeout=30):
-    """Wait until the log file has at least n lines; return them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = read_lines(path)
-        if len(lines) >= n or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.05)
+    """Wait until the log file has at least n lines; return them (fewer
+    after `timeout`: the caller's assertion says what is missing)."""
+    try:
+        return harness.wait_until(lambda: (lambda l: l if len(l) >= n else None)(
+            read_lines(path)), timeout)
+    except AssertionError:
+        return read_lines(path)
 
 
 def rpcbind_running():
@@ -70,11 +56,11 @@ def xdr_string(s):
 
 def xdr_batch(entries):
     """log_batch: count, then (origin, seq, user, operation, path, datetime)."""
-    out = struct.pack(">I", len(entries))
+    out = [struct.pack(">I", len(entries))]
     for origin, seq, user, op, path, dt in entries:
-        out += struct.pack(">QQ", origin, seq)
-        out += xdr_string(user) + xdr_string(op) + xdr_string(path) + xdr_string(dt)
-    return out
+        out += [struct.pack(">QQ", origin, seq),
+                xdr_string(user), xdr_string(op), xdr_string(path), xdr_string(dt)]
+    return b"".join(out)
 
 
 def call_header(xid, proc):
@@ -165,22 +151,3 @@ def sign(key, nonce, call_number, entries):
     """HMAC-SHA256(key, nonce || call number (8 bytes) || XDR(batch)): rpc/logmac.h."""
     msg = nonce + struct.pack(">Q", call_number) + xdr_batch(entries)
     return hmac.new(key, msg, hashlib.sha256).digest()
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid):
-    """User + system CPU time of a process so far."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def open_fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))

@@ -106,11 +106,11 @@ def test_fixed_port_with_rpcbind_running_too(rpcbind, logs, logged_server):
 
 
 def test_log_server_down_at_start_then_up_loses_nothing(logs, logged_server, tmp_path):
-    port = harness.free_port()
+    port = harness.fixed_port()             # the log server comes later
     srv = logged_server(port)
     for i in range(50):
         assert harness.code(srv.port, "REGISTER", "early%d" % i) == 0
-    time.sleep(0.5)
+    srv.wait_line(r"operation log unreachable", stderr=True)
     log = logs(port=port)
     lines = wait_lines(log.path, 50)
     assert lines == ["early%d REGISTER %s" % (i, harness.DATETIME) for i in range(50)]
@@ -118,8 +118,9 @@ def test_log_server_down_at_start_then_up_loses_nothing(logs, logged_server, tmp
 
 def test_kill_9_mid_load_every_operation_exactly_once(logs, logged_server, tmp_path):
     """16 threads, 5,000 operations; the log server is killed with SIGKILL in
-    the middle and restarted a second later on the same port."""
-    log = logs(port=0)
+    the middle and restarted on the same port once the index server has
+    found it gone."""
+    log = logs(port=harness.fixed_port())       # the same port after the restart
     port = log.port
     srv = logged_server(port)
     total, threads = 5000, 16
@@ -131,7 +132,7 @@ def test_kill_9_mid_load_every_operation_exactly_once(logs, logged_server, tmp_p
         while done["n"] < total // 3:
             time.sleep(0.01)
         log.kill()
-        time.sleep(1.0)
+        srv.wait_line(r"operation log unreachable", stderr=True, timeout=30)
         restarted.append(logs(port=port))
 
     def work(t):
@@ -153,7 +154,7 @@ def test_kill_9_mid_load_every_operation_exactly_once(logs, logged_server, tmp_p
 
 
 def test_queue_full_refuses_operations_then_recovers(logs, logged_server, tmp_path):
-    port = harness.free_port()
+    port = harness.fixed_port()             # the log server comes later
     srv = logged_server(port, LOG_QUEUE_MAX=5)
     for i in range(5):
         assert harness.code(srv.port, "REGISTER", "q%d" % i) == 0
@@ -175,7 +176,7 @@ def test_queue_full_refuses_operations_then_recovers(logs, logged_server, tmp_pa
 
 
 def test_sigterm_drains_the_queue(logs, logged_server):
-    port = harness.free_port()
+    port = harness.fixed_port()             # the log server comes later
     srv = logged_server(port)
     for i in range(20):
         assert harness.code(srv.port, "REGISTER", "d%d" % i) == 0

@@ -82,6 +82,7 @@ def stall(port):
 LAST_FRAGMENT_BIT = 0x80000000
 
 
+@pytest.mark.alone                      # each entry within 1 s
 def test_stalled_connections_hold_no_one_up(logs, logged_server):
     log = logs(port=0)
     stalled = [stall(log.port) for _ in range(3)]
@@ -95,6 +96,7 @@ def test_stalled_connections_hold_no_one_up(logs, logged_server):
         s.close()
 
 
+@pytest.mark.alone                      # its CPU use is measured
 def test_idle_connections_are_reaped_at_the_descriptor_limit(logs, logged_server):
     """1,100 idle connections against a log server limited to 1,024
     descriptors: those over the limit are closed at once through the spare
@@ -108,8 +110,11 @@ def test_idle_connections_are_reaped_at_the_descriptor_limit(logs, logged_server
     try:
         log = logs(port=0, args=("-c", "2000", "-t", "2"),
                    prefix=("prlimit", "--nofile=1024:1024"))
-        RpcConn(log.port).nonce()                 # the loop runs: its descriptors are open
-        time.sleep(0.2)
+        first = RpcConn(log.port)
+        first.nonce()                             # the loop runs: its descriptors are open
+        fds = open_fds(log.pid)
+        first.close()
+        harness.wait_until(lambda: open_fds(log.pid) < fds, what="the first one closed")
         fds0 = open_fds(log.pid)
         cpu0 = cpu_seconds(log.pid)
         start = time.monotonic()
@@ -142,8 +147,9 @@ def test_connections_over_the_cap_are_closed_at_once(logs):
         assert c.nonce()                          # accepted and served
     with socket.create_connection(("127.0.0.1", log.port), timeout=5) as s:
         assert s.recv(10) == b""
+    fds = open_fds(log.pid)
     held[0].close()
-    time.sleep(0.2)
+    harness.wait_until(lambda: open_fds(log.pid) < fds, what="a slot free")
     assert RpcConn(log.port).append([(4, 1, "room", "REGISTER", "", DT)]) == LOG_OK
 
 

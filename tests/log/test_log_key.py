@@ -50,12 +50,14 @@ def test_without_the_key_nothing_is_written(logs, logged_server, key, tmp_path):
     other.write_bytes(b"x" * 32)
     other.chmod(0o600)
     # (With another key, the log server's refusal is not signed with ours either.)
+    servers = []
     for args, says in (((), "refuses our entries"),
                        (("-k", str(other)), "did not prove the key")):
         srv = logged_server(log.port, *args)
         assert harness.code(srv.port, "REGISTER", "nokey") == 0
         wait_err(srv, says)
-        srv.stop()
+        servers.append(srv)
+    harness.stop_all(*servers)          # each waits out its drain: both at once
     assert read_lines(log.path) == []
 
 
@@ -126,7 +128,7 @@ def test_a_key_file_others_may_read_is_refused(tmp_path, key):
 
 def run_sh(tmp_path, port, log_port, timeout=30):
     env = dict(os.environ, BIN=harness.BIN, PORT=str(port), LOG_PORT=str(log_port),
-               HTTP_PORT=str(harness.free_port()), PYTHON=harness.PYTHON)
+               HTTP_PORT=str(harness.fixed_port()), PYTHON=harness.PYTHON)
     return subprocess.run(["sh", os.path.join(ROOT, "scripts", "run.sh")], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -137,11 +139,11 @@ def test_make_run_fails_loudly_when_a_server_cannot_start(tmp_path):
         busy.listen()
         taken = busy.getsockname()[1]
         # The log server's port is taken.
-        r = run_sh(tmp_path, harness.free_port(), taken)
+        r = run_sh(tmp_path, harness.fixed_port(), taken)
         assert r.returncode == 1 and "run.sh: the log server" in r.stderr
         assert "Address already in use" in r.stderr
         # The index server's port is taken: the log server it started is stopped.
-        r = run_sh(tmp_path, taken, harness.free_port())
+        r = run_sh(tmp_path, taken, harness.fixed_port())
         assert r.returncode == 1 and "the index server did not start" in r.stderr
         assert "lines written" in r.stderr
     key = tmp_path / "operations.key"

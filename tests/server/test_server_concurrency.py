@@ -4,6 +4,8 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 import harness
 
 DT = harness.DATETIME
@@ -73,6 +75,7 @@ def _stall(port, n):
     return socks
 
 
+@pytest.mark.alone                      # each reply within 1 s
 def test_50_stalled_connections_do_not_delay_others(make_server):
     """Each well-behaved request is answered within 1 s while 50 clients stall."""
     srv = make_server("-t", "5")
@@ -91,7 +94,6 @@ def test_stalled_connections_are_dropped_at_the_deadline(server):
     """Stalled clients get the other-error code at the deadline, then a close."""
     socks = _stall(server.port, 10)
     try:
-        time.sleep(0.2)
         deadline = time.monotonic() + 8
         for s in socks:
             s.settimeout(max(0.1, deadline - time.monotonic()))
@@ -117,9 +119,10 @@ def _unanswered(addr, user):
 def test_connection_cap_refuses_then_recovers(make_server):
     """With -c 4 busy, a fifth is closed unanswered; service resumes after the deadline."""
     srv = make_server("-c", "4", "-t", "2")
+    fds = harness.open_fds(srv.pid)
     socks = _stall(srv.port, 4)
     try:
-        time.sleep(0.3)
+        harness.wait_until(lambda: harness.open_fds(srv.pid) >= fds + 4, what="4 accepted")
         assert _unanswered(srv.addr, "fifth")
         # The stalled four time out; the server serves again.
         for s in socks:
@@ -172,9 +175,10 @@ def test_list_users_stays_well_formed_during_churn(server):
 def test_connection_cap_frees_slots_when_clients_close(make_server):
     """Slots come back when stalled clients hang up, long before the deadline."""
     srv = make_server("-c", "4", "-t", "60")
+    fds = harness.open_fds(srv.pid)
     socks = _stall(srv.port, 4)
     try:
-        time.sleep(0.3)
+        harness.wait_until(lambda: harness.open_fds(srv.pid) >= fds + 4, what="4 accepted")
         assert _unanswered(srv.addr, "fifth")
     finally:
         for s in socks:
@@ -188,17 +192,14 @@ def test_connection_cap_frees_slots_when_clients_close(make_server):
     # All four slots are usable at once again.
     socks = _stall(srv.port, 3)
     try:
-        time.sleep(0.3)
+        harness.wait_until(lambda: harness.open_fds(srv.pid) >= fds + 3, what="3 accepted")
         assert harness.code(srv.port, "REGISTER", "fourth") == 0
     finally:
         for s in socks:
             s.close()
 
 
-def threads_of(pid):
-    """The number of threads the process has, from /proc."""
-    with open("/proc/%d/status" % pid) as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("Threads:"))
+threads_of = harness.threads_of
 
 
 def new_tasks(pid, before, want, timeout=10):
@@ -223,10 +224,15 @@ def test_connection_threads_are_reused_then_retire(server):
         assert len(first) == 1
         s.sendall(harness.encode(DT, "reuse1"))
         assert s.recv(16) == b"\0"
-    time.sleep(0.2)
+    # Done with it, the thread waits in accept() again.
+    harness.wait_until(lambda: first <= harness.threads_in_accept(pid), what="back in accept")
+    waiting = len(harness.threads_in_accept(pid))
     with socket.create_connection(server.addr) as s:
         s.sendall(b"REGISTER\0")
-        time.sleep(0.2)
+        # A thread waiting in accept() took it (no new thread: checked below).
+        harness.wait_until(lambda: len(harness.threads_in_accept(pid)) < waiting
+                           or set(os.listdir("/proc/%d/task" % pid)) - before - first,
+                           what="the connection taken")
         assert new_tasks(pid, before, 1) == first
         s.sendall(harness.encode(DT, "reuse2"))
         assert s.recv(16) == b"\0"
@@ -239,6 +245,7 @@ def test_kept_threads_stay_bounded_after_a_burst(make_server):
     srv = make_server("-t", "1", "-i", "1000")   # all from one address
     pid = srv.proc.pid
     start = threads_of(pid)
+    others = start - len(harness.threads_in_accept(pid))    # not connection threads
     socks = [socket.create_connection(srv.addr) for _ in range(200)]
     deadline = time.monotonic() + 10
     while threads_of(pid) < start + 200 and time.monotonic() < deadline:
@@ -246,7 +253,10 @@ def test_kept_threads_stay_bounded_after_a_burst(make_server):
     assert threads_of(pid) >= start + 200
     for s in socks:
         s.close()
-    time.sleep(0.5)                     # the closes are seen at once (EOF)
+    # The closes are seen at once (EOF); once no thread serves any more,
+    # at most 64 of them wait in accept() for reuse.
+    harness.wait_until(lambda: threads_of(pid) - len(harness.threads_in_accept(pid))
+                       <= others, what="every connection thread done")
     assert threads_of(pid) <= start + 64
     deadline = time.monotonic() + 10
     while threads_of(pid) > start and time.monotonic() < deadline:

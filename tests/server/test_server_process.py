@@ -76,11 +76,14 @@ def test_in_flight_request_is_answered_after_the_signal(sig):
     """A request begun before the signal and completed after it is served."""
     srv = harness.Server()
     try:
+        fds = harness.open_fds(srv.pid)
         with socket.create_connection(srv.addr, timeout=10) as s:
             s.sendall(b"REGISTER\x00" + harness.DATETIME.encode() + b"\x00al")
-            time.sleep(0.2)
+            harness.wait_until(lambda: harness.open_fds(srv.pid) > fds, what="accepted")
             os.kill(srv.pid, sig)
-            time.sleep(0.3)
+            # It has taken the signal once no thread waits in accept() any more.
+            harness.wait_until(lambda: not harness.threads_in_accept(srv.pid),
+                               what="accepting stopped")
             s.sendall(b"ice\x00")
             assert s.recv(16) == b"\x00"
         srv.proc.wait(10)
@@ -96,9 +99,10 @@ def test_stalled_client_does_not_hold_up_shutdown():
     """A stalled client cannot keep the server alive after SIGTERM."""
     srv = harness.Server()
     try:
+        fds = harness.open_fds(srv.pid)
         with socket.create_connection(srv.addr, timeout=10) as s:
             s.sendall(b"REGISTER\x00")
-            time.sleep(0.2)
+            harness.wait_until(lambda: harness.open_fds(srv.pid) > fds, what="accepted")
             start = time.monotonic()
             os.kill(srv.pid, signal.SIGTERM)
             srv.proc.wait(10)

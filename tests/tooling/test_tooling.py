@@ -102,10 +102,10 @@ def test_fuzz_regression_leaves_no_files(tmp_path):
 def test_make_run_says_what_runs_where(tmp_path):
     """run.sh's first line names the port, the log and how to start a client;
     SIGTERM stops everything it started."""
-    port, http = harness.free_port(), harness.free_port()
+    port, http = harness.fixed_port(), harness.fixed_port()
     proc = harness.Process(["sh", os.path.join(ROOT, "scripts/run.sh")], cwd=str(tmp_path),
                            env={"BIN": BIN, "PORT": str(port), "HTTP_PORT": str(http),
-                                "LOG_PORT": str(harness.free_port())})
+                                "LOG_PORT": str(harness.fixed_port())})
     try:
         proc.wait_line(r"^s> init server ")
         first = proc.lines[0]

@@ -77,7 +77,7 @@ def test_users_files_and_expiry_appear(live, browser):
     browser.get(url)
     WebDriverWait(browser, 10).until(lambda d: "live" in texts(d, "#status")[0])
 
-    alice = harness.free_port()
+    alice = harness.fixed_port()
     with socket.socket() as listener:     # alice's peer server, alive
         listener.bind(("127.0.0.1", alice))
         listener.listen(8)
@@ -97,7 +97,7 @@ def test_users_files_and_expiry_appear(live, browser):
 
         # bob's client "crashes": nobody listens on his port, so he expires.
         assert harness.code(srv.port, "REGISTER", "bob") == 0
-        assert harness.code(srv.port, "CONNECT", "bob", str(harness.free_port())) == 0
+        assert harness.code(srv.port, "CONNECT", "bob", str(harness.fixed_port())) == 0
         # (He may expire before the page's next poll: his CONNECT stays listed.)
         WebDriverWait(browser, SETTLED_WITHIN).until(
             lambda d: any(r == ["bob", "CONNECT"] for r in rows(d)))

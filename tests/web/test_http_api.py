@@ -234,7 +234,7 @@ def test_refusals_by_reason(make_server):
 def test_an_expiry_is_counted_and_listed(make_server):
     srv = make_server("-H", "0", "-L", "1", "-N", "1")
     port = http_port(srv)
-    dead = harness.free_port()                      # nobody listens there
+    dead = harness.fixed_port()                      # nobody listens there
     assert harness.code(srv.port, "REGISTER", "carol") == 0
     assert harness.code(srv.port, "CONNECT", "carol", str(dead)) == 0
     srv.wait_line(r"^s> EXPIRED carol ", timeout=10)
@@ -309,7 +309,7 @@ def test_polling_while_operations_run(make_server):
 def test_log_backlog_while_the_log_server_is_down(make_server, tmp_path, durable):
     """Entries the log server has not acknowledged are counted, with the
     age of the oldest, from the queue and from the journal outbox alike."""
-    dead = harness.free_port()                      # no log server there
+    dead = harness.fixed_port()                      # no log server there
     args = ["-H", "0"] + (["-d", str(tmp_path / "state")] if durable else [])
     srv = make_server(*args, env={"LOG_RPC_IP": "127.0.0.1", "LOG_RPC_PORT": str(dead)})
     port = http_port(srv)

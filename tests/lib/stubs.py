@@ -37,6 +37,12 @@ class Listener:
         raise NotImplementedError
 
     def close(self):
+        """Stop listening; the thread ends (a shutdown wakes its accept(),
+        which a close from another thread would not)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
 
