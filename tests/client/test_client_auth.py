@@ -47,8 +47,7 @@ def test_classic_server_gets_classic_requests_and_one_note(tmp_path):
         del stub.requests[:]
         status, out, err = run_script(stub.port, ["REGISTER b", "CONNECT b"], "--classic")
         assert status == 0 and err == "", err
-        assert [r[0] for r in stub.requests] == ["REGISTER", "CONNECT", "LIST_CONTENT",
-                                                 "DISCONNECT"]
+        assert [r[0] for r in stub.requests] == ["REGISTER", "CONNECT", "DISCONNECT"]
     finally:
         stub.close()
 
