@@ -9,11 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
-int write_all(int fd, const void *buf, size_t len)
+/* Write all of buf: at off (pwrite) when off >= 0, else at the file
+ * position; the one loop behind write_all() and pwrite_all(). */
+static int write_out(int fd, const char *p, size_t len, off_t off)
 {
-    const char *p = buf;
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -24,28 +25,24 @@ int write_all(int fd, const void *buf, size_t len)
         }
         p += n;
         len -= (size_t)n;
+        if (off >= 0)
+            off += n;
     }
     return 0;
 }
 
+int write_all(int fd, const void *buf, size_t len)
+{
+    return write_out(fd, buf, len, -1);
+}
+
 int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-        off += n;
+    if (off < 0) {
+        errno = EINVAL;
+        return -1;
     }
-    return 0;
+    return write_out(fd, buf, len, off);
 }
 
 int fsync_dir(const char *dir)

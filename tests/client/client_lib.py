@@ -39,6 +39,15 @@ class ClientProc(harness.Process):
         return self.proc.returncode
 
 
+def peer_addr(server, user):
+    """A user's peer address from LIST_USERS, as any downloader gets it."""
+    if harness.code(server.port, "REGISTER", "probe") == 0:
+        assert harness.code(server.port, "CONNECT", "probe", "40000") == 0
+    fields = harness.request(server.port, "LIST_USERS", "probe")[1]
+    i = fields.index(user)
+    return ("127.0.0.1", int(fields[i + 2]))
+
+
 def run_script(port, lines, *args, timeout=30):
     """Pipe a whole script into a client; returns (exit status, stdout lines, stderr)."""
     r = subprocess.run([harness.PYTHON, CLIENT, "-s", "127.0.0.1", "-p", str(port), *args],

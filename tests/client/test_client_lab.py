@@ -11,20 +11,11 @@ import time
 import pytest
 
 import harness
-from client_lib import CLIENT, start_connected
+from client_lib import CLIENT, peer_addr, start_connected
 from tty_lib import TtyClient
 
 from peerdex import download
 from peerdex.download import DownloadError, fetch
-
-
-def peer_addr(server, user):
-    """A user's peer address from LIST_USERS, as any downloader gets it."""
-    if harness.code(server.port, "REGISTER", "probe") == 0:
-        assert harness.code(server.port, "CONNECT", "probe", "40000") == 0
-    fields = harness.request(server.port, "LIST_USERS", "probe")[1]
-    i = fields.index(user)
-    return ("127.0.0.1", int(fields[i + 2]))
 
 
 def get(addr, path):
