@@ -81,16 +81,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpeerdex.a
 deps:
 	@sh scripts/deps.sh test
 
-## run: build, then run the log server and the index server on port $(PORT); Ctrl-C stops both
+## run: build, run the index server on port $(PORT) and the log server on PORT+1 (restarted if they die); Ctrl-C stops both
 run:
 	@sh scripts/deps.sh run
 	@$(MAKE) -s --no-print-directory programs
-	@BIN=$(BIN) PORT=$(PORT) PYTHON=$(PYTHON) sh scripts/run.sh
+	@BIN=$(BIN) PORT=$(PORT) PYTHON=$(PYTHON) exec sh scripts/run.sh
 
-## client: start a client against $(CLIENT_HOST):$(PORT) (make client SERVER=host PORT=n)
+## client: start a client against $(CLIENT_HOST):$(PORT) (make client SERVER=host PORT=n PEER_PORT=n)
 client:
 	@sh scripts/deps.sh run
-	@$(PYTHON) client/client.py -s $(CLIENT_HOST) -p $(PORT)
+	@$(PYTHON) client/client.py -s $(CLIENT_HOST) -p $(PORT) $(if $(PEER_PORT),--peer-port $(PEER_PORT))
 
 ## test: every unit and integration test (installs what it needs first)
 test:

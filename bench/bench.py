@@ -57,7 +57,7 @@ class Bench:
         self.record(argv)
         return subprocess.run(argv, **kw)
 
-    def spawn(self, argv, pattern, env=None):
+    def spawn(self, argv, pattern, env=None, wait=15):
         """Start a program with stdout and stderr going to files (as to a
         terminal: nothing in this process reads them as they come), wait
         for a line matching `pattern` in either, and return the process
@@ -71,7 +71,7 @@ class Bench:
         out.close()
         err.close()
         self.procs.append(p)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             for name in ("p%d.out" % n, "p%d.err" % n):
                 with open(os.path.join(self.tmp, name), errors="replace") as f:
@@ -518,6 +518,84 @@ class Bench:
             "copies of that directory." % (fill_s, self.runs, self.runs), ""] + lines +
             ["", "Target: ready in <= 3 s."]))
 
+    # -- SEARCH and its index ---------------------------------------------
+
+    def search(self):
+        """SEARCH after a 100,000-user, 1,000,000-file vocabulary fill; what the
+        index costs REGISTER, PUBLISH, memory and a restart, against the same
+        server built without it (server_nosearch)."""
+        loadgen = os.path.join(self.tools, "loadgen")
+        builds = (("with the index", os.path.join(harness.BIN, "server")),
+                  ("without (-DREGISTRY_NO_SEARCH)", os.path.join(self.tools, "server_nosearch")))
+        fig = {}
+        for label, binary in builds:
+            state = os.path.join(self.tmp, "search-%d" % len(fig))
+            t0 = time.monotonic()
+            srv = self.spawn([binary, "-p", "0", "-c", "4096", "-d", state],
+                             r"^s> init server \S+:(\d+)$")
+            self.run([loadgen, "-p", str(srv.port), "-m", "setup", "-n", "1000"], check=True,
+                     capture_output=True)
+            t0 = time.monotonic()
+            self.run([loadgen, "-p", str(srv.port), "-t", "8", "-m", "fill", "-w", "-n",
+                      "100000", "-x", "fill"], check=True, capture_output=True, timeout=1800)
+            f = {"fill_s": time.monotonic() - t0, "rss": rss_kb(srv.pid)}
+            for mode in ("register", "publish") + (("list", "search") if not fig else ()):
+                f[mode] = [self.loadgen(srv.port, 4, mode, "%s%d%d" % (mode[:2], len(fig), r))
+                           for r in range(self.runs)]
+                assert all(r["errors"] == 0 for r in f[mode]), (mode, f[mode])
+            self.stop_all()             # SIGTERM: a final snapshot
+            f["restart"] = []
+            for run in range(self.runs):
+                t0 = time.monotonic()
+                srv = self.spawn([binary, "-p", "0", "-c", "4096", "-d", state],
+                                 r"^s> init server \S+:(\d+)$", wait=300)
+                f["restart"].append(time.monotonic() - t0)
+                if not fig:     # the index answers at once
+                    f["after"] = self.loadgen(srv.port, 4, "search", "rs%d" % run,
+                                              seconds=0.5)
+                    assert f["after"]["errors"] == 0 and f["after"]["ops"] > 0, f["after"]
+                self.stop_all()
+            fig[label] = f
+        ours, plain = (fig[label] for label, _ in builds)
+        ops = {m: [r["ops_s"] for r in ours[m]]
+               for m in ("register", "publish", "list", "search")}
+        search_list = [s / l for s, l in zip(ops["search"], ops["list"])]
+        reg = [a["ops_s"] / b["ops_s"] for a, b in zip(ours["register"], plain["register"])]
+        pub = [a["ops_s"] / b["ops_s"] for a, b in zip(ours["publish"], plain["publish"])]
+        self.sections.append(("Search", [
+            "Two servers, each with `-d` and no log: `bin/server` and the same code built "
+            "without the search index (`build/bench/server_nosearch`). Each is filled through "
+            "the protocol by `loadgen -m fill -w` (8 threads: REGISTER, CONNECT and 10 PUBLISH "
+            "per user) to 100,000 users and 1,000,000 files whose paths "
+            "(`/home/<user>/<word>-<word>-NN.<ext>`) and descriptions (three words) are drawn "
+            "from a fixed vocabulary of 1,000 words, so one word matches about 5,000 files and "
+            "two words about 20 (fill: %.0f s with the index, %.0f s without). Then, at 4 "
+            "client threads, %d runs of %g s each: REGISTER, PUBLISH (new files of one user), "
+            "LIST_CONTENT of a user with 1,000 files, and SEARCH for two vocabulary words drawn "
+            "at random (`loadgen -m search`: default maximum, 100). Restart: the filled "
+            "server stopped with SIGTERM and started %d times (exec to its `s> init server` "
+            "line: snapshot loaded, index rebuilt), each answering SEARCH right after; the same for "
+            "the server without the index." % (
+                ours["fill_s"], plain["fill_s"], self.runs, self.seconds, self.runs), "",
+            "| figure | with the index | without | ratio | target |",
+            "| --- | --- | --- | --- | --- |",
+            "| two-word SEARCH ops/s (p50 / p99 us) | %s (%s / **%s**) | - | - | p99 <= 2,000 us |"
+            % (spread(ops["search"], "%.0f"), med(r["p50_us"] for r in ours["search"]),
+               med(r["p99_us"] for r in ours["search"])),
+            "| LIST_CONTENT of 1,000 files ops/s | %s | - | SEARCH / LIST_CONTENT **%s** | "
+            ">= 0.5x |" % (spread(ops["list"], "%.0f"), ratio_text(search_list)),
+            "| REGISTER ops/s | %s | %s | **%s** | >= 0.9x |" % (
+                spread(ops["register"], "%.0f"),
+                spread((r["ops_s"] for r in plain["register"]), "%.0f"), ratio_text(reg)),
+            "| PUBLISH ops/s | %s | %s | **%s** | >= 0.9x |" % (
+                spread(ops["publish"], "%.0f"),
+                spread((r["ops_s"] for r in plain["publish"]), "%.0f"), ratio_text(pub)),
+            "| server RSS after the fill | %d MB | %d MB | **%.2fx** | <= 1.6x |" % (
+                ours["rss"] // 1024, plain["rss"] // 1024, ours["rss"] / plain["rss"]),
+            "| restart of the filled state, s | **%s** | %s | %s | <= 3 s |" % (
+                spread(ours["restart"], "%.2f"), spread(plain["restart"], "%.2f"),
+                ratio_text([a / b for a, b in zip(ours["restart"], plain["restart"])]))]))
+
     # -- liveness probing (-L) ---------------------------------------------
 
     def liveness(self):
@@ -786,7 +864,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--only", help="comma-separated: throughput,ceiling,locks,logging,time,scale,"
-                                   "transfer,durable,restart,liveness,live")
+                                   "transfer,durable,restart,liveness,live,search")
     args = ap.parse_args()
     started = time.monotonic()
     load_before = os.getloadavg()[0]
@@ -794,7 +872,8 @@ def main():
     steps = {"throughput": b.throughput, "ceiling": b.ceiling, "locks": b.lock_hold,
              "logging": b.logging, "time": b.time_service, "scale": b.scale,
              "transfer": b.transfer, "durable": b.durable_throughput,
-             "restart": b.durable_restart, "liveness": b.liveness, "live": b.live_view}
+             "restart": b.durable_restart, "liveness": b.liveness, "live": b.live_view,
+             "search": b.search}
     chosen = args.only.split(",") if args.only else list(steps)
     try:
         for name in chosen:

@@ -2,7 +2,7 @@
  * loadgen.c - closed-loop load generator for the index server protocol.
  *
  *   loadgen -p PORT [-h HOST] [-t THREADS] [-d SECONDS] [-m MODE] [-x PREFIX]
- *           [-n COUNT] [-o OWNER]
+ *           [-n COUNT] [-o OWNER] [-w]
  *
  * Each thread repeatedly connects, sends one request, reads the whole reply
  * until the server closes, and closes; it measures each operation's latency
@@ -13,7 +13,13 @@
  *              OWNER_pub, so OWNER's listing keeps its size), 1 list_users
  *   setup      register and connect OWNER and OWNER_pub, publish COUNT files
  *              for OWNER, then exit
- *   fill       COUNT users, each with 10 files, across the threads, then exit
+ *   fill       COUNT users, each with 10 files, across the threads, then exit;
+ *              with -w the paths and descriptions are drawn from a fixed
+ *              vocabulary of 1,000 words (vocab_word()): each file has two
+ *              words in its path and three in its description
+ *   search     SEARCH by OWNER for two vocabulary words drawn at random
+ *              (a -w fill makes such a pair match about 20 files)
+ *   publish    PUBLISH of new files of OWNER_pub (as in mixed)
  * Prints one line: ops, ops/s, p50 and p99 latency in microseconds, errors.
  * An error is a failed connect/send/receive or an unexpected result code.
  */
@@ -43,6 +49,7 @@ static const char *prefix = "lg";
 static const char *owner = "bench_owner";
 static char publisher[96];          /* OWNER_pub: mixed mode publishes here */
 static long count = 1000;
+static bool vocabulary;             /* -w: fill with vocabulary words */
 static int nthreads = 1;
 static double seconds = 2.0;
 static atomic_bool stop_flag;
@@ -115,6 +122,28 @@ static int one_op(const char *req, size_t len)
     return code;
 }
 
+/*
+ * Word i (0..999) of the fixed vocabulary: three syllables out of ten, so
+ * that words share prefixes as real ones do ("kalomi", "kalone", ...).
+ */
+static const char *vocab_word(unsigned i, char *buf)
+{
+    static const char *const syl[10] = {"ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo",
+                                        "ze", "pu"};
+    i %= 1000;
+    snprintf(buf, 8, "%s%s%s", syl[i / 100], syl[i / 10 % 10], syl[i % 10]);
+    return buf;
+}
+
+/* A small fast generator (xorshift), one state per thread. */
+static unsigned next_rand(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return (unsigned)(*s >> 32);
+}
+
 #define FRAME(cap, ...) (frame(req, (cap), (const char *const[]){__VA_ARGS__, NULL}))
 #define OP(...) FRAME(sizeof req, __VA_ARGS__)
 
@@ -140,6 +169,14 @@ static size_t next_request(struct worker *w, uint64_t k, char *req, size_t cap, 
     }
     if (strcmp(m, "list_users") == 0)
         return FRAME(cap, "LIST_USERS", DATETIME, owner);
+    if (strcmp(m, "search") == 0) {
+        char a[8], b[8], query[32];
+        uint64_t s = (uint64_t)w->id * 7919 + k * 2654435761u + 1;
+        next_rand(&s);
+        snprintf(query, sizeof query, "%s %s", vocab_word(next_rand(&s), a),
+                 vocab_word(next_rand(&s), b));
+        return FRAME(cap, "SEARCH", DATETIME, owner, query, "");
+    }
     return FRAME(cap, "LIST_CONTENT", DATETIME, owner, owner);
 }
 
@@ -166,14 +203,26 @@ static void *timed_worker(void *arg)
 static void *fill_worker(void *arg)
 {
     struct worker *w = arg;
-    char req[1200], user[64], path[96];
+    char req[1200], user[64], path[96], desc[64], v[5][8];
+    static const char *const ext[8] = {"pdf", "txt", "mp3", "ogg", "jpg", "tar", "c", "md"};
+    uint64_t s = (uint64_t)w->id * 104729 + 12345;
     for (long u = w->id; u < count; u += nthreads) {
         snprintf(user, sizeof user, "%s%ld", prefix, u);
         w->errors += one_op(req, OP("REGISTER", DATETIME, user)) != 0;
         w->errors += one_op(req, OP("CONNECT", DATETIME, user, "40000")) != 0;
         for (int f = 0; f < 10; f++) {
-            snprintf(path, sizeof path, "/home/%s/file%02d.dat", user, f);
-            w->errors += one_op(req, OP("PUBLISH", DATETIME, user, path, "x")) != 0;
+            const char *d = "x";
+            if (vocabulary) {
+                for (int i = 0; i < 5; i++)
+                    vocab_word(next_rand(&s), v[i]);
+                snprintf(path, sizeof path, "/home/%s/%s-%s-%02d.%s", user, v[0], v[1], f,
+                         ext[next_rand(&s) % 8]);
+                snprintf(desc, sizeof desc, "%s %s %s", v[2], v[3], v[4]);
+                d = desc;
+            } else {
+                snprintf(path, sizeof path, "/home/%s/file%02d.dat", user, f);
+            }
+            w->errors += one_op(req, OP("PUBLISH", DATETIME, user, path, d)) != 0;
         }
         w->ops += 12;
     }
@@ -212,7 +261,8 @@ static double number(const char *s, double lo, double hi)
 static void usage(void)
 {
     fprintf(stderr, "usage: loadgen -p PORT [-h HOST] [-t THREADS] [-d SECONDS] "
-                    "[-m register|list|mixed|setup|fill] [-x PREFIX] [-n COUNT] [-o OWNER]\n");
+                    "[-m register|list|mixed|search|publish|setup|fill] [-w] [-x PREFIX] [-n COUNT] "
+                    "[-o OWNER]\n");
     exit(2);
 }
 
@@ -221,7 +271,7 @@ int main(int argc, char **argv)
     const char *host = "127.0.0.1";
     long port = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "p:h:t:d:m:x:n:o:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:h:t:d:m:x:n:o:w")) != -1) {
         switch (opt) {
         case 'p': port = (long)number(optarg, 1, 65535); break;
         case 'h': host = optarg; break;
@@ -231,6 +281,7 @@ int main(int argc, char **argv)
         case 'x': prefix = optarg; break;
         case 'n': count = (long)number(optarg, 0, 1e9); break;
         case 'o': owner = optarg; break;
+        case 'w': vocabulary = true; break;
         default: usage();
         }
     }

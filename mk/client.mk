@@ -1,6 +1,6 @@
 # mk/client.mk - the scripted end-to-end demo.
 
-## demo: a whole session in one terminal (server, two clients, download, checksum)
+## demo: the lab-demo session in one terminal (server, log, three clients, download, DELETE)
 .PHONY: demo
 demo:
 	@sh scripts/deps.sh run

@@ -95,6 +95,10 @@ static const struct setting settings[] = {
      "67108864", false, K_UINT, 1, 1ULL << 50, &config.compact_bytes},
     {'D', "dump", NULL, "", "dump", "with -d: print the users, connections and files and exit",
      NULL, false, K_FLAG, 0, 0, &config.dump},
+    {'A', "accept-loss", NULL, "", "accept loss",
+     "with -d: start although files the state directory must hold are missing "
+     "(the loss is printed and marked in the operation log)",
+     NULL, false, K_FLAG, 0, 0, &config.accept_loss},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -112,6 +116,8 @@ static void usage(FILE *f)
         if (!s->flag)
             continue;
         fprintf(f, "  -%c %-6s %s", s->flag, s->arg, s->help);
+        if (s->long_name)
+            fprintf(f, " (also --%s)", s->long_name);
         if (s->deflt)
             fprintf(f, " (default %s)", s->deflt);
         fprintf(f, "\n");
@@ -244,6 +250,8 @@ int config_load(int argc, char **argv)
     }
     for (size_t i = 0; i < N_SETTINGS; i++)
         if (settings[i].required && !given[i] && !config.dump) {
+            fprintf(stderr, "server: missing -%c %s (the %s)\n", settings[i].flag,
+                    settings[i].arg, settings[i].what);
             usage(stderr);
             return 2;
         }

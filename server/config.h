@@ -47,6 +47,7 @@ struct config {
     unsigned long log_budget;       /* -B: undelivered journal bytes at most */
     unsigned long compact_bytes;    /* -C: a journal segment this big: snapshot */
     unsigned long dump;             /* -D: print the state of -d DIR and exit */
+    unsigned long accept_loss;      /* -A: start despite missing state files */
 };
 
 extern struct config config;

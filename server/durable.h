@@ -3,10 +3,13 @@
  * journal and the operation log's outbox position, tied to the registry.
  *
  * DIR holds: snapshot (snapshot.h), journal.<seq> segments (journal.h),
- * lock (one server per directory), and, once a log server is used, the
- * outbox's origin and outbox files (outbox.h).  A start loads the snapshot, replays the journal after it
- * and installs the registry's journal hook; from then on every operation
- * is journaled under the registry lock.  One instance per process.
+ * manifest (what DIR must hold, manifest.h) and, once a log server is
+ * used, the outbox's origin and outbox files (outbox.h).  The running
+ * server flocks DIR itself (one server per directory).  A start loads the
+ * snapshot, replays the journal after it, checks that nothing the index or
+ * the operation log needs is missing, and installs the registry's journal
+ * hook; from then on every operation is journaled under the registry
+ * lock.  One instance per process.
  */
 #ifndef PEERDEX_DURABLE_H
 #define PEERDEX_DURABLE_H
@@ -27,6 +30,7 @@ struct durable_config {
     uint64_t budget;
     uint64_t compact_bytes;
     bool outbox;            /* the operation log reads the journal (outbox.h) */
+    bool accept_loss;       /* start even with files missing (said, marked) */
 };
 
 /*
@@ -40,9 +44,16 @@ bool durable_on(void);
 
 /*
  * After an operation, before its reply: under -S always, wait until the
- * journal record with this seq is durable.  Does nothing otherwise.
+ * journal record with this seq is durable.  False when its sync failed:
+ * the operation must not be acknowledged.  True at once otherwise.
  */
-void durable_wait(uint64_t seq);
+bool durable_wait(uint64_t seq);
+
+/*
+ * True once a journal fdatasync has failed: operations that change the
+ * index are refused until a restart (reads go on).  For /metrics.
+ */
+bool durable_failed(void);
 
 /* The journal, for the outbox (outbox.h); NULL when off. */
 struct journal *durable_journal(void);
@@ -56,7 +67,11 @@ void durable_sizes(uint64_t *journal_bytes, uint64_t *snapshot_bytes);
 /* Sync, write a final snapshot and close (so a restart replays nothing). */
 void durable_close(void);
 
-/* Print the state in dir (users, connections, files) to out, changing nothing. */
+/*
+ * Print the state in dir (users, connections, files) to out, changing
+ * nothing and taking no lock (a server may be running): 0, or -1 when no
+ * whole state could be read (something missing or damaged, said why).
+ */
 int durable_dump(const char *dir, FILE *out);
 
 #endif

@@ -148,7 +148,8 @@ void handle_connection(const struct handler_config *cfg, int fd,
          * rather than perform it unlogged: REG_NO_MEMORY, "other error". */
         struct reg_op op = {.op = req.op, .datetime = req.datetime, .user = req.user,
                             .path = req.path, .description = req.description,
-                            .target = req.target, .ip = peer_ip, .port = req.port};
+                            .target = req.target, .ip = peer_ip, .port = req.port,
+                            .query = req.query, .max = req.max};
         enum reg_status st = ops_perform(cfg->registry, &op, &list);
         code = result_code(req.op, st);
         report_quota(user, st);

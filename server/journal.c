@@ -20,6 +20,8 @@
 
 #define SEG_PREFIX "journal."
 #define BATCH_SYNC_MS 1000          /* SYNC_BATCH: durable at most this late */
+#define RETRY_FIRST_MS 1000         /* a failed compaction: first wait, doubling... */
+#define RETRY_MAX_MS 60000          /* ...up to this */
 
 /* One segment file: the seq of its first record and its size. */
 struct segment {
@@ -47,6 +49,10 @@ struct journal {
     bool reader_waits;              /* the outbox reader waits for durable records */
     bool compact_due, compacting, prune_due, stopping;
     bool over_budget_said;
+    bool failed;                    /* an fdatasync failed: no more appends */
+    bool paused;                    /* no compaction until journal_resume() */
+    unsigned compact_failures;      /* failed compactions in a row */
+    struct timespec compact_retry;  /* ...and when to try the next one */
 };
 
 /* "DIR/journal.<first>" into buf. */
@@ -115,8 +121,26 @@ static int read_file(const char *path, unsigned char **buf, size_t *len)
     return *buf ? 0 : -1;
 }
 
-int journal_replay(const char *dir, uint64_t after, bool repair,
-                   journal_replay_fn *fn, void *ctx, uint64_t *last)
+/*
+ * Report the seqs [from, to] that no segment holds (next: the segment after
+ * them, or NULL): to gap() when given; else a gap above `after` stops.
+ */
+static int report_gap(const char *dir, uint64_t from, uint64_t to, const char *next,
+                      uint64_t after, journal_gap_fn *gap, void *ctx)
+{
+    if (gap != NULL)
+        return gap(ctx, from, to, next);
+    if (to <= after)
+        return 0;
+    char path[4096];
+    seg_path(path, sizeof path, dir, from);
+    diag("server: %s is missing: seqs %" PRIu64 " to %" PRIu64
+                    " are in no journal segment\n", path, from, to);
+    return -1;
+}
+
+int journal_replay(const char *dir, uint64_t after, bool repair, journal_replay_fn *fn,
+                   journal_gap_fn *gap, void *ctx, uint64_t *last)
 {
     uint64_t *firsts;
     ssize_t n = list_segments(dir, &firsts);
@@ -127,18 +151,29 @@ int journal_replay(const char *dir, uint64_t after, bool repair,
         return -1;
     }
     int rc = 0;
-    uint64_t expect = 0;            /* the seq the next record must have */
+    uint64_t expect = 1;            /* the seq the next record must have */
     for (ssize_t i = 0; i < n && rc == 0; i++) {
-        unsigned char *buf;
+        unsigned char *buf = NULL;
         size_t len, off = 0;
         seg_path(path, sizeof path, dir, firsts[i]);
-        if (read_file(path, &buf, &len) < 0) {
+        /* Segments follow on: a later first seq means seqs no file holds
+         * (a segment removed by hand; those a snapshot covers may go). */
+        if (firsts[i] > expect) {
+            if (report_gap(dir, expect, firsts[i] - 1, path, after, gap, ctx) < 0) {
+                rc = -1;
+                break;
+            }
+            expect = firsts[i];
+        }
+        /* Removed since the listing (--dump beside a running server): as if
+         * never there; the gaps it leaves are judged like any other. */
+        if (read_file(path, &buf, &len) < 0 && errno == ENOENT)
+            continue;
+        if (buf == NULL) {
             diag("server: cannot read %s: %s\n", path, strerror(errno));
             rc = -1;
             break;
         }
-        if (expect == 0 || firsts[i] > expect)
-            expect = firsts[i];     /* earlier segments may be gone */
         while (off < len && rc == 0) {
             uint32_t plen;
             struct jrec rec;
@@ -174,6 +209,10 @@ int journal_replay(const char *dir, uint64_t after, bool repair,
         }
         free(buf);
     }
+    /* Seqs the snapshot holds and no segment does: nothing missing for the
+     * index, but the caller may need them (the operation log). */
+    if (rc == 0 && gap != NULL && expect <= after)
+        rc = gap(ctx, expect, after, NULL);
     free(firsts);
     return rc;
 }
@@ -200,11 +239,15 @@ static int seg_create(struct journal *j, uint64_t first)
 {
     char path[4096];
     seg_path(path, sizeof path, j->dir, first);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0 || fsync_dir(j->dir) < 0 || !seg_push(j, first, 0)) {
-        diag("server: cannot create %s: %s\n", path, strerror(errno));
-        if (fd >= 0)
+        /* Said once for failures in a row (the sync thread retries later). */
+        if (j->compact_failures == 0)
+            diag("server: cannot create %s: %s\n", path, strerror(errno));
+        if (fd >= 0) {
             close(fd);
+            unlink(path);       /* no empty segment overlapping the current one */
+        }
         return -1;
     }
     j->fd = fd;
@@ -229,6 +272,10 @@ bool journal_append(struct journal *j, struct jrec *rec)
 {
     unsigned char buf[JREC_MAX];
     pthread_mutex_lock(&j->lock);
+    if (j->failed) {
+        pthread_mutex_unlock(&j->lock);
+        return false;
+    }
     if (j->outbox && undelivered_bytes(j) > j->cfg.budget) {
         if (!j->over_budget_said)
             diag("server: the operation log is behind by more than %" PRIu64
@@ -271,15 +318,99 @@ bool journal_append(struct journal *j, struct jrec *rec)
     return true;
 }
 
-void journal_wait_synced(struct journal *j, uint64_t seq)
+bool journal_wait_synced(struct journal *j, uint64_t seq)
 {
     pthread_mutex_lock(&j->lock);
     j->sync_waiters++;
     pthread_cond_signal(&j->work);
-    while (j->durable_seq < seq && !j->stopping)
+    while (j->durable_seq < seq && !j->stopping && !j->failed)
         pthread_cond_wait(&j->synced, &j->lock);
     j->sync_waiters--;
+    bool durable = j->durable_seq >= seq;
     pthread_mutex_unlock(&j->lock);
+    return durable;
+}
+
+bool journal_failed(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    bool failed = j->failed;
+    pthread_mutex_unlock(&j->lock);
+    return failed;
+}
+
+uint64_t journal_segment(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    uint64_t first = j->segs[j->nsegs - 1].first;
+    pthread_mutex_unlock(&j->lock);
+    return first;
+}
+
+/*
+ * An fdatasync failed, lock held: what it covered may never reach the disk,
+ * and a later sync can report success for pages the kernel has dropped, so
+ * nothing written from now on is acknowledged (as PostgreSQL, which stops
+ * after a failed fsync).  Waiters are woken to hear it.
+ */
+static void sync_failed(struct journal *j, int err)
+{
+    if (!j->failed)
+        diag("server: journal fdatasync failed: %s; operations that change the "
+                        "index are refused from now on (reads go on); restart the server "
+                        "to recover from what is on disk\n", strerror(err));
+    j->failed = true;
+    pthread_cond_broadcast(&j->synced);
+}
+
+/* True when now has reached t (CLOCK_MONOTONIC). */
+static bool reached(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/* The earlier of two times. */
+static struct timespec earlier(struct timespec a, struct timespec b)
+{
+    return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec) ? a : b;
+}
+
+/*
+ * Run a due compaction, lock held (released meanwhile).  A failed one (out
+ * of descriptors, a full disk) is tried again after a wait that doubles up
+ * to a minute, not at once: one line when it first fails, one with the
+ * count when it works again, never a loop.
+ */
+static void run_compaction(struct journal *j)
+{
+    j->compact_due = false;
+    j->compacting = true;
+    pthread_mutex_unlock(&j->lock);
+    bool ok = j->cfg.compact(j->cfg.compact_ctx);
+    pthread_mutex_lock(&j->lock);
+    j->compacting = false;
+    if (ok) {
+        if (j->compact_failures > 0)
+            diag("server: compaction works again after %u failed tries\n",
+                    j->compact_failures);
+        j->compact_failures = 0;
+        /* Appends during the compaction may have filled the new segment. */
+        if (j->segs[j->nsegs - 1].size >= j->cfg.compact_bytes)
+            j->compact_due = true;
+        return;
+    }
+    unsigned shift = j->compact_failures < 6 ? j->compact_failures : 6;
+    long wait_ms = RETRY_FIRST_MS << shift;
+    if (wait_ms > RETRY_MAX_MS)
+        wait_ms = RETRY_MAX_MS;
+    if (j->compact_failures == 0)
+        diag("server: compaction failed; trying again in %ld s, then less and "
+                        "less often (up to every %d s)\n", wait_ms / 1000, RETRY_MAX_MS / 1000);
+    j->compact_failures++;
+    j->compact_retry = deadline_after_ms(CLOCK_MONOTONIC, wait_ms);
+    j->compact_due = true;
 }
 
 /* Remove the segments that the snapshot and the log server both hold; lock held. */
@@ -314,16 +445,10 @@ static void *sync_main(void *arg)
     struct timespec next_batch = deadline_after_ms(CLOCK_MONOTONIC, BATCH_SYNC_MS);
     pthread_mutex_lock(&j->lock);
     for (;;) {
-        if (j->compact_due && !j->stopping) {
-            j->compact_due = false;
-            j->compacting = true;
-            pthread_mutex_unlock(&j->lock);
-            j->cfg.compact(j->cfg.compact_ctx);
-            pthread_mutex_lock(&j->lock);
-            j->compacting = false;
-            /* Appends during the compaction may have filled the new segment. */
-            if (j->segs[j->nsegs - 1].size >= j->cfg.compact_bytes)
-                j->compact_due = true;
+        bool retry_wait = j->compact_due && j->compact_failures > 0 &&
+                          !reached(&j->compact_retry);
+        if (j->compact_due && !j->stopping && !j->failed && !j->paused && !retry_wait) {
+            run_compaction(j);
             continue;
         }
         if (j->prune_due) {
@@ -332,17 +457,19 @@ static void *sync_main(void *arg)
         }
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        bool dirty = j->durable_seq + 1 < j->next_seq;
+        bool dirty = j->durable_seq + 1 < j->next_seq && !j->failed;
         bool batch_time = now.tv_sec > next_batch.tv_sec ||
                           (now.tv_sec == next_batch.tv_sec && now.tv_nsec >= next_batch.tv_nsec);
         if (dirty && (j->sync_waiters > 0 || j->reader_waits || batch_time || j->stopping)) {
             uint64_t seq = j->next_seq - 1, size = j->segs[j->nsegs - 1].size;
             int fd = j->fd;     /* only this thread rotates, so fd stays open */
             pthread_mutex_unlock(&j->lock);
-            int rc = fdatasync(fd);
+            int rc = fdatasync(fd), err = errno;
             pthread_mutex_lock(&j->lock);
-            if (rc < 0)
-                diag("server: journal fdatasync failed: %s\n", strerror(errno));
+            if (rc < 0) {
+                sync_failed(j, err);
+                continue;
+            }
             j->durable_seq = seq;
             j->durable_size = size;
             pthread_cond_broadcast(&j->synced);
@@ -353,7 +480,10 @@ static void *sync_main(void *arg)
             break;
         if (!dirty)
             next_batch = deadline_after_ms(CLOCK_MONOTONIC, BATCH_SYNC_MS);
-        pthread_cond_timedwait(&j->work, &j->lock, &next_batch);
+        struct timespec until = next_batch;
+        if (retry_wait && !j->failed)
+            until = earlier(until, j->compact_retry);
+        pthread_cond_timedwait(&j->work, &j->lock, &until);
     }
     pthread_mutex_unlock(&j->lock);
     return NULL;
@@ -374,6 +504,7 @@ struct journal *journal_open(const struct journal_config *cfg, uint64_t last)
     j->snapshot_seq = cfg->snapshot_seq;
     j->outbox = cfg->outbox;
     j->acked_seq = cfg->acked_seq;
+    j->paused = cfg->paused;
     pthread_mutex_init(&j->lock, NULL);
     cond_init_monotonic(&j->work);
     pthread_cond_init(&j->synced, NULL);
@@ -418,25 +549,39 @@ fail_nothread:
     return NULL;
 }
 
-uint64_t journal_rotate(struct journal *j)
+bool journal_rotate(struct journal *j, uint64_t *last)
 {
     pthread_mutex_lock(&j->lock);
-    uint64_t last = j->next_seq - 1;
+    *last = j->next_seq - 1;
     if (j->segs[j->nsegs - 1].size == 0) {
         pthread_mutex_unlock(&j->lock);
-        return last;            /* the current segment is empty: keep it */
+        return true;            /* the current segment is empty: keep it */
     }
     int old = j->fd;
-    if (fdatasync(old) < 0 || seg_create(j, j->next_seq) < 0) {
+    if (j->failed || fdatasync(old) < 0) {
+        if (!j->failed)
+            sync_failed(j, errno);
+        pthread_mutex_unlock(&j->lock);
+        return false;
+    }
+    if (seg_create(j, j->next_seq) < 0) {
         j->fd = old;            /* keep appending where we were */
         pthread_mutex_unlock(&j->lock);
-        return last;
+        return false;
     }
     close(old);
-    j->durable_seq = last;
+    j->durable_seq = *last;
     pthread_cond_broadcast(&j->synced);
     pthread_mutex_unlock(&j->lock);
-    return last;
+    return true;
+}
+
+void journal_resume(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    j->paused = false;
+    pthread_cond_signal(&j->work);
+    pthread_mutex_unlock(&j->lock);
 }
 
 void journal_snapshot_done(struct journal *j, uint64_t seq)
@@ -493,7 +638,7 @@ void journal_close(struct journal *j)
     if (j == NULL)
         return;
     journal_stop_sync(j);
-    if (fdatasync(j->fd) < 0)
+    if (!j->failed && fdatasync(j->fd) < 0)
         diag("server: journal fdatasync failed: %s\n", strerror(errno));
     close(j->fd);
     pthread_cond_destroy(&j->work);

@@ -12,7 +12,9 @@
  * One sync thread per journal makes records durable by group commit
  * (fdatasync of everything written so far): at most about a second behind
  * in SYNC_BATCH, at once for waiters in SYNC_ALWAYS, and on demand for the
- * outbox reader, which hands the log server only durable records.
+ * outbox reader, which hands the log server only durable records.  A failed
+ * fdatasync is final (journal_failed()); a failed compaction is tried
+ * again after a wait that doubles up to a minute.
  *
  * Locks: appends are serialized by the caller (the registry lock); the
  * journal's own mutex guards the segment list, sizes, sequence and sync
@@ -31,14 +33,24 @@
 typedef int journal_replay_fn(void *ctx, const struct jrec *rec);
 
 /*
- * Read the segments of dir in order, checking every record, and call fn for
- * each record whose seq is above `after` (what the snapshot holds).  A torn
- * tail of the last segment is cut off (reported on stderr) when `repair`,
- * else only ignored.  *last is the highest seq seen (or `after`).  Returns
- * 0, or -1 after printing the file and offset of a damaged record.
+ * Called for each run of seqs [from, to] that no segment holds, up to the
+ * last record (next: the path of the segment after them, NULL past the
+ * last one): those before the oldest segment, those between two segments,
+ * and those up to `after` past the newest.  Non-zero stops the replay.
  */
-int journal_replay(const char *dir, uint64_t after, bool repair,
-                   journal_replay_fn *fn, void *ctx, uint64_t *last);
+typedef int journal_gap_fn(void *ctx, uint64_t from, uint64_t to, const char *next);
+
+/*
+ * Read the segments of dir in order, checking every record and that seqs
+ * follow on, and call fn for each record whose seq is above `after` (what
+ * the snapshot holds).  Missing seqs go to gap(); without one, seqs above
+ * `after` that no segment holds stop the replay, naming the missing file.
+ * A torn tail of the last segment is cut off (reported on stderr) when
+ * `repair`, else only ignored.  *last is the highest seq seen (or `after`).
+ * Returns 0, or -1 after printing the file and offset of a damaged record.
+ */
+int journal_replay(const char *dir, uint64_t after, bool repair, journal_replay_fn *fn,
+                   journal_gap_fn *gap, void *ctx, uint64_t *last);
 
 enum sync_mode { SYNC_BATCH, SYNC_ALWAYS };
 
@@ -50,8 +62,10 @@ struct journal_config {
     uint64_t snapshot_seq;  /* the snapshot holds everything up to here */
     bool outbox;            /* an outbox reads: keep segments until delivered */
     uint64_t acked_seq;     /* ...and the log server has everything up to here */
-    /* Run by the sync thread when a compaction is due (see durable.c). */
-    void (*compact)(void *ctx);
+    bool paused;            /* the sync thread compacts only after journal_resume() */
+    /* Run by the sync thread when a compaction is due (see durable.c);
+     * false when it failed (tried again later, with a growing wait). */
+    bool (*compact)(void *ctx);
     void *compact_ctx;
 };
 
@@ -70,15 +84,35 @@ struct journal *journal_open(const struct journal_config *cfg, uint64_t last);
  */
 bool journal_append(struct journal *j, struct jrec *rec);
 
-/* Wait until the record with this seq is durable (fdatasync'd). */
-void journal_wait_synced(struct journal *j, uint64_t seq);
+/*
+ * Wait until the record with this seq is durable (fdatasync'd): true; false
+ * when an fdatasync failed first (or the journal is stopping).
+ */
+bool journal_wait_synced(struct journal *j, uint64_t seq);
+
+/*
+ * True once an fdatasync of the journal has failed.  From then on every
+ * append is refused, nothing more is synced or handed to the outbox, and
+ * only a restart (which recovers from what is on disk) clears it.
+ */
+bool journal_failed(struct journal *j);
+
+/* The first seq of the current segment (for DIR/manifest). */
+uint64_t journal_segment(struct journal *j);
 
 /*
  * Close the current segment and start a new one; the caller holds the
- * registry lock, so the seq returned (the last one written) is exactly
- * what a snapshot taken under that lock holds.
+ * registry lock, so *last (the last seq written) is exactly what a
+ * snapshot taken under that lock holds.  False when no new segment could
+ * be made (appends go on in the old one).
  */
-uint64_t journal_rotate(struct journal *j);
+bool journal_rotate(struct journal *j, uint64_t *last);
+
+/*
+ * Let the sync thread run compactions (journal_config.paused: the start
+ * itself appends and compacts first, with no compaction beside it).
+ */
+void journal_resume(struct journal *j);
 
 /* Record that a snapshot holds everything up to seq (segments may go). */
 void journal_snapshot_done(struct journal *j, uint64_t seq);

@@ -221,8 +221,12 @@ static bool expire(struct registry *reg, const struct reg_endpoint *e,
 static void account(const struct reg_endpoint *e, const enum probe_result *result,
                     size_t n, unsigned long round)
 {
+    /* Round 1 runs as the server starts: a session there was restored from
+     * the state directory and its client has not been seen since the
+     * restart, so one failed probe ends it. */
+    unsigned need = round == 1 ? 1 : max_failures;
     char why[64];
-    snprintf(why, sizeof why, "%u probes failed", max_failures);
+    snprintf(why, sizeof why, "%u probes failed", need);
     for (size_t i = 0; i < n; i++) {
         if (result[i] != PROBE_UNKNOWN)
             metrics_probe(result[i] == PROBE_DEAD);
@@ -247,7 +251,7 @@ static void account(const struct reg_endpoint *e, const enum probe_result *resul
             t->failures = 0;
         else if (result[i] == PROBE_DEAD)
             t->failures++;
-        if (t->failures >= max_failures && expire(registry, &e[i], why)) {
+        if (t->failures >= need && expire(registry, &e[i], why)) {
             HASH_DEL(tracked, t);
             free(t);
         }

@@ -130,6 +130,7 @@ int main(int argc, char **argv)
             .dir = config.state_dir, .budget = config.log_budget,
             .sync = strcmp(config.sync, "always") == 0 ? SYNC_ALWAYS : SYNC_BATCH,
             .compact_bytes = config.compact_bytes, .outbox = config.log_host != NULL,
+            .accept_loss = config.accept_loss != 0,
         };
         if (durable_open(&dc, handler.registry) < 0)
             return start_failed(handler.registry, -1);

@@ -158,6 +158,9 @@ void metrics_write(FILE *out, struct registry *reg)
     fprintf(out, "peerdex_journal_bytes %llu\n", (unsigned long long)journal);
     head(out, "snapshot_bytes", "gauge", "Bytes of the snapshot file (0 without -d).");
     fprintf(out, "peerdex_snapshot_bytes %llu\n", (unsigned long long)snapshot);
+    head(out, "journal_sync_failed", "gauge",
+         "1 once a journal fdatasync failed: changes refused until a restart (0 without -d).");
+    fprintf(out, "peerdex_journal_sync_failed %d\n", durable_failed() ? 1 : 0);
 
     head(out, "uptime_seconds", "gauge", "Seconds since the server started.");
     fprintf(out, "peerdex_uptime_seconds %.3f\n", metrics_uptime());

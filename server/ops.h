@@ -18,7 +18,8 @@
  * Perform op on reg: log, apply, wait for durability.  A list reply
  * comes back in *list on REG_OK (the caller releases it).  A log that
  * cannot take the operation (a full queue, a journal that refuses it)
- * leaves the registry unchanged and answers REG_NO_MEMORY.
+ * leaves the registry unchanged and answers REG_NO_MEMORY; so does a
+ * change whose journal sync failed (durable.h), though it was applied.
  */
 enum reg_status ops_perform(struct registry *reg, struct reg_op *op, struct listing **list);
 

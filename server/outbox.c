@@ -69,27 +69,83 @@ static int load_origin(const char *dir, uint64_t *origin)
     *origin = log_origin_new();
     char text[32];
     int n = snprintf(text, sizeof text, "%016" PRIx64 "\n", *origin);
-    if (file_replace(path, text, (size_t)n, 0644) < 0) {
+    if (file_replace(path, text, (size_t)n, 0600) < 0) {
         diag("server: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
     return 0;
 }
 
+/* The acknowledged seq in the open DIR/outbox fd (a damaged one reads as 0). */
+static uint64_t read_acked(int fd)
+{
+    unsigned char b[12];
+    if (pread(fd, b, sizeof b, 0) == (ssize_t)sizeof b && crc32c(0, b, 8) == get_u32(b + 8))
+        return get_u64(b);
+    return 0;
+}
+
+/* Write seq as the acknowledged one into the open DIR/outbox fd.  0 or -1. */
+static int write_acked(int fd, uint64_t seq)
+{
+    unsigned char b[12];
+    put_u64(b, seq);
+    put_u32(b + 8, crc32c(0, b, 8));
+    return pwrite_all(fd, b, sizeof b, 0);
+}
+
 /* Open DIR/outbox into o->fd and read the acknowledged seq.  0, or -1 after saying why. */
 static int load_acked(struct outbox *o, uint64_t *acked)
 {
     char path[4096];
-    unsigned char b[12];
     snprintf(path, sizeof path, "%s/outbox", o->dir);
-    o->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    o->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (o->fd < 0) {
         diag("server: cannot open %s: %s\n", path, strerror(errno));
         return -1;
     }
+    *acked = read_acked(o->fd);
+    return 0;
+}
+
+int outbox_acked(const char *dir, uint64_t *acked)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/outbox", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     *acked = 0;
-    if (pread(o->fd, b, sizeof b, 0) == (ssize_t)sizeof b && crc32c(0, b, 8) == get_u32(b + 8))
-        *acked = get_u64(b);
+    if (fd < 0 && errno == ENOENT)
+        return 0;
+    if (fd < 0) {
+        diag("server: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    *acked = read_acked(fd);
+    close(fd);
+    return 0;
+}
+
+int outbox_skip(const char *dir, uint64_t seq)
+{
+    char path[4096], text[32];
+    uint64_t origin = log_origin_new();
+    int n = snprintf(text, sizeof text, "%016" PRIx64 "\n", origin);
+    snprintf(path, sizeof path, "%s/origin", dir);
+    if (file_replace(path, text, (size_t)n, 0600) < 0) {
+        diag("server: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/outbox", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || write_acked(fd, seq) < 0 || fsync(fd) < 0) {
+        diag("server: cannot write %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    diag("server: %s: the operation log goes on under origin %016" PRIx64 " after seq %"
+         PRIu64 "\n", dir, origin, seq);
     return 0;
 }
 
@@ -97,10 +153,7 @@ static int load_acked(struct outbox *o, uint64_t *acked)
  * journal drop the segments it covers. */
 static void set_acked(struct outbox *o, uint64_t seq)
 {
-    unsigned char b[12];
-    put_u64(b, seq);
-    put_u32(b + 8, crc32c(0, b, 8));
-    if (pwrite_all(o->fd, b, sizeof b, 0) < 0)
+    if (write_acked(o->fd, seq) < 0)
         diag("server: cannot write %s/outbox: %s\n", o->dir, strerror(errno));
     journal_set_acked(o->journal, seq);
 }

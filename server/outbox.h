@@ -26,6 +26,16 @@ struct outbox;
  */
 struct outbox *outbox_open(const char *dir, struct journal *j, struct log_source *src);
 
+/* The seq the log server has, as DIR/outbox says (0 when there is none). 0 or -1. */
+int outbox_acked(const char *dir, uint64_t *acked);
+
+/*
+ * The operation log can never get the seqs up to seq (they are lost, and
+ * the log server refuses a jump): go on under a new origin, DIR/origin
+ * replaced, DIR/outbox set to seq.  0, or -1 after saying why.
+ */
+int outbox_skip(const char *dir, uint64_t seq);
+
 /* Close it (the sender has stopped); what was not delivered stays in the
  * journal for the next start.  NULL is fine. */
 void outbox_close(struct outbox *o);

@@ -12,6 +12,8 @@
 
 #include "clock.h"
 #include "diag.h"
+#include "request.h"
+#include "search.h"
 
 /* Make uthash report allocation failure instead of calling exit(). */
 #define HASH_NONFATAL_OOM 1
@@ -20,6 +22,10 @@
 struct file {
     UT_hash_handle hh;          /* in user->files, keyed by path */
     char *description;
+#ifndef REGISTRY_NO_SEARCH
+    struct search_doc doc;      /* in the search index while its owner is connected */
+    struct user *owner;
+#endif
     char path[];
 };
 
@@ -49,6 +55,7 @@ struct registry {
     registry_log_fn *log;       /* NULL: operations are logged nowhere */
     void *log_ctx;
     uint64_t sessions;          /* CONNECTs so far (replayed ones too): numbers each session */
+    struct search_index *search;    /* the files of connected users; NULL: built without */
 };
 
 void registry_set_log(struct registry *reg, registry_log_fn *fn, void *ctx)
@@ -70,6 +77,10 @@ static bool log_op(struct registry *reg, struct reg_op *op, enum reg_status st)
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(obj) (add_failed = true)
 
+#ifndef REGISTRY_NO_SEARCH
+static search_text_fn file_text;
+#endif
+
 struct registry *registry_new(void)
 {
     struct registry *reg = calloc(1, sizeof *reg);
@@ -84,6 +95,12 @@ struct registry *registry_new(void)
     }
     if (reg != NULL)
         reg->files_max = reg->listing_max = SIZE_MAX;
+#ifndef REGISTRY_NO_SEARCH
+    if (reg != NULL && (reg->search = search_new(file_text)) == NULL) {
+        registry_free(reg);
+        return NULL;
+    }
+#endif
     return reg;
 }
 
@@ -108,7 +125,72 @@ static struct file *file_new(const char *path, const char *description)
     memset(&f->hh, 0, sizeof f->hh);
     memcpy(f->path, path, len + 1);
     f->description = desc;
+#ifndef REGISTRY_NO_SEARCH
+    f->doc.seq = 0;
+    f->owner = NULL;
+#endif
     return f;
+}
+
+/*
+ * The search index holds exactly the files of connected users (search.h).
+ * These keep it so; lock held.  Built with -DREGISTRY_NO_SEARCH (make
+ * bench's comparison) there is no index and they do nothing.
+ */
+#ifndef REGISTRY_NO_SEARCH
+/* The index's view of a file: its path and description. */
+static void file_text(const struct search_doc *doc, const char **path,
+                      const char **description)
+{
+    const struct file *f = (const struct file *)((const char *)doc -
+                                                 offsetof(struct file, doc));
+    *path = f->path;
+    *description = f->description;
+}
+
+/* Put f, a file of connected user u, into the index; false when out of memory. */
+static bool index_file(struct registry *reg, struct user *u, struct file *f)
+{
+    f->owner = u;
+    return search_add(reg->search, &f->doc, f->path, f->description);
+}
+
+/* Take f out of the index, if it is there. */
+static void unindex_file(struct registry *reg, struct file *f)
+{
+    if (f->doc.seq != 0)
+        search_remove(reg->search, &f->doc, f->path, f->description);
+}
+#else
+static bool index_file(struct registry *reg, struct user *u, struct file *f)
+{
+    (void)reg, (void)u, (void)f;
+    return true;
+}
+
+static void unindex_file(struct registry *reg, struct file *f)
+{
+    (void)reg, (void)f;
+}
+#endif
+
+/* Take all of u's files out of the index (u disconnects or goes). */
+static void unindex_user(struct registry *reg, struct user *u)
+{
+    for (struct file *f = u->files; f != NULL; f = f->hh.next)
+        unindex_file(reg, f);
+}
+
+/* Put all of u's files into the index (u connects), in publishing order;
+ * false, with none of them indexed, when out of memory. */
+static bool index_user(struct registry *reg, struct user *u)
+{
+    for (struct file *f = u->files; f != NULL; f = f->hh.next)
+        if (!index_file(reg, u, f)) {
+            unindex_user(reg, u);
+            return false;
+        }
+    return true;
 }
 
 /* Free a file record. */
@@ -144,6 +226,7 @@ void registry_free(struct registry *reg)
         user_free(u);
     }
     listing_release(reg->users_listing);
+    search_free(reg->search);
     pthread_cond_destroy(&reg->built);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
@@ -230,6 +313,7 @@ static enum reg_status do_unregister(struct registry *reg, struct reg_op *op)
     }
     if (u != NULL) {
         HASH_DEL(reg->users, u);
+        unindex_user(reg, u);
         if (u->connected) {
             HASH_DELETE(hh_conn, reg->connected, u);
             stale = take(&reg->users_listing);
@@ -243,11 +327,13 @@ static enum reg_status do_unregister(struct registry *reg, struct reg_op *op)
     return st;
 }
 
-/* Take a connected user out of the connected table; lock held.  The caller
- * drops the connected-users listing unless it undoes its own CONNECT. */
+/* Take a connected user out of the connected table and its files out of
+ * the search index; lock held.  The caller drops the connected-users
+ * listing unless it undoes its own CONNECT. */
 static void end_session(struct registry *reg, struct user *u)
 {
     HASH_DELETE(hh_conn, reg->connected, u);
+    unindex_user(reg, u);
     u->connected = false;
     u->session = 0;
     u->port = 0;
@@ -273,6 +359,9 @@ static enum reg_status do_connect(struct registry *reg, struct reg_op *op)
         size_t namelen = strlen(u->name);
         HASH_ADD_KEYPTR(hh_conn, reg->connected, u->name, namelen, u);
         if (add_failed) {
+            st = REG_NO_MEMORY;
+        } else if (!index_user(reg, u)) {
+            HASH_DELETE(hh_conn, reg->connected, u);
             st = REG_NO_MEMORY;
         } else {
             u->connected = true;
@@ -347,6 +436,9 @@ static enum reg_status do_publish(struct registry *reg, struct reg_op *op)
             HASH_ADD_STR(u->files, path, f);
             if (add_failed) {
                 st = REG_NO_MEMORY;
+            } else if (!index_file(reg, u, f)) {
+                HASH_DEL(u->files, f);
+                st = REG_NO_MEMORY;
             } else {
                 reg->nfiles++;
                 u->path_bytes += n;
@@ -356,6 +448,7 @@ static enum reg_status do_publish(struct registry *reg, struct reg_op *op)
     /* Refused ones too (a quota's status included). */
     if (!log_op(reg, op, st)) {
         if (st == REG_OK) {
+            unindex_file(reg, f);
             HASH_DEL(u->files, f);
             reg->nfiles--;
             u->path_bytes -= n;
@@ -390,6 +483,7 @@ static enum reg_status do_delete(struct registry *reg, struct reg_op *op)
         f = NULL;
     }
     if (st == REG_OK) {
+        unindex_file(reg, f);
         HASH_DEL(u->files, f);
         reg->nfiles--;
         u->path_bytes -= strlen(f->path) + 1;
@@ -510,6 +604,9 @@ enum reg_status registry_restore_file(struct registry *reg, const char *user,
     if (st == REG_OK) {
         HASH_ADD_STR(u->files, path, f);
         if (add_failed) {
+            st = REG_NO_MEMORY;
+        } else if (u->connected && !index_file(reg, u, f)) {
+            HASH_DEL(u->files, f);
             st = REG_NO_MEMORY;
         } else {
             reg->nfiles++;
@@ -633,6 +730,70 @@ static enum reg_status do_expire(struct registry *reg, struct reg_op *op)
     return st;
 }
 
+#ifndef REGISTRY_NO_SEARCH
+/* Encode the SEARCH reply of n matches, or NULL; lock held (the files
+ * and their owners must stay while they are copied). */
+static struct listing *build_search(const struct search_doc *const *found, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct file *f = (const struct file *)((const char *)found[i] -
+                                                     offsetof(struct file, doc));
+        bytes += strlen(f->owner->name) + strlen(f->path) + strlen(f->description) + 3;
+    }
+    struct listing_builder b;
+    if (!listing_begin(&b, n, bytes))
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const struct file *f = (const struct file *)((const char *)found[i] -
+                                                     offsetof(struct file, doc));
+        listing_add_match(&b, f->owner->name, f->path, f->description);
+    }
+    return listing_end(&b);
+}
+#endif
+
+/*
+ * SEARCH: the query's words are logged where a file path would stand
+ * (search_log_form()); op->path is set to them.
+ */
+static enum reg_status do_search(struct registry *reg, struct reg_op *op,
+                                 struct listing **out)
+{
+    const char *user = op->user;
+    size_t max = op->max;
+    struct search_query q;
+    char logged[FIELD_MAX + 1];
+    if (op->query == NULL || search_parse(op->query, &q) == 0 || max == 0 ||
+        max > SEARCH_MAX_MAX)
+        return REG_NO_MEMORY;   /* the parser refuses these first */
+    search_log_form(&q, logged);
+    op->path = logged;
+    const struct search_doc **found = malloc(max * sizeof *found);
+    if (found == NULL)
+        return REG_NO_MEMORY;
+    struct user *u;
+    pthread_mutex_lock(&reg->lock);
+    enum reg_status st = find_connected(reg, user, &u);
+    if (!log_op(reg, op, st))
+        st = REG_NO_MEMORY;
+#ifndef REGISTRY_NO_SEARCH
+    if (st == REG_OK) {
+        size_t n = search_find(reg->search, &q, NULL, NULL, found, max);
+        if (n == SEARCH_NO_MEMORY || (*out = build_search(found, n)) == NULL)
+            st = REG_NO_MEMORY;
+    }
+#else
+    (void)out;
+    if (st == REG_OK)
+        st = REG_NO_MEMORY;     /* built without the index */
+#endif
+    pthread_mutex_unlock(&reg->lock);
+    free(found);
+    op->path = NULL;            /* logged is gone */
+    return st;
+}
+
 enum reg_status registry_apply(struct registry *reg, struct reg_op *op,
                                struct listing **out)
 {
@@ -654,6 +815,8 @@ enum reg_status registry_apply(struct registry *reg, struct reg_op *op,
         return do_list_users(reg, op, out);
     case OP_LIST_CONTENT:
         return do_list_content(reg, op, out);
+    case OP_SEARCH:
+        return do_search(reg, op, out);
     default:
         return REG_NO_MEMORY;       /* no such operation: nothing changes */
     }
@@ -718,6 +881,13 @@ enum reg_status registry_expire(struct registry *reg, const char *user,
     return registry_apply(reg, &(struct reg_op){.op = OP_DISCONNECT, .user = user,
                                                 .path = REG_EXPIRED_MARK,
                                                 .session = session}, NULL);
+}
+
+enum reg_status registry_search(struct registry *reg, const char *user,
+                                const char *query, size_t max, struct listing **out)
+{
+    return registry_apply(reg, &(struct reg_op){.op = OP_SEARCH, .user = user, .query = query,
+                                                .max = max}, out);
 }
 
 enum reg_status registry_view(struct registry *reg, struct reg_user_view *out,

@@ -9,7 +9,8 @@
  * user's listing); none on users.
  *
  * Lock discipline: one mutex per registry (`struct registry.lock`) guards
- * every table, every user and every file, and the cached listings.  Each
+ * every table, every user and every file, the cached listings, and the
+ * search index (search.h), which holds exactly the connected users' files.  Each
  * function below takes it on entry and releases it before returning.  Under
  * it the only call out is the log hook (registry_set_log), which appends
  * the operation to the journal (journal.h) or to the operation log's queue
@@ -75,6 +76,8 @@ struct reg_op {
     const char *user, *path, *description, *target, *ip;
     unsigned port;              /* CONNECT */
     uint64_t session;           /* an expiry's session; 0 otherwise */
+    const char *query;          /* SEARCH: the words (logged in path's place) */
+    size_t max;                 /* SEARCH: most matches, 1..1000 */
     uint64_t seq;               /* out: the log's sequence number; 0: not logged */
 };
 
@@ -128,6 +131,20 @@ enum reg_status registry_list_users(struct registry *reg, const char *user,
 /* On REG_OK, *out is a reference to the reply: target's file count, then each path. */
 enum reg_status registry_list_content(struct registry *reg, const char *user,
                                       const char *target, struct listing **out);
+
+/*
+ * SEARCH (docs/protocol.md): on REG_OK, *out is a new listing (one
+ * reference) holding the reply: the count of matches, then owner, path and
+ * description of each, at most max (1..SEARCH_MAX_MAX) of them, in the
+ * order the files entered the search index.  Only files of connected users
+ * are there (search.h: the index follows PUBLISH, DELETE, CONNECT,
+ * DISCONNECT, expiry, UNREGISTER and restores, under the registry lock).
+ * The lock is held for the query, whose cost is bounded by the postings of
+ * the query's rarest word up to the cap, never by all files.  Journaled as
+ * "SEARCH" with the query's words joined by '+' as its path.
+ */
+enum reg_status registry_search(struct registry *reg, const char *user,
+                                const char *query, size_t max, struct listing **out);
 
 /*
  * Restore a file of user without an operation (loading a snapshot): the

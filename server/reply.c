@@ -94,6 +94,14 @@ void listing_add_path(struct listing_builder *b, const char *path)
     put(b, path);
 }
 
+void listing_add_match(struct listing_builder *b, const char *owner, const char *path,
+                       const char *description)
+{
+    put(b, owner);
+    put(b, path);
+    put(b, description);
+}
+
 struct listing *listing_end(struct listing_builder *b)
 {
     b->l->len = (size_t)(b->at - b->l->data);

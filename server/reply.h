@@ -1,5 +1,5 @@
 /*
- * reply.h - the list replies (LIST_USERS, LIST_CONTENT) as the protocol
+ * reply.h - the list replies (LIST_USERS, LIST_CONTENT, SEARCH) as the protocol
  * wants them: encoded once, shared, sent straight from their buffer.
  *
  * A `struct listing` is a whole reply: the result byte 0, the count of
@@ -55,6 +55,10 @@ void listing_add_user(struct listing_builder *b, const char *name, const char *i
 
 /* Add a LIST_CONTENT entry: a path. */
 void listing_add_path(struct listing_builder *b, const char *path);
+
+/* Add a SEARCH entry: owner, path, description. */
+void listing_add_match(struct listing_builder *b, const char *owner, const char *path,
+                       const char *description);
 
 /* The listing built, with one reference. */
 struct listing *listing_end(struct listing_builder *b);

@@ -6,9 +6,10 @@
 #include <string.h>
 
 #include "decimal.h"
+#include "search.h"
 
 /* The kinds of field after the operation name and date-time. */
-enum field_kind { F_USER, F_PATH, F_DESCRIPTION, F_PORT, F_TARGET };
+enum field_kind { F_USER, F_PATH, F_DESCRIPTION, F_PORT, F_TARGET, F_QUERY, F_MAX };
 
 struct op_spec {
     const char *name;
@@ -27,6 +28,7 @@ static const struct op_spec ops[OP_COUNT] = {
     [OP_LIST_USERS]   = {"LIST_USERS",   3, 1, {F_USER}},
     [OP_LIST_CONTENT] = {"LIST_CONTENT", 4, 2, {F_USER, F_TARGET}},
     [OP_EXTENSIONS]   = {"EXTENSIONS",   2, 0, {0}},
+    [OP_SEARCH]       = {"SEARCH",       4, 3, {F_USER, F_QUERY, F_MAX}},
 };
 
 /*
@@ -35,6 +37,7 @@ static const struct op_spec ops[OP_COUNT] = {
  * feature adds its operation's name here when it lands.
  */
 static const char *const extension_names[] = {
+    "SEARCH",
     NULL
 };
 
@@ -54,8 +57,12 @@ size_t extensions_reply(char *out)
     return len;
 }
 
+#define LOSS_NAME "LOSS"           /* OP_LOSS: journal and log only */
+
 const char *op_name(enum op op)
 {
+    if (op == OP_LOSS)
+        return LOSS_NAME;
     return op >= 0 && op < OP_COUNT ? ops[op].name : NULL;
 }
 
@@ -64,7 +71,7 @@ enum op op_by_name(const char *name)
     for (int i = 0; i < OP_COUNT; i++)
         if (strcmp(name, ops[i].name) == 0)
             return (enum op)i;
-    return OP_UNKNOWN;
+    return strcmp(name, LOSS_NAME) == 0 ? OP_LOSS : OP_UNKNOWN;
 }
 
 unsigned char op_other_error(enum op op)
@@ -126,6 +133,10 @@ static const char *refusal(enum field_kind kind)
         return "path not absolute, or with blanks or control bytes";
     case F_PORT:
         return "port not a number in 1..65535";
+    case F_QUERY:
+        return "query with no word (letters, digits or UTF-8)";
+    case F_MAX:
+        return "maximum not empty or a number in 1..1000";
     case F_DESCRIPTION:
         break;
     }
@@ -145,7 +156,8 @@ static bool parse_port(const char *s, unsigned *port)
 /*
  * Check one argument and store it in the request.  User names and paths are
  * single words (they appear space-separated in listings and in the log);
- * a path is absolute; a description may be anything, even empty.
+ * a path is absolute; a description may be anything, even empty; a SEARCH
+ * query has a word (search.h) and its maximum is empty or 1..1000.
  */
 static bool take_arg(struct request *req, enum field_kind kind, const char *s)
 {
@@ -164,6 +176,17 @@ static bool take_arg(struct request *req, enum field_kind kind, const char *s)
         return true;
     case F_PORT:
         return parse_port(s, &req->port);
+    case F_QUERY: {
+        struct search_query q;
+        req->query = s;
+        return search_parse(s, &q) > 0;
+    }
+    case F_MAX: {
+        unsigned long long v = SEARCH_DEFAULT_MAX;
+        bool ok = *s == '\0' || decimal_parse(s, 1, SEARCH_MAX_MAX, &v);
+        req->max = (unsigned)v;
+        return ok;
+    }
     }
     return false;
 }

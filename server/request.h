@@ -28,7 +28,11 @@ enum op {
     OP_LIST_USERS,
     OP_LIST_CONTENT,
     OP_EXTENSIONS,      /* extension discovery: no user, never logged */
+    OP_SEARCH,          /* extension: docs/protocol.md (journaled by number: new ones last) */
     OP_COUNT,
+    /* Not a request (no client can send it): the journal's mark of a loss
+     * the operator accepted (durable.c), logged as "- LOSS <what>". */
+    OP_LOSS,
     OP_UNKNOWN = -1
 };
 
@@ -54,7 +58,9 @@ struct request {
     const char *path;       /* PUBLISH, DELETE */
     const char *description;/* PUBLISH */
     const char *target;     /* LIST_CONTENT */
+    const char *query;      /* SEARCH: words (at least one) */
     unsigned port;          /* CONNECT, 1..65535 */
+    unsigned max;           /* SEARCH: results wanted, 1..1000 (100 when sent empty) */
     /*
      * Why the request is refused, or can no longer become valid (a field
      * already refused while later ones are still to come); NULL while it

@@ -100,6 +100,12 @@ void snapshot_end(struct snapshot *s, uint64_t seq)
     add(s, 'E', fixed, sizeof fixed, NULL, NULL);
 }
 
+void snapshot_counts(const struct snapshot *s, uint64_t *users, uint64_t *files)
+{
+    *users = s->users;
+    *files = s->files;
+}
+
 void snapshot_free(struct snapshot *s)
 {
     if (s != NULL)
@@ -112,13 +118,11 @@ int snapshot_write(struct snapshot *s, const char *dir, uint64_t *bytes)
     char path[4096];
     snprintf(path, sizeof path, "%s/snapshot", dir);
     if (s->failed) {
-        diag("server: no memory for a snapshot; the journal keeps growing\n");
+        errno = ENOMEM;
         return -1;
     }
-    if (file_replace(path, s->data, s->len, 0644) < 0) {
-        diag("server: cannot write %s: %s\n", path, strerror(errno));
+    if (file_replace(path, s->data, s->len, 0600) < 0)
         return -1;
-    }
     *bytes = s->len;
     return 0;
 }

@@ -23,8 +23,10 @@ void snapshot_add_user(struct snapshot *s, const char *name, const char *ip,
 void snapshot_add_file(struct snapshot *s, const char *path, const char *description);
 /* Close it: it holds the journal up to seq. */
 void snapshot_end(struct snapshot *s, uint64_t seq);
+/* The users and files added so far. */
+void snapshot_counts(const struct snapshot *s, uint64_t *users, uint64_t *files);
 
-/* Write it as DIR/snapshot, durably; 0, or -1 after saying why.  Its size in *bytes. */
+/* Write it as DIR/snapshot, durably; 0, or -1 with errno set.  Its size in *bytes. */
 int snapshot_write(struct snapshot *s, const char *dir, uint64_t *bytes);
 void snapshot_free(struct snapshot *s);
 

@@ -5,6 +5,7 @@ every note around them (why something failed, what a long wait waits for,
 usage errors) goes to stderr.  See docs/client.md.
 """
 import argparse
+import errno
 import os
 import shlex
 import signal
@@ -16,13 +17,13 @@ import time
 import traceback
 
 from .download import DownloadError, fetch, peer_address
-from .peer import PeerServer
+from .peer import PeerServer, listen_any
 from .published import Record, pin
 from .term import shown
 from .terminal import setup_readline
 from .timeclient import TimeClient, TimeError, TimeService
-from .wire import (FIELD_MAX, IO_TIMEOUT, ProtocolError, Reader, encode, read_content, read_result,
-                   read_users, server_extensions)
+from .wire import (FIELD_MAX, IO_TIMEOUT, ProtocolError, Reader, encode, read_content,
+                   read_matches, read_result, read_users, server_extensions)
 
 EXIT_TIMEOUT = 2.0      # seconds for the DISCONNECT sent on the way out
 SLOW_NOTE_AFTER = 2.0   # an interactive wait past this says what it waits for
@@ -43,8 +44,11 @@ COMMANDS = {
     "DELETE": (1, 1, "DELETE <path>", "withdraw a published file"),
     "LIST_USERS": (0, 0, "LIST_USERS", "the connected users, with address and port"),
     "LIST_CONTENT": (1, 1, "LIST_CONTENT <user>", "the paths a user published"),
-    "GET_FILE": (3, 3, "GET_FILE <user> <remote path> <local path>",
-                 "download from the owner (into a directory: same name)"),
+    "SEARCH": (1, None, "SEARCH <words...>",
+               "files of connected users whose path or description has every word"),
+    "GET_FILE": (1, 3, "GET_FILE <user> <remote path> <local path>",
+                 "download from the owner (into a directory: same name); "
+                 "GET_FILE #<n> [<local path>]: match n of the last SEARCH"),
     "QUIT": (0, 1, "QUIT [now]",
              "disconnect and leave (now: without waiting for uploads)"),
     "HELP": (0, 1, "HELP [command]", "this list, or a command's usage and result lines"),
@@ -67,8 +71,14 @@ MESSAGES = {
     "LIST_CONTENT": ["LIST_CONTENT OK", "LIST_CONTENT FAIL, USER DOES NOT EXIST",
                      "LIST_CONTENT FAIL, USER NOT CONNECTED",
                      "LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST"],
+    "SEARCH": ["SEARCH OK", "SEARCH FAIL, USER DOES NOT EXIST",
+               "SEARCH FAIL, USER NOT CONNECTED"],
     "GET_FILE": ["GET_FILE OK", "GET_FILE FAIL, FILE NOT EXIST"],
 }
+
+# Said instead of asking a server that does not list SEARCH among its extensions.
+NO_SEARCH = ("SEARCH FAIL, NOT OFFERED BY THIS SERVER (find files with LIST_USERS, "
+             "then LIST_CONTENT <user>)")
 
 class Leave(BaseException):
     """Raised in the main thread by SIGTERM and SIGHUP: disconnect and exit."""
@@ -111,6 +121,42 @@ def check_field(op, what, text):
     if n > FIELD_MAX:
         raise LocalFail("%s: %s is %d bytes; the protocol allows at most %d"
                         % (op, what, n, FIELD_MAX))
+
+
+def peer_port_trouble(e):
+    """Why a --peer-port cannot be had, in words, with what to do."""
+    if e.errno == errno.EADDRINUSE:
+        return ("it is taken (another program, or another client, listens there); "
+                "pick another port, or leave --peer-port out for any free one")
+    if e.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges); pick a port above 1023"
+    return e.strerror or str(e)
+
+
+def split_line(line):
+    """The words of a command line whose arguments include local paths:
+    quoted the way a shell does ("...", '...', a backslash before a space),
+    when the line has any quote or backslash; a line that cannot be split so
+    (an unmatched quote) is split at whitespace alone."""
+    if not any(c in line for c in "'\"\\"):
+        return line.split()
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return line.split()
+
+
+# Commands with a local path among their arguments (PUBLISH reads its own line).
+QUOTED_COMMANDS = ("GET_FILE", "DELETE")
+
+
+def check_no_space(op, what, text):
+    """A wire field with whitespace (possible only through quotes): the
+    protocol's paths and names are single words, so it names nothing there."""
+    if any(c.isspace() for c in text):
+        raise LocalFail("%s: %s %r has whitespace, which the protocol cannot carry "
+                        "(paths and names travel as single words); only the local path may"
+                        % (op, what, text))
 
 
 def local_path(path):
@@ -157,8 +203,10 @@ class SlowNote:
 class Client:
     """The state of one client: the server, the connected user, the listener."""
 
-    def __init__(self, host, port, time_client, out=sys.stdout, interactive=False):
+    def __init__(self, host, port, time_client, out=sys.stdout, interactive=False,
+                 peer_port=0):
         self.server = (host, port)
+        self.peer_port = peer_port  # --peer-port, or 0: any free port
         self.server_name = "%s:%d" % (host, port)       # names our published-file records
         self.time = time_client
         self.out = out
@@ -169,7 +217,10 @@ class Client:
         self.known_users = []       # names from the last LIST_USERS (completion)
         self.ascii_noted = False
         self.last_interrupt = 0.0   # when Ctrl-C last cancelled something
+        self.at_prompt = False      # the c> prompt is on the screen, waiting
+        self.record_lock = threading.Lock()     # one save of the record at a time
         self._extensions = None     # what the server speaks beyond the classic ops, once known
+        self.matches = []           # (owner, path, description) of the last SEARCH OK
 
     def say(self, text):
         """A result line on stdout; any line that is not an OK counts as a failure."""
@@ -201,18 +252,21 @@ class Client:
 
     # -- talking to the index server --
 
-    def call(self, op, *fields, read_data=None, timeout=IO_TIMEOUT):
+    def call(self, op, *fields, read_data=None, timeout=IO_TIMEOUT, label=None):
         """Send one operation; return (code, data) or (None, None) on failure,
         saying on stderr why.
 
-        read_data(reader) reads the data that follows a 0 result.
+        read_data(reader) reads the data that follows a 0 result.  `label`
+        starts those notes when `op` is sent for another command (say which
+        and what for); by default the operation's name.
         """
+        what = label or op
         try:
             stamp = self.time.now()
         except TimeError as e:
-            note("%s: no date-time, operation not sent: %s" % (op, shown(e)))
+            note("%s: no date-time, operation not sent: %s" % (what, shown(e)))
             return None, None
-        wait = "%s: waiting for %s (up to %d s; Ctrl-C cancels)" % (op, self.where(), timeout)
+        wait = "%s: waiting for %s (up to %d s; Ctrl-C cancels)" % (what, self.where(), timeout)
         try:
             with SlowNote(self.interactive, wait), \
                     socket.create_connection(self.server, timeout=timeout) as s:
@@ -223,13 +277,13 @@ class Client:
                 return code, data
         except socket.gaierror as e:
             note("%s: cannot resolve the index server's name %r: %s"
-                 % (op, self.server[0], e.strerror))
+                 % (what, self.server[0], e.strerror))
         except socket.timeout:
-            note("%s: no answer from %s within %d s" % (op, self.where(), timeout))
+            note("%s: no answer from %s within %d s" % (what, self.where(), timeout))
         except OSError as e:
-            note("%s: cannot reach %s: %s" % (op, self.where(), e.strerror or e))
+            note("%s: cannot reach %s: %s" % (what, self.where(), e.strerror or e))
         except (ProtocolError, UnicodeError) as e:
-            note("%s: bad reply from %s: %s" % (op, self.where(), e))
+            note("%s: bad reply from %s: %s" % (what, self.where(), e))
         return None, None
 
     def extensions(self, op):
@@ -293,10 +347,22 @@ class Client:
     def cmd_connect(self, user):
         if self.user is not None and user != self.user:
             self.cmd_disconnect(self.user)
+        if self.peer_port and self.peer is not None:
+            # Connected already, on the one port we may use: CONNECT again
+            # with the listener we have (the index says whether it takes it).
+            code, _ = self.call("CONNECT", user, self.peer.port)
+            if code == 0:
+                self.peer.replace_published(self._published_files(user))
+            self.result("CONNECT", code)
+            return
         try:
-            peer = PeerServer()
+            peer = PeerServer(port=self.peer_port)
         except OSError as e:
-            note("CONNECT: cannot listen for peers: %s" % e)
+            if self.peer_port:
+                note("CONNECT: cannot listen for peers on port %d (--peer-port): %s"
+                     % (self.peer_port, peer_port_trouble(e)))
+            else:
+                note("CONNECT: cannot listen for peers: %s" % e)
             self.say(message("CONNECT", None))
             return
         try:
@@ -310,6 +376,7 @@ class Client:
             # Serve what this client published, from earlier sessions too; all
             # in place before the result line is printed.
             peer.replace_published(self._published_files(user))
+            peer.on_repin = lambda: self._save_published(user, peer)
             with MainThreadSignals():       # its threads inherit the mask
                 peer.start()
         except BaseException:
@@ -320,8 +387,9 @@ class Client:
 
     def _published_files(self, user):
         """The files to serve for `user` after CONNECT: those this client
-        recorded as published by it and that the index still lists.  What the
-        index lists beyond that (anyone can PUBLISH in any name) is reported,
+        recorded as published by it and that the index still lists (asked
+        with LIST_CONTENT only when there is such a record).  What the index
+        lists beyond that (anyone can PUBLISH in any name) is reported,
         never served."""
         record = self._record(user)
         try:
@@ -330,7 +398,11 @@ class Client:
             self.warn("CONNECT: unreadable record of published files, serving none: %s"
                       % shown(e))
             return {}
-        _, listed = self.call("LIST_CONTENT", user, user, read_data=read_content)
+        if not files:
+            return {}
+        _, listed = self.call("LIST_CONTENT", user, user, read_data=read_content,
+                              label="CONNECT: asking which of the files published earlier "
+                                    "the index still lists (LIST_CONTENT)")
         if listed is None:
             return files                # cannot compare: the record alone
         for path in listed:
@@ -345,6 +417,12 @@ class Client:
         if gone:
             self._save_record(record, files)
         return files
+
+    def _save_published(self, user, peer):
+        """Record what `peer` serves for `user` now (also from the peer
+        server's threads, after a re-pin)."""
+        with self.record_lock:
+            self._save_record(self._record(user), peer.published_files())
 
     def _save_record(self, record, files):
         try:
@@ -412,7 +490,7 @@ class Client:
             return
         description = " ".join(description)
         words = [raw_path] + description.split()
-        if raw_path[:1] in "'\"":
+        if raw_path[:1] in "'\"" or raw_path.endswith("\\"):
             # A quoted path: the quotes are not part of it, and a path with
             # whitespace cannot travel in the protocol anyway.
             try:
@@ -439,7 +517,7 @@ class Client:
                 self.warn("PUBLISH: %s will not be served: %s" % (shown(path), why))
             else:
                 self.peer.publish(path, pinned)
-                self._save_record(self._record(self.user), self.peer.published_files())
+                self._save_published(self.user, self.peer)
         self.result("PUBLISH", code)
 
     def cmd_delete(self, path):
@@ -456,7 +534,7 @@ class Client:
         # Withdrawn whatever the index answers, before the result line.
         if path in self.peer.published_files():
             self.peer.unpublish(path)
-            self._save_record(self._record(self.user), self.peer.published_files())
+            self._save_published(self.user, self.peer)
         self.result("DELETE", code)
 
     def cmd_list_users(self):
@@ -477,8 +555,44 @@ class Client:
         for path in paths or []:
             self.detail(path)
 
-    def cmd_get_file(self, owner, remote, local):
+    def cmd_search(self, *words):
+        if self._acting_user("SEARCH") is None:
+            return
+        extensions = self.extensions("SEARCH")
+        if extensions is None:
+            self.say(message("SEARCH", None))
+            return
+        if "SEARCH" not in extensions:
+            self.say(NO_SEARCH)
+            return
+        # An empty maximum: the server's default (100) results.
+        code, found = self.call("SEARCH", self.user, " ".join(words), "", read_data=read_matches)
+        self.result("SEARCH", code)
+        if code == 0:
+            self.matches = found
+            for n, (owner, path, description) in enumerate(found, 1):
+                self.detail("%d %s %s %s" % (n, owner, path, description))
+
+    def match(self, ref):
+        """The (owner, path) of "#n", match n of the last SEARCH; LocalFail if none."""
         try:
+            n = int(ref[1:])
+        except ValueError:
+            n = 0
+        if not 1 <= n <= len(self.matches):
+            raise LocalFail("GET_FILE: no match %s (the last SEARCH found %d; #1..#%d)"
+                            % (ref, len(self.matches), len(self.matches))
+                            if self.matches else
+                            "GET_FILE: no match %s (no SEARCH with results yet)" % ref)
+        owner, path, _ = self.matches[n - 1]
+        return owner, path
+
+    def cmd_get_file(self, owner, remote=None, local=None):
+        try:
+            if owner.startswith("#"):
+                # GET_FILE #n [dest]: the file's base name there, or here.
+                local = remote if remote is not None else "."
+                owner, remote = self.match(owner)
             code = self.get_file(owner, remote, local)
         except (LocalFail, DownloadError) as e:
             note(str(e) if isinstance(e, LocalFail) else "GET_FILE: %s" % e)
@@ -517,10 +631,13 @@ class Client:
             raise LocalFail("GET_FILE: connect first (the owner's address comes from "
                             "LIST_USERS)")
         target = self.destination(remote, local)
-        code, users = self.call("LIST_USERS", self.user, read_data=read_users)
+        code, users = self.call("LIST_USERS", self.user, read_data=read_users,
+                                label="GET_FILE: looking up the address of %s (LIST_USERS)"
+                                      % shown(owner))
         if code != 0:
             if code is not None:
-                note("GET_FILE: LIST_USERS answered %s" % message("LIST_USERS", code))
+                note("GET_FILE: looking up the address of %s: LIST_USERS answered %s"
+                     % (shown(owner), message("LIST_USERS", code)))
             return None
         entry = next(((ip, port) for name, ip, port in users if name == owner), None)
         if entry is None:
@@ -568,6 +685,10 @@ class Client:
             if key in MESSAGES:
                 lines.append("result lines:")
                 lines += ["  c> " + m for m in MESSAGES[key] + [key + " FAIL"]]
+                if key == "SEARCH":
+                    lines.append("  c> " + NO_SEARCH)
+                    lines.append("after SEARCH OK, one tab-indented line per match: "
+                                 "<n> <user> <path> <description>")
         try:
             print("\n".join(lines), file=self.out, flush=True)
         except (OSError, ValueError):
@@ -609,10 +730,14 @@ class Client:
             return True
         lo, hi, usage, _ = COMMANDS[name]
         args = words[1:]
+        if name in QUOTED_COMMANDS:
+            args = split_line(line)[1:]
         if name == "PUBLISH" and len(args) >= 1:
             # The description is the rest of the line, spaces kept.
             rest = line.split(None, 2)
             args = rest[1:2] + ([rest[2].strip()] if len(rest) > 2 else [])
+        if name == "GET_FILE" and args:
+            lo, hi = (1, 2) if args[0].startswith("#") else (3, 3)
         if len(args) < lo or (hi is not None and len(args) > hi) or \
                 (name == "QUIT" and args and args[0].lower() != "now"):
             self.usage_error("usage: " + usage)
@@ -623,6 +748,10 @@ class Client:
         try:
             for what, value in self.field_args(name, args):
                 check_field(name, what, value)
+            if name in QUOTED_COMMANDS:
+                for what, value in zip(("the user name", "the remote path")
+                                       if name == "GET_FILE" else ("the path",), args):
+                    check_no_space(name, what, value)
         except LocalFail as e:
             note(str(e))
             self.say(message(name, None))
@@ -642,8 +771,12 @@ class Client:
     @staticmethod
     def field_args(name, args):
         """The user-name arguments of a command, checked before sending."""
+        if name == "GET_FILE" and args[0].startswith("#"):
+            return []
         if name in ("REGISTER", "UNREGISTER", "CONNECT", "LIST_CONTENT", "GET_FILE"):
             return [("the user name", args[0])]
+        if name == "SEARCH":
+            return [("the query", " ".join(args))]
         return []
 
 
@@ -657,11 +790,21 @@ def parse_args(argv):
     parser.add_argument("-p", "--port", required=True, type=int, help="index server port")
     parser.add_argument("--time-url", help="use this time web service instead of our own, "
                         "e.g. http://host:8000/datetime")
+    parser.add_argument("--peer-port", type=int, default=0, metavar="N",
+                        help="serve other peers on TCP port N (for a firewall that lets one "
+                        "port in); default: any free port")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="say on stderr where the time service listens, and its PID")
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error("port must be 1..65535")
+    if not 0 <= args.peer_port <= 65535:
+        parser.error("--peer-port must be 1..65535")
+    if args.peer_port:
+        try:
+            listen_any(args.peer_port).close()
+        except OSError as e:
+            parser.error("--peer-port %d: %s" % (args.peer_port, peer_port_trouble(e)))
     if args.server.startswith("[") and args.server.endswith("]"):
         args.server = args.server[1:-1]         # [::1] as in a URL
     return args
@@ -701,7 +844,8 @@ def main(argv=None):
                 note("time service: %s" % e)
     if args.verbose:
         note("index server: %s" % show_addr(args.server, args.port))
-    client = Client(args.server, args.port, time_client, interactive=interactive)
+    client = Client(args.server, args.port, time_client, interactive=interactive,
+                    peer_port=args.peer_port)
     if interactive:
         setup_readline(lambda: client.known_users, sorted(COMMANDS), ALIASES)
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -710,13 +854,16 @@ def main(argv=None):
     try:
         while True:
             try:
+                client.at_prompt = True
                 try:
                     line = read_line(interactive)
                 except EOFError:
+                    client.at_prompt = False
                     if interactive:
                         print()
                     client.quit()
                     break
+                client.at_prompt = False
                 if not client.run_line(line):
                     break
             except KeyboardInterrupt:
@@ -739,6 +886,11 @@ def main(argv=None):
     except Leave as e:
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)
+        if interactive and client.at_prompt:
+            try:
+                print(flush=True)           # end the c> line: results start on their own
+            except (OSError, ValueError):
+                pass
         client.quit(now=True, timeout=EXIT_TIMEOUT)
         status = 128 + e.signum
     except Exception:

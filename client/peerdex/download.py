@@ -1,8 +1,10 @@
 """The downloader: GET_FILE from another peer into a local file, atomically.
 
 Nothing the peer says is trusted: the size must be ASCII decimal and fit in the
-free space of the target's filesystem; the bytes must keep coming (at least
-PROGRESS_BYTES, or the rest of the file, in every NO_PROGRESS seconds); the
+free space of the target's filesystem; the bytes must keep coming at
+MIN_RATE at least (MIN_RATE * NO_PROGRESS bytes, or the rest of the file, in
+every NO_PROGRESS seconds: a peer that sends a little now and then cannot
+keep a download going for ever); the
 peer must close right after the announced size.  The bytes go to a temporary
 file beside the target, renamed into place only when all of it arrived and
 nothing more; on any failure the temporary file is removed.  A failure raises
@@ -19,8 +21,8 @@ from .term import shown
 from .wire import IO_TIMEOUT, ProtocolError, Reader, encode, parse_decimal, read_result
 
 CHUNK = 1 << 20                 # download buffer
-NO_PROGRESS = 10.0              # seconds ...
-PROGRESS_BYTES = 64 << 10       # ... in which at least this much must arrive
+NO_PROGRESS = 10.0              # seconds in which ...
+MIN_RATE = 32 << 10             # ... this many bytes a second must arrive on average
 
 
 class DownloadError(Exception):
@@ -101,8 +103,8 @@ def _recv(sock, view, want, window_end, window_got=0):
         return sock.recv_into(view, want)
     except socket.timeout:
         if window_got:
-            raise DownloadError("the peer is too slow: %d bytes in %g s"
-                                % (window_got, NO_PROGRESS)) \
+            raise DownloadError("the peer is too slow: %d bytes in %g s (at least %d "
+                                "bytes/s needed)" % (window_got, NO_PROGRESS, MIN_RATE)) \
                 from None
         raise DownloadError("nothing received from the peer for %g s" % NO_PROGRESS) \
             from None
@@ -137,6 +139,7 @@ def _receive(reader, size, local, progress):
             got = len(reader.buf)
             view = memoryview(bytearray(CHUNK))
             window_end, window_got = time.monotonic() + NO_PROGRESS, 0
+            window_bytes = int(MIN_RATE * NO_PROGRESS)
             while got < size:
                 n = _recv(reader.sock, view, min(CHUNK, size - got), window_end, window_got)
                 if n == 0:
@@ -144,7 +147,7 @@ def _receive(reader, size, local, progress):
                 f.write(view[:n])
                 got += n
                 window_got += n
-                if window_got >= PROGRESS_BYTES:
+                if window_got >= window_bytes:
                     window_end, window_got = time.monotonic() + NO_PROGRESS, 0
                 if show:
                     print("\r%5.1f%%  %d / %d bytes" % (100.0 * got / size, got, size),

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from .published import open_pinned
+from .published import open_pinned, repin
 from .term import shown
 from .wire import FIELD_MAX, encode
 
@@ -63,10 +63,11 @@ def parse_request(buf):
     return ("more",)
 
 
-def listen_any():
+def listen_any(port=0):
     """A listening socket on every address, IPv6 and IPv4 (the index lists
     whichever address our CONNECT came from), or IPv4 only where the host
-    has no IPv6."""
+    has no IPv6; on `port`, or any free one for 0.  OSError when the port
+    cannot be had (EADDRINUSE: another program listens there)."""
     if socket.has_ipv6:
         try:
             sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -76,15 +77,21 @@ def listen_any():
             try:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(("::", 0))
+                sock.bind(("::", port))
                 sock.listen(1024)
                 return sock
-            except OSError:
+            except OSError as e:
                 sock.close()
+                if e.errno != errno.EAFNOSUPPORT and e.errno != errno.EADDRNOTAVAIL:
+                    raise
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", 0))
-    sock.listen(1024)
+    try:
+        sock.bind(("0.0.0.0", port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -92,18 +99,21 @@ class PeerServer:
     """Serves GET_FILE for the files our user has published, while connected.
 
     `published` maps each published path to its Pinned identity; a request is
-    served only for such a path, through open_pinned().  `lock` guards
-    `published`, `transfers` and `per_ip`; the loop thread alone uses the
-    selector and the pending connections.
+    served only for such a path, through open_pinned(), or repin() when the
+    file was replaced (then `on_repin()` is called, to keep the record).
+    `lock` guards `published`, `refused`, `transfers` and `per_ip`; the loop
+    thread alone uses the selector and the pending connections.
     """
 
-    def __init__(self, max_transfers=MAX_TRANSFERS, max_per_ip=MAX_PER_IP):
-        self.sock = listen_any()
+    def __init__(self, max_transfers=MAX_TRANSFERS, max_per_ip=MAX_PER_IP, port=0):
+        self.sock = listen_any(port)
         self.sock.setblocking(False)
         self.port = self.sock.getsockname()[1]
         self.max_transfers, self.max_per_ip = max_transfers, max_per_ip
         self.lock = threading.Lock()
         self.published = {}
+        self.refused = {}           # path -> why it is refused, once told
+        self.on_repin = None        # called (no arguments) after a re-pin
         self.transfers = 0
         self.per_ip = {}
         self.stopping = False
@@ -131,6 +141,7 @@ class PeerServer:
     def publish(self, path, pinned):
         with self.lock:
             self.published[path] = pinned
+            self.refused.pop(path, None)
 
     def active_uploads(self):
         """How many transfers to other peers are running right now."""
@@ -140,6 +151,7 @@ class PeerServer:
     def unpublish(self, path):
         with self.lock:
             self.published.pop(path, None)
+            self.refused.pop(path, None)
 
     def replace_published(self, files):
         with self.lock:
@@ -301,7 +313,41 @@ class PeerServer:
             return None
         with self.lock:
             pinned = self.published.get(path)
-        return None if pinned is None else open_pinned(pinned)
+        if pinned is None:
+            return None
+        f = open_pinned(pinned)
+        if f is None:
+            f = self._repin(path, pinned)
+        return f
+
+    def _repin(self, path, pinned):
+        """The published file at `path` was replaced: serve the new one if
+        repin() accepts it (said once on stderr), else tell the user once
+        which file is refused, why, and how to mend it."""
+        f, result = repin(pinned)
+        with self.lock:
+            now = self.published.get(path)
+            if now == pinned:
+                if f is not None:
+                    self.published[path] = result
+                    self.refused.pop(path, None)
+                elif path in self.refused:
+                    return None             # already told
+                else:
+                    self.refused[path] = result
+        if now != pinned:                   # unpublished, or re-pinned by another transfer
+            if f is not None:
+                f.close()
+            return None if now is None else open_pinned(now)
+        if f is None:
+            log("not serving %s: %s; to serve what is there now: DELETE %s, then "
+                "PUBLISH it again" % (shown(path), result, shown(path)))
+            return None
+        log("%s was replaced (an editor's save, a copy or a download onto it); serving "
+            "the new file, same owner and directory" % shown(path))
+        if self.on_repin is not None:
+            self.on_repin()
+        return f
 
     def _transfer(self, conn, ip, path):
         """Code, size, bytes, close; a reader that takes nothing for

@@ -176,6 +176,12 @@ def read_users(reader):
             for _ in range(reader.number(0, LIST_MAX))]
 
 
+def read_matches(reader):
+    """SEARCH data: a count, then owner, path and description per match."""
+    return [(reader.field(), reader.field(), reader.field())
+            for _ in range(reader.number(0, 1000))]
+
+
 def read_content(reader):
     """LIST_CONTENT data: a count (at most LIST_MAX), then one path per file."""
     return [reader.field() for _ in range(reader.number(0, LIST_MAX))]

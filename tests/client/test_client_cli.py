@@ -134,7 +134,7 @@ def test_help_comments_blank_lines_and_exit(server):
     listing = out[:out.index("usage: PUBLISH <path> [description...]")]
     assert any(l.startswith("  PUBLISH <path> [description...] ") for l in listing)
     assert any(l.startswith("  QUIT [now] ") for l in listing)
-    assert len([l for l in listing if l.startswith("  ")]) == 11     # one line per command
+    assert len([l for l in listing if l.startswith("  ")]) == 12     # one line per command
     assert "  c> PUBLISH FAIL, CONTENT ALREADY PUBLISHED" in out
     assert err == ["HELP: no command 'nosuch' (HELP lists them)"]
     assert harness.code(server.port, "REGISTER", "never") == 0       # exit stopped it

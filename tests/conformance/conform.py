@@ -38,6 +38,10 @@ DT_RX = re.compile(rb"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}$")
 # Request fields per operation, the operation name and the date-time included.
 FIELDS = {"REGISTER": 3, "UNREGISTER": 3, "CONNECT": 4, "DISCONNECT": 3, "PUBLISH": 5,
           "DELETE": 4, "LIST_USERS": 3, "LIST_CONTENT": 4}
+FIELD_NAMES = {"CONNECT": "operation, date-time, user, port",
+               "PUBLISH": "operation, date-time, user, path, description",
+               "DELETE": "operation, date-time, user, path",
+               "LIST_CONTENT": "operation, date-time, requester, target"}
 TIMEOUT = 10.0                  # seconds for any one exchange (--timeout)
 CHECK_SECONDS = 30.0            # seconds for one whole check (--check-seconds)
 BUDGET = 100.0                  # seconds for a whole run of one target (--budget)
@@ -68,20 +72,23 @@ class Check:
     check quotes what the protocol statement requires; a *recommended* one is
     our reading where the statement is silent, or robustness beyond it."""
 
-    def __init__(self, target, cid, rule, func, level):
+    def __init__(self, target, cid, rule, func, level, group="classic"):
         self.target, self.id, self.rule, self.func = target, cid, rule, func
         self.level = level
+        self.group = group      # "classic", or the extension operation checked
 
 
 CHECKS = []
 
 
-def check(target, cid, rule, level="statement"):
-    """Register a check function under its id, the rule it quotes and its level."""
+def check(target, cid, rule, level="statement", group="classic"):
+    """Register a check function under its id, the rule it quotes and its level;
+    `group`: the extension operation it checks (run only when the server lists
+    it in its EXTENSIONS reply, else SKIP), or "classic"."""
     assert level in LEVELS
 
     def register(func):
-        CHECKS.append(Check(target, cid, rule, func, level))
+        CHECKS.append(Check(target, cid, rule, func, level, group))
         return func
     return register
 
@@ -130,17 +137,26 @@ class Skip(Exception):
 def run_check(chk, ctx, until=None):
     """Run one check, within the monotonic deadline `until` where the target
     keeps one; a result dict with id, level, rule, status and failure details."""
-    result = {"id": chk.id, "target": chk.target, "level": chk.level, "rule": chk.rule}
+    result = {"id": chk.id, "target": chk.target, "level": chk.level, "rule": chk.rule,
+              "group": chk.group}
     start = time.monotonic()
     if hasattr(ctx, "until"):
         ctx.until = until
+    if hasattr(ctx, "current"):
+        ctx.current = chk.id
     try:
+        if chk.group != "classic" and chk.group not in ctx.extensions():
+            raise Skip("the server does not offer %s (not in its EXTENSIONS reply)" % chk.group)
         chk.func(ctx)
         result["status"] = "PASS"
     except Skip as e:
         result.update(status="SKIP", why=str(e))
     except Failure as f:
         result.update(status="FAIL", why=f.why)
+        if getattr(ctx, "user_is_datetime", False) and chk.id != "server.framing.datetime-second":
+            result["why"] = ("not judged: the server reads the date-time (the second field) as "
+                             "the user, so every user of the kit is one (see "
+                             "server.framing.datetime-second); here: " + f.why)
         if f.sent is not None:
             result["sent"] = hexdump(f.sent) if isinstance(f.sent, bytes) else str(f.sent)
             if isinstance(f.sent, bytes):
@@ -296,11 +312,16 @@ class ServerTarget:
         self.users = set()
         self.lock = threading.Lock()    # guards users, findings, listeners
         self.until = None               # the current check's deadline (monotonic)
+        self.current = None             # the id of the check that runs
+        self.gone = None                # the check during which the server stopped
+        self.user_is_datetime = False   # the server reads the date-time as the user
+        self.stuck = {}                 # operation -> why its requests go unanswered
         self.findings = {}              # framing finding -> (why, sent, received)
         self.listeners = []
         self._encoding = None
         self._decode = decode_raw
         self.encoding_lock = threading.Lock()   # guards _encoding and _decode
+        self._extensions = None     # what EXTENSIONS lists, asked once
 
     # -- names, endpoints, time --
 
@@ -356,6 +377,21 @@ class ServerTarget:
 
     # -- exchanges --
 
+    def connect(self):
+        """A connection to the server.  A server that answered before and now
+        refuses connections has stopped (crashed?): said once, with the check
+        that was running, and every later check names it instead of a traceback."""
+        try:
+            return socket.create_connection(self.addr, timeout=self.left())
+        except ConnectionRefusedError:
+            with self.lock:
+                if self.gone is None:
+                    self.gone = self.current
+            raise Failure("the server stopped accepting connections during %s (it refuses "
+                          "them since): did it crash?" % self.gone,
+                          hint="the check named is the one whose requests the server met "
+                          "last; read its requests")
+
     def exchange(self, data, shut_wr=False, kind=None):
         """Send raw bytes; the reply.  With `kind` ("code", or ("list", n) for a
         list of n strings per item) reading stops once the reply is whole (see
@@ -363,14 +399,50 @@ class ServerTarget:
         if isinstance(self._encoding, Failure):
             raise self._encoding        # a silent server: said once, not waited for again
         complete = None if kind is None else (lambda raw: self.whole(raw, kind))
-        with socket.create_connection(self.addr, timeout=self.left()) as s:
+        op = data.split(b"\0", 1)[0].decode("latin-1") if data else ""
+        with self.lock:
+            stuck = self.stuck.get(op) if kind not in (None, "any") else None
+        if stuck:
+            raise Failure(stuck, data, b"")
+        try:
+            return self._exchange(data, shut_wr, complete)
+        except Failure as f:
+            if f.received != b"" or shut_wr or kind in (None, "any") or op not in FIELDS:
+                raise
+            why = self.unanswered(op, data)
+            with self.lock:
+                self.stuck.setdefault(op, "%s (first seen in %s; such requests are not "
+                                      "waited for again)" % (why, self.current))
+            raise Failure(why, data, b"")
+
+    def unanswered(self, op, data):
+        """Why a request of `op` got no byte within the timeout: sent again with the
+        write side closed (a short wait), a server that then answers or closes was
+        waiting for more than the statement's fields."""
+        try:
+            self.until, until = time.monotonic() + min(3.0, self.left()), self.until
+            self._exchange(data, True, None)
+            return ("%s got no reply within %.0f s, and one once the kit closed its side: "
+                    "the server waits for more than the statement's %d fields (%s)"
+                    % (op, self.timeout, FIELDS[op], FIELD_NAMES.get(op, "operation, date-time, user")))
+        except (Failure, OSError):
+            return "%s got no reply and no close within %.0f s" % (op, self.timeout)
+        finally:
+            self.until = until
+
+    def _exchange(self, data, shut_wr, complete):
+        """One connection: send, then read (see exchange)."""
+        with self.connect() as s:
             if data:
                 try:
                     s.sendall(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass                # it answered early and closed: read that
             if shut_wr:
-                s.shutdown(socket.SHUT_WR)
+                try:
+                    s.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass                # it closed already: read what it sent
             # Once the server is known to keep connections open, a shorter wait.
             grace = CLOSE_GRACE if "no-close" not in self.findings else CLOSE_GRACE / 6
             return recv_all(s, self.left(), complete,
@@ -383,7 +455,7 @@ class ServerTarget:
         kind "any": some bytes, while the encoding is not known yet)."""
         if kind == "any":
             return bool(raw)
-        code, rest = self._decode(raw)
+        code, rest = self.read_code(raw)
         if code is None:
             return False
         if kind == "code" or code != 0:
@@ -422,14 +494,37 @@ class ServerTarget:
                     found = classify(first, second)
                     self._decode = DECODERS.get(found, decode_raw)
                     self._encoding = (found, first, second)
+                    if found is not None:
+                        self.probe_user_field(dt)
             if isinstance(self._encoding, Failure):
                 raise self._encoding
             return self._encoding
 
+    def probe_user_field(self, dt):
+        """Another fresh name, with the date-time of the encoding probe: a server
+        that reads the date-time as the user answers "in use".  Then no check
+        can tell the kit's users apart; each failure says so (run_check)."""
+        try:
+            raw = self.exchange(encode("REGISTER", dt, self.user("encoding2")), kind="any")
+        except (Failure, OSError):
+            return
+        self.user_is_datetime = self._decode(raw)[0] == 1
+
     def decode(self, raw):
         """(code, rest) of a reply, read in the encoding this server uses."""
         self.encoding           # found first, once
-        return self._decode(raw)
+        return self.read_code(raw)
+
+    def read_code(self, raw):
+        """(code, rest) in the encoding found; a reply that does not fit it but
+        starts with a raw code byte is read so (some servers send integers for
+        the replies that are only a code and the raw byte before a list): the
+        encoding is reported once, by server.reply.raw-code."""
+        code, rest = self._decode(raw)
+        if (code is None or not 0 <= code <= 4) and self._decode is not decode_raw \
+                and raw and raw[0] <= 4:
+            return raw[0], raw[1:]
+        return code, rest
 
     def expect(self, code, op, *fields, dt=None, why=None):
         """The reply must carry this result code and nothing else."""
@@ -502,6 +597,37 @@ class ServerTarget:
                 "which field does it read as the user (the date-time?)" % (got if got is not None else
                                                           hexdump(raw)), data, raw)
 
+    def extensions(self):
+        """The extension operations the server lists in reply to EXTENSIONS
+        (docs/protocol.md); none when it closes, or answers anything but a
+        well-formed list, as a classic server does."""
+        if self._extensions is None:
+            names = set()
+            try:
+                raw = self.exchange(encode("EXTENSIONS", now_dt()))
+                parsed = parse_list(raw[1:], 1) if raw[:1] == b"\0" else None
+                if parsed is not None:
+                    names = {n[0].decode("ascii", "replace") for n in parsed[1]}
+            except (OSError, Failure):
+                pass
+            self._extensions = frozenset(names)
+        return self._extensions
+
+    def search(self, requester, query, maximum=""):
+        """SEARCH that must succeed: [(owner, path, description)], request, reply."""
+        data, raw = self.send("SEARCH", requester, query, maximum, kind=("list", 3))
+        code, rest = self.decode(raw)
+        if code != 0:
+            raise Failure("SEARCH by a connected user did not answer 0", data, raw,
+                          diagnose_code(self, raw))
+        parsed = parse_list(rest, 3)
+        if parsed is None:
+            raise Failure("SEARCH reply is not: code 0, a decimal count, then owner, path "
+                          "and description per match, each NUL-terminated, nothing more",
+                          data, raw, "a list cut short, a count that does not match, or a "
+                          "missing NUL")
+        return [tuple(f.decode("utf-8", "replace") for f in m) for m in parsed[1]], data, raw
+
     def cleanup(self):
         """UNREGISTER every user this run created (the answers do not matter), and
         close the kit's listeners."""
@@ -519,6 +645,10 @@ class ServerTarget:
 def diagnose_code(t, raw):
     """A hint for a reply whose code is not the one expected."""
     found = t.encoding[0]
+    if raw == b"" and found is not None:
+        return ("the server closed the connection without a reply to this request, though "
+                "it answers others: a refusal is the operation's \"other error\" code, not "
+                "a close (which input is it that the server rejects so?)")
     if raw == b"":
         return ("the connection was closed without a reply: is the request framed as "
                 "NUL-terminated fields, with the date-time as the second field?")
@@ -663,7 +793,7 @@ def s_publish(t):
     t.expect(0, "CONNECT", name, t.endpoint())
     t.expect(0, "PUBLISH", name, path, "a description with spaces")
     t.expect(3, "PUBLISH", name, path, "again")
-    t.expect(0, "PUBLISH", name, t.path("other.txt"), "")
+    t.expect(0, "PUBLISH", name, t.path("other.txt"), "d2")
     t.expect(4, "PUBLISH", name, "relative/path.txt", "d",
              why="a relative path (the spec: a file path is absolute) must get 4")
     t.distinct()
@@ -709,7 +839,7 @@ def s_list_users_format(t):
     t.expect(0, "REGISTER", b)
     ips, ports = {}, {a: t.endpoint(), b: t.endpoint()}
     for name in (a, b):
-        with socket.create_connection(t.addr, timeout=t.left()) as s:
+        with t.connect() as s:
             ips[name] = s.getsockname()[0]
             data = encode("CONNECT", now_dt(), name, ports[name])
             s.sendall(data)
@@ -876,7 +1006,8 @@ def s_fields_256(t):
 
 @check("server", "server.fields.1-byte",
        "Every request field is a byte string terminated by one \\0 byte (fields of one byte: "
-       "a user name, the path \"/\", a description, a port, travel whole)")
+       "a user name, the path \"/\", a description, travel whole; one-digit ports are "
+       "server.connect.port-range's)")
 def s_fields_1(t):
     name = None
     for ch in random.sample("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", 20):
@@ -890,11 +1021,12 @@ def s_fields_1(t):
         require(code == 1, "REGISTER of the one-byte name %r must answer 0 (or 1 if it "
                 "is taken)" % ch, data, raw, diagnose_code(t, raw))
     require(name is not None, "twenty one-byte user names are all taken on this server")
-    t.expect(0, "CONNECT", name, "7")
+    port = t.endpoint()
+    t.expect(0, "CONNECT", name, port)
     t.expect(0, "PUBLISH", name, "/", "d")
     users, data, raw = t.list_users(name)
-    require(users.get(name, (None, None))[1] == "7",
-            "LIST_USERS must list the one-byte name with the one-byte port", data, raw)
+    require(users.get(name, (None, None))[1] == port,
+            "LIST_USERS must list the one-byte name with its port", data, raw)
     got, data, raw = t.list_content(name, name)
     require(got == ["/"], "LIST_CONTENT must give back the one-byte path \"/\"", data, raw)
 
@@ -921,6 +1053,20 @@ def s_fields_257(t):
                  "error)" % (op, code))
     got, data, raw = t.list_content(owner, owner)
     require(got == [t.path("f257-marker")], "refused PUBLISHes must store nothing", data, raw)
+
+
+@check("server", "server.fields.empty-description",
+       "a description may contain spaces (our reading: an empty description is a "
+       "description: PUBLISH answers 0 and the file is listed)", level="recommended")
+def s_empty_description(t):
+    owner = t.owner("emptydesc")
+    path = t.path("emptydesc.txt")
+    t.expect(0, "PUBLISH", owner, path, "",
+             why="PUBLISH with an empty description must answer 0 (a description may be "
+                 "empty: the statement sets no lower limit)")
+    got, data, raw = t.list_content(owner, owner)
+    require(sorted(got) == sorted([t.path("emptydesc-marker"), path]),
+            "the file published with an empty description is not listed", data, raw)
 
 
 def snapshot(t, viewer, owner):
@@ -960,7 +1106,16 @@ def s_missing_field(t):
 def s_unknown_op(t):
     for data in (encode("HELLO", now_dt(), "x"), encode("REGISTERX", now_dt(), t.user("unk")),
                  b"\xff\xfe\x00garbage\x00"):
-        t.exchange(data, shut_wr=True)
+        # Whatever it answers, or if it holds the connection (that is
+        # server.request.unknown-closed's to judge): a short wait, then on.
+        until = t.until
+        t.until = time.monotonic() + min(2.0, t.left())
+        try:
+            t.exchange(data, shut_wr=True)
+        except Failure:
+            pass
+        finally:
+            t.until = until
     t.expect(0, "REGISTER", t.user("afterunk"),
              why="after unknown operations the server must keep serving")
 
@@ -981,7 +1136,7 @@ def s_unknown_closed(t):
 def s_byte_at_a_time(t):
     name = t.user("bytes")
     data = encode("REGISTER", now_dt(), name)
-    with socket.create_connection(t.addr, timeout=t.left()) as s:
+    with t.connect() as s:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for n, b in enumerate(data):
             try:
@@ -1007,7 +1162,7 @@ def s_half_sent(t):
     before = snapshot(t, owner, owner)
     data = encode("PUBLISH", now_dt(), owner, t.path("half.txt"), "d")
     for cut in (3, 9, 12, len(data) - len(t.path("half.txt")) - 5, len(data) - 1):
-        with socket.create_connection(t.addr, timeout=t.left()) as s:
+        with t.connect() as s:
             s.sendall(data[:cut])
     after = snapshot(t, owner, owner)
     require(after == before, "connections closed mid-PUBLISH changed the file list: %r -> %r"
@@ -1024,7 +1179,7 @@ def s_stall(t):
     stalled = []
     try:
         for cut in (b"REG", b"REGISTER\0", encode("PUBLISH", now_dt(), owner) + b"/sta"):
-            s = socket.create_connection(t.addr, timeout=t.left())
+            s = t.connect()
             s.sendall(cut)
             stalled.append(s)
         time.sleep(0.1)
@@ -1116,6 +1271,92 @@ def s_exact_replies(t):
 
 
 # --- target: peer ------------------------------------------------------------------
+
+# --- extension group: SEARCH (skipped when EXTENSIONS does not list it) ---------------
+
+def search_lab(t, label):
+    """An owner with two files under words unique to this run, and a requester."""
+    owner, viewer = t.connected(label + "_own"), t.connected(label + "_see")
+    notes = t.path(label + "/Lecture-Notes.pdf")
+    lab = t.path(label + "/lab2.txt")
+    t.expect(0, "PUBLISH", owner, notes, "Week 3: routing")
+    t.expect(0, "PUBLISH", owner, lab, "lecture sheet")
+    return owner, viewer, notes, lab
+
+
+@check("server", "server.search.codes",
+       "SEARCH: 0 ok · 1 requester does not exist · 2 requester not connected · 4 other "
+       "error (a query with no word or over 256 bytes, a maximum not empty or 1..1000)",
+       level="recommended", group="SEARCH")
+def s_search_codes(t):
+    viewer = t.connected("sc_see")
+    t.expect(1, "SEARCH", t.user("sc_ghost"), "x", "")
+    idle = t.user("sc_idle")
+    t.expect(0, "REGISTER", idle)
+    t.expect(2, "SEARCH", idle, "x", "")
+    for query, maximum in (("", ""), (" -./ ", ""), ("x" * 257, ""), ("x", "0"),
+                           ("x", "1001"), ("x", "abc")):
+        t.expect(4, "SEARCH", viewer, query, maximum)
+    t.search(viewer, "x", "1000")
+
+
+@check("server", "server.search.match",
+       "SEARCH: a file matches when every query word starts a word of its path or "
+       "description, ASCII case aside; oldest first; owner, path and description per match",
+       level="recommended", group="SEARCH")
+def s_search_match(t):
+    owner, viewer, notes, lab = search_lab(t, "sm")
+    run = t.prefix
+    cases = [("%s lect" % run, [notes, lab]), ("%s LECTURE notes" % run, [notes]),
+             ("%s routing week" % run, [notes]), ("%s sheet" % run, [lab]),
+             ("%s ecture" % run, []), ("%s lab2 txt" % run, [lab])]
+    for query, want in cases:
+        found, data, raw = t.search(viewer, query)
+        got = [p for o, p, d in found if p.startswith(t.path("sm/"))]
+        require(got == want, "SEARCH %r found %r; the spec wants %r" % (query, got, want),
+                data, raw)
+    found, data, raw = t.search(viewer, "%s sheet" % run)
+    require(found == [(owner, lab, "lecture sheet")], "a match must carry the owner's name, "
+            "the path and the description", data, raw)
+
+
+@check("server", "server.search.connected-only",
+       "SEARCH lists only files of connected owners; DELETE and DISCONNECT remove a match at "
+       "once, CONNECT brings the owner's files back",
+       level="recommended", group="SEARCH")
+def s_search_connected(t):
+    owner, viewer, notes, lab = search_lab(t, "so")
+    query = "%s so lect" % t.prefix
+
+    def paths():
+        found, data, raw = t.search(viewer, query)
+        return [p for _, p, _ in found], data, raw
+    t.expect(0, "DISCONNECT", owner)
+    got, data, raw = paths()
+    require(got == [], "files of a disconnected owner were listed", data, raw)
+    t.expect(0, "CONNECT", owner, t.endpoint())
+    got, data, raw = paths()
+    require(sorted(got) == sorted([notes, lab]), "after CONNECT the owner's files must be "
+            "found again", data, raw)
+    t.expect(0, "DELETE", owner, lab)
+    got, data, raw = paths()
+    require(got == [notes], "a deleted file was still found", data, raw)
+
+
+@check("server", "server.search.maximum",
+       "SEARCH: at most `maximum` matches (empty: 100), the first ones in the stated order",
+       level="recommended", group="SEARCH")
+def s_search_maximum(t):
+    owner, viewer = t.connected("sx_own"), t.connected("sx_see")
+    for i in range(3):
+        t.expect(0, "PUBLISH", owner, t.path("sx/f%d" % i), "capped")
+    query = "%s capped" % t.prefix
+    found, data, raw = t.search(viewer, query, "2")
+    require([p for _, p, _ in found] == [t.path("sx/f0"), t.path("sx/f1")],
+            "maximum 2 must give the two oldest matches", data, raw)
+    found, data, raw = t.search(viewer, query, "")
+    require(len(found) == 3, "an empty maximum must allow 100 matches", data, raw)
+
 
 class PeerTarget:
     """A connected client's file server, and the path of a file its user published."""

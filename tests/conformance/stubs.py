@@ -25,7 +25,9 @@ OTHER = {"REGISTER": 2, "UNREGISTER": 2, "CONNECT": 3, "DISCONNECT": 3, "PUBLISH
          "DELETE": 4, "LIST_USERS": 3, "LIST_CONTENT": 4}
 SERVER_DEFECTS = ("ascii-codes", "datetime-last", "global-publish", "truncate-255",
                   "list-cut-short", "int32-codes", "datetime-as-user", "trailing-byte",
-                  "empty-list-4", "never-close", "silent", "stream")
+                  "empty-list-4", "never-close", "silent", "stream", "mixed-codes",
+                  "close-on-empty", "low-ports-refused", "crash-on-unknown",
+                  "connect-extra-field", "unknown-held")
 
 
 def encode(*fields):
@@ -103,7 +105,14 @@ class IndexStub:
         """One connection: read the request, apply it, reply."""
         with conn:
             limit = 10 ** 6 if self.defect == "truncate-255" else 256
-            fields, status = read_fields(conn, FIELDS.get, limit)
+            count_of = FIELDS.get
+            if self.defect == "connect-extra-field":    # CONNECT waits for an IP field too
+                count_of = dict(FIELDS, CONNECT=5).get
+            fields, status = read_fields(conn, count_of, limit)
+            if status == "unknown" and self.defect == "crash-on-unknown":
+                os._exit(3)                 # an unknown operation ends the server
+            if status == "unknown" and self.defect == "unknown-held":
+                time.sleep(3600)            # an unknown operation: held open, no answer
             if status == "unknown" or not fields:
                 return
             op = fields[0].decode()
@@ -122,8 +131,12 @@ class IndexStub:
                 except OSError:
                     return
             if status != "ok":
-                return self.reply(conn, OTHER[op])
+                return self.reply(conn, OTHER[op], op=op)
+            if self.defect == "close-on-empty" and not all(fields[2:]):
+                return                      # an empty field: closed, no answer
             args = [f.decode("utf-8", "replace") for f in fields[2:]]
+            if self.defect == "connect-extra-field" and op == "CONNECT":
+                args = [args[0], args[2]]           # user, (ip,) port
             if self.defect == "datetime-last":     # takes the last field as the date-time
                 args = [f.decode("utf-8", "replace") for f in fields[1:-1]]
             if self.defect == "datetime-as-user":  # reads the date-time as the user
@@ -132,20 +145,21 @@ class IndexStub:
                 code, data = self.operate(op, args, addr[0])
             if self.defect == "empty-list-4" and data == ["0"] and op == "LIST_CONTENT":
                 code, data = 4, None
-            self.reply(conn, code, data)
+            self.reply(conn, code, data, op)
             if self.defect == "trailing-byte" and op == "LIST_CONTENT":
                 conn.sendall(b"\n")
             if self.defect == "never-close":
                 time.sleep(3600)
 
-    def reply(self, conn, code, data=None):
+    def reply(self, conn, code, data=None, op=None):
         """The result code (as an ASCII digit, or a 4-byte integer, with those
         defects) and the data."""
         first = bytes([code])
         if self.defect == "ascii-codes":
             first = str(code).encode()
-        elif self.defect == "int32-codes":
-            first = code.to_bytes(4, "little")
+        elif self.defect == "int32-codes" or self.defect == "mixed-codes" and data is None \
+                and op not in ("LIST_USERS", "LIST_CONTENT"):
+            first = code.to_bytes(4, "little")   # mixed: lists keep the raw byte
         body = b""
         if data is not None:
             if self.defect == "list-cut-short" and len(data) > 1:
@@ -178,6 +192,8 @@ class IndexStub:
         if op == "CONNECT":
             port = args[1]
             if not port.isdigit() or not 1 <= int(port) <= 65535 or port != str(int(port)):
+                return other, None
+            if self.defect == "low-ports-refused" and int(port) < 1024:
                 return other, None
             if user in self.connected:
                 return 2, None

@@ -27,7 +27,8 @@ def kit(*args, isolated=False):
                        capture_output=True, timeout=120)
     assert r.returncode in (0, 1), r.stderr.decode()
     doc = json.loads(r.stdout.decode())
-    assert doc["passed"] + doc["failed"] + doc["known_failures"] == len(doc["results"])
+    assert doc["passed"] + doc["failed"] + doc["known_failures"] + doc["skipped"] == \
+        len(doc["results"])
     assert r.returncode == (1 if doc["failed"] else 0)
     return r.returncode, {res["id"]: res for res in doc["results"]}
 
@@ -74,6 +75,20 @@ def test_faithful_stubs_pass_every_check(stub, published):
     assert status == 0 and failed(results) == set()
     status, results = kit("client", STUB_CLIENT)
     assert status == 0 and failed(results) == set()
+
+
+def test_search_group_runs_against_ours_and_is_skipped_by_a_classic_server(stub, server):
+    """The SEARCH checks pass against our server, which lists SEARCH; a classic
+    server (the stub closes on EXTENSIONS) gets them as SKIP, not FAIL."""
+    search_ids = {c.id for c in conform.CHECKS if c.group == "SEARCH"}
+    assert search_ids
+    status, results = kit("server", "127.0.0.1:%d" % server.port, "--only", "server.search.*")
+    assert status == 0 and set(results) == search_ids
+    assert {r["status"] for r in results.values()} == {"PASS"}, results
+    status, results = kit("server", stub("server"), "--only", "server.search.*")
+    assert status == 0
+    assert {r["status"] for r in results.values()} == {"SKIP"}, results
+    assert "does not offer SEARCH" in results["server.search.codes"]["why"]
 
 
 @pytest.mark.parametrize("defect, ids, words", [
@@ -303,3 +318,74 @@ def test_docs_table_lists_every_check():
         table = f.read().split("## The checks", 1)[1]
     rows = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
     assert rows == {c.id for c in conform.CHECKS}
+
+
+# Behaviours seen in public implementations of the protocol, each once
+# misjudged by the kit (docs/conformance.md, "What the kit found in the wild").
+
+def test_codes_as_integers_but_lists_as_a_raw_byte_is_one_failure(stub):
+    """A server that sends 4-byte integers for replies that are only a code and
+    the raw byte before a list: one encoding failure, the lists judged too."""
+    _, results = kit("server", stub("server", "--defect", "mixed-codes"))
+    assert failed(results) == {"server.reply.raw-code"}
+
+
+def test_a_close_instead_of_other_error_is_blamed_on_the_input(stub):
+    """A server that closes without a reply on an empty field: the empty user
+    name fails its code check with the input named, not a framing hint, and an
+    empty description (allowed by the statement's silence) is judged apart."""
+    _, results = kit("server", stub("server", "--defect", "close-on-empty"))
+    assert failed(results) == {"server.register.codes", "server.fields.empty-description"}
+    res = results["server.register.codes"]
+    assert "framed" not in res.get("hint", "") and "closed" in res["why"] + res["hint"], res
+    assert results["server.fields.empty-description"]["level"] == "recommended"
+
+
+def test_refusing_low_ports_fails_only_the_port_range(stub):
+    """A server that refuses ports below 1024: the recommended port-range check
+    names them; no statement check fails for it."""
+    _, results = kit("server", stub("server", "--defect", "low-ports-refused"))
+    assert failed(results) == {"server.connect.port-range"}
+    assert "1, 1023" in results["server.connect.port-range"]["why"]
+
+
+def test_a_server_that_crashes_is_named_once(stub):
+    """A server that dies on an unknown operation: that check says it stopped
+    answering, the later ones say where it stopped, without a traceback."""
+    _, results = kit("server", stub("server", "--defect", "crash-on-unknown"))
+    why = results["server.request.unknown-operation"]["why"]
+    assert "stopped" in why and "Error" not in why, why
+    later = [r for r in results.values() if r["status"] == "FAIL" and
+             r["id"] != "server.request.unknown-operation"]
+    assert later and all("server.request.unknown-operation" in r["why"] for r in later), later
+
+
+def test_datetime_read_as_user_is_blamed_once(stub):
+    """A server that takes the date-time for the user name (a protocol without
+    the date-time field): every other failure says it was not judged, and why."""
+    _, results = kit("server", stub("server", "--defect", "datetime-as-user"))
+    others = [r for r in results.values() if r["status"] == "FAIL" and
+              r["id"] != "server.framing.datetime-second"]
+    assert others and all(r["why"].startswith("not judged: the server reads the date-time")
+                          for r in others), others
+
+
+def test_an_operation_waiting_for_more_fields_is_named_once(stub):
+    """A server whose CONNECT waits for a field the statement does not have:
+    the first CONNECT says so (it answers once the kit closes its side), the
+    later ones fail at once instead of each waiting out the timeout."""
+    _, results = kit("server", stub("server", "--defect", "connect-extra-field"),
+                     "--timeout", "2")
+    why = results["server.connect.codes"]["why"]
+    assert "waits for more than the statement's 4 fields" in why, why
+    later = results["server.disconnect.codes"]["why"]
+    assert "not waited for again" in later, later
+    assert sum(r["seconds"] for r in results.values()) < 30
+
+
+def test_unknown_operation_held_open_fails_only_the_recommended_check(stub):
+    """A server that neither answers nor closes an unknown operation, and keeps
+    serving: the statement check (it keeps running) passes; the recommended
+    one (closed without a reply) fails."""
+    _, results = kit("server", stub("server", "--defect", "unknown-held"), "--timeout", "2")
+    assert failed(results) == {"server.request.unknown-closed"}

@@ -197,3 +197,17 @@ def test_log_budget_refuses_then_recovers(make_server, logs, tmp_path):
         harness.time.sleep(0.1)
     assert lines[:first_refused] == ["user%03d REGISTER 17/12/2014 13:20:35" % i
                                      for i in range(first_refused)]
+
+
+def test_state_files_are_private(make_server, tmp_path):
+    """Names, addresses and paths: the state directory is 0700, its files 0600
+    (as operations.log), after a stop and after a compaction."""
+    state = tmp_path / "state"
+    srv = make_server("-d", str(state), "-C", "1")
+    setup_alice(srv)
+    assert srv.stop() == 0
+    assert os.stat(state).st_mode & 0o777 == 0o700
+    names = os.listdir(state)
+    assert names
+    for name in names:
+        assert os.stat(state / name).st_mode & 0o777 == 0o600, name

@@ -76,6 +76,11 @@ static void check_ok(const struct request *r, const char *buf, size_t len)
     if (r->description)
         check_field(r->description, buf, len);
     CHECK((r->target != NULL) == (r->op == OP_LIST_CONTENT));
+    CHECK((r->query != NULL) == (r->op == OP_SEARCH));
+    if (r->query) {
+        check_field(r->query, buf, len);
+        CHECK(r->max >= 1 && r->max <= 1000);
+    }
     if (r->target) {
         check_field(r->target, buf, len);
         CHECK(is_word(r->target));

@@ -62,3 +62,20 @@ def test_restored_session_is_probed_at_start(make_server, clients, peers, tmp_pa
     srv.kill()
     srv = make_server("-d", state)
     assert listed(srv, "watcher") == ["watcher"]
+
+
+def test_restored_dead_session_goes_in_the_first_round(make_server, clients, peers, tmp_path):
+    """As under `make run` (-L 30, -N 3): a session restored at start whose
+    client died meanwhile has not been seen since the restart, so the first
+    round's one failed probe ends it (not 3 rounds, about 62 s, later)."""
+    state = str(tmp_path / "state")
+    srv = make_server("-d", state)
+    online(srv, "watcher", peers().port)
+    alice = start_connected(clients, srv.port, "alice")
+    srv.kill()
+    alice.kill()
+    start = time.monotonic()
+    srv = make_server("-d", state, "-L", "30", "-N", "3")
+    srv.wait_line(r"^s> EXPIRED alice 127\.0\.0\.1 \d+ \(1 probes failed\)$", timeout=20)
+    assert time.monotonic() - start < 15
+    assert listed(srv, "watcher") == ["watcher"]

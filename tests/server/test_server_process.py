@@ -110,3 +110,16 @@ def test_stalled_client_does_not_hold_up_shutdown():
             assert srv.proc.returncode == 0
     finally:
         srv.stop()
+
+
+def test_missing_port_is_named():
+    """No -p: the usage says what is missing."""
+    r = run()
+    assert r.returncode == 2 and "server: missing -p PORT" in r.stderr
+
+
+def test_help_names_short_and_long_options():
+    """--help names -D and --dump (the README uses --dump), and every long name."""
+    out = run("--help").stdout
+    for word in ("-D", "--dump", "--port", "--state-dir", "--liveness"):
+        assert word in out, word

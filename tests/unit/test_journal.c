@@ -18,6 +18,7 @@
 #include "crc32c.h"
 #include "durable.h"
 #include "journal.h"
+#include "manifest.h"
 #include "record.h"
 #include "registry.h"
 #include "snapshot.h"
@@ -44,9 +45,10 @@ static void remove_dir(void)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static void noop_compact(void *ctx)
+static bool noop_compact(void *ctx)
 {
     (void)ctx;
+    return true;
 }
 
 static struct journal *open_journal(uint64_t last)
@@ -155,7 +157,7 @@ START_TEST(append_replay_reopen)
     journal_close(j);
     struct seen s = {0};
     uint64_t last;
-    ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, &s, &last), 0);
+    ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, NULL, &s, &last), 0);
     ck_assert_int_eq(s.n, 5);
     ck_assert_uint_eq(last, 5);
     for (int i = 0; i < 5; i++)
@@ -165,7 +167,7 @@ START_TEST(append_replay_reopen)
     append_n(j, 2);
     journal_close(j);
     memset(&s, 0, sizeof s);
-    ck_assert_int_eq(journal_replay(dir, 3, true, count_rec, &s, &last), 0);
+    ck_assert_int_eq(journal_replay(dir, 3, true, count_rec, NULL, &s, &last), 0);
     ck_assert_int_eq(s.n, 4);       /* only those after the snapshot's seq 3 */
     ck_assert_uint_eq(s.seqs[0], 4);
     ck_assert_uint_eq(last, 7);
@@ -188,7 +190,7 @@ START_TEST(torn_tail_every_offset)
         ck_assert_int_eq(truncate(seg1, (off_t)cut), 0);
         struct seen s = {0};
         uint64_t last;
-        ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, &s, &last), 0);
+        ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, NULL, &s, &last), 0);
         ck_assert_int_eq(s.n, 3);
         ck_assert_uint_eq(last, 3);
         ck_assert_uint_eq(seg1_size(), two);
@@ -217,12 +219,98 @@ START_TEST(flipped_byte_refuses)
         ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)off), 1);
         struct seen s = {0};
         uint64_t last;
-        ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, &s, &last), -1);
+        ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, NULL, &s, &last), -1);
         b ^= 0x01;
         ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)off), 1);
         close(fd);
         ck_assert_uint_eq(seg1_size(), full);   /* nothing was cut */
     }
+    remove_dir();
+}
+END_TEST
+
+/* The runs of seqs no segment holds, as the gap hook hears them. */
+struct gaps {
+    int n;
+    uint64_t from[4], to[4];
+};
+
+static int note_gap(void *ctx, uint64_t from, uint64_t to, const char *next)
+{
+    (void)next;
+    struct gaps *g = ctx;
+    g->from[g->n] = from;
+    g->to[g->n++] = to;
+    return 0;
+}
+
+static int no_record(void *ctx, const struct jrec *r)
+{
+    (void)ctx, (void)r;
+    return 0;
+}
+
+/* Three segments, the middle one removed: without a gap hook the replay
+ * stops (it used to skip the missing seqs); with one, it hears them. */
+START_TEST(missing_middle_segment)
+{
+    make_dir();
+    struct journal *j = open_journal(0);
+    uint64_t last;
+    append_n(j, 3);
+    ck_assert(journal_rotate(j, &last));
+    append_n(j, 2);
+    ck_assert(journal_rotate(j, &last));
+    append_n(j, 2);
+    journal_close(j);
+    char path[128];
+    snprintf(path, sizeof path, "%s/journal.%020d", dir, 4);
+    ck_assert_int_eq(unlink(path), 0);
+    struct seen s = {0};
+    ck_assert_int_eq(journal_replay(dir, 0, true, count_rec, NULL, &s, &last), -1);
+    /* A snapshot holding them makes them unneeded. */
+    memset(&s, 0, sizeof s);
+    ck_assert_int_eq(journal_replay(dir, 5, true, count_rec, NULL, &s, &last), 0);
+    ck_assert_int_eq(s.n, 2);
+    ck_assert_uint_eq(last, 7);
+    struct gaps g = {0};
+    ck_assert_int_eq(journal_replay(dir, 0, true, no_record, note_gap, &g, &last), 0);
+    ck_assert_int_eq(g.n, 1);
+    ck_assert_uint_eq(g.from[0], 4);
+    ck_assert_uint_eq(g.to[0], 5);
+    /* Seqs held only by a snapshot past the last segment are heard too. */
+    memset(&g, 0, sizeof g);
+    snprintf(path, sizeof path, "%s/journal.%020d", dir, 1);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(journal_replay(dir, 9, true, no_record, note_gap, &g, &last), 0);
+    ck_assert_int_eq(g.n, 2);
+    ck_assert_uint_eq(g.from[0], 1);
+    ck_assert_uint_eq(g.to[0], 5);
+    ck_assert_uint_eq(g.from[1], 8);
+    ck_assert_uint_eq(g.to[1], 9);
+    remove_dir();
+}
+END_TEST
+
+/* DIR/manifest: written and read back; absent reads as 0; damaged as -1. */
+START_TEST(manifest_round_trip)
+{
+    make_dir();
+    struct manifest m = {.snapshot_seq = 221, .snapshot_users = 220, .snapshot_files = 3,
+                         .snapshot_bytes = 9000, .segment = 222}, back;
+    ck_assert_int_eq(manifest_read(dir, &back), 0);
+    ck_assert_int_eq(manifest_write(dir, &m), 0);
+    ck_assert_int_eq(manifest_read(dir, &back), 1);
+    ck_assert_mem_eq(&m, &back, sizeof m);
+    char path[128];
+    snprintf(path, sizeof path, "%s/manifest", dir);
+    int fd = open(path, O_RDWR);
+    unsigned char b;
+    ck_assert_int_eq(pread(fd, &b, 1, 20), 1);
+    b ^= 1;
+    ck_assert_int_eq(pwrite(fd, &b, 1, 20), 1);
+    close(fd);
+    ck_assert_int_eq(manifest_read(dir, &back), -1);
     remove_dir();
 }
 END_TEST
@@ -233,7 +321,9 @@ START_TEST(reader_across_segments)
     make_dir();
     struct journal *j = open_journal(0);
     append_n(j, 3);
-    journal_rotate(j);
+    uint64_t last;
+    ck_assert(journal_rotate(j, &last));
+    ck_assert_uint_eq(last, 3);
     append_n(j, 2);
     struct jreader *r = jreader_open(j, 2);
     struct jrec rec;
@@ -464,7 +554,7 @@ START_TEST(expiry_journaled_and_replayed)
     /* One DISCONNECT record: the expiry, marked, with a server date-time. */
     struct disconnects d = {0};
     uint64_t last;
-    ck_assert_int_eq(journal_replay(dir, 0, false, collect_disconnect, &d, &last), 0);
+    ck_assert_int_eq(journal_replay(dir, 0, false, collect_disconnect, NULL, &d, &last), 0);
     ck_assert_int_eq(d.n, 1);
     ck_assert_str_eq(d.path[0], REG_EXPIRED_MARK);
     struct tm tm;
@@ -501,6 +591,8 @@ int main(void)
     tcase_add_test(tc, torn_tail_every_offset);
     tcase_add_test(tc, flipped_byte_refuses);
     tcase_add_test(tc, reader_across_segments);
+    tcase_add_test(tc, missing_middle_segment);
+    tcase_add_test(tc, manifest_round_trip);
     tcase_add_test(tc, hook_sees_refused_ops_too);
     tcase_add_test(tc, failing_hook_undoes);
     tcase_add_test(tc, listings_follow_journal);

@@ -262,6 +262,7 @@ START_TEST(operation_table)
         {OP_CONNECT, "CONNECT", 3},       {OP_DISCONNECT, "DISCONNECT", 3},
         {OP_PUBLISH, "PUBLISH", 4},       {OP_DELETE, "DELETE", 4},
         {OP_LIST_USERS, "LIST_USERS", 3}, {OP_LIST_CONTENT, "LIST_CONTENT", 4},
+        {OP_SEARCH, "SEARCH", 4},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         ck_assert_str_eq(op_name(want[i].op), want[i].name);
@@ -282,6 +283,7 @@ static const char *const valid[OP_COUNT][6] = {
     [OP_DELETE]       = {"DELETE", DT, "alice", "/a/b.txt", NULL},
     [OP_LIST_USERS]   = {"LIST_USERS", DT, "alice", NULL},
     [OP_LIST_CONTENT] = {"LIST_CONTENT", DT, "alice", "bob", NULL},
+    [OP_SEARCH]       = {"SEARCH", DT, "alice", "lecture notes", "10", NULL},
     [OP_EXTENSIONS]   = {"EXTENSIONS", DT, NULL},
 };
 
@@ -419,11 +421,38 @@ START_TEST(empty_required_fields)
             const char *fields[6];
             memcpy(fields, valid[op], sizeof fields);
             fields[k] = "";
-            enum parse_status want = op == OP_PUBLISH && k == 4 ? PARSE_OK : PARSE_BAD_FIELD;
+            /* A description may be empty; so may SEARCH's maximum (the default). */
+            enum parse_status want = (op == OP_PUBLISH || op == OP_SEARCH) && k == 4
+                                     ? PARSE_OK : PARSE_BAD_FIELD;
             ck_assert_msg(parse(b, build(b, fields), &r) == want, "%s field %d",
                           valid[op][0], k);
             ck_assert_int_eq(r.op, op);
         }
+    }
+}
+END_TEST
+
+/* SEARCH: a query needs a word; the maximum is empty (100) or 1..1000. */
+START_TEST(search_fields)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    ck_assert_int_eq(parse(b, REQ(b, "SEARCH", DT, "bob", "Lect  NOTES", ""), &r), PARSE_OK);
+    ck_assert_str_eq(r.query, "Lect  NOTES");
+    ck_assert_uint_eq(r.max, 100);
+    ck_assert_int_eq(parse(b, REQ(b, "SEARCH", DT, "bob", "x", "1000"), &r), PARSE_OK);
+    ck_assert_uint_eq(r.max, 1000);
+    ck_assert_int_eq(parse(b, REQ(b, "SEARCH", DT, "bob", "x", "1"), &r), PARSE_OK);
+    ck_assert_uint_eq(r.max, 1);
+    static const char *const bad_max[] = {"0", "1001", "-1", "+5", " 5", "5 ", "abc", "10000"};
+    for (size_t i = 0; i < sizeof bad_max / sizeof *bad_max; i++)
+        ck_assert_msg(parse(b, REQ(b, "SEARCH", DT, "bob", "x", bad_max[i]), &r) ==
+                      PARSE_BAD_FIELD, "max '%s'", bad_max[i]);
+    static const char *const no_word[] = {"", " ", "--- ./", "\t"};
+    for (size_t i = 0; i < sizeof no_word / sizeof *no_word; i++) {
+        ck_assert_msg(parse(b, REQ(b, "SEARCH", DT, "bob", no_word[i], ""), &r) ==
+                      PARSE_BAD_FIELD, "query '%s'", no_word[i]);
+        ck_assert_int_eq(r.op, OP_SEARCH);
     }
 }
 END_TEST
@@ -436,6 +465,7 @@ int main(void)
     tcase_add_test(tc, every_prefix_is_incomplete);
     tcase_add_test(tc, unknown_operations);
     tcase_add_test(tc, extensions_request_and_reply);
+    tcase_add_test(tc, search_fields);
     tcase_add_test(tc, field_limit_is_256_bytes);
     tcase_add_test(tc, empty_fields);
     tcase_add_test(tc, user_names_and_paths);
