@@ -265,6 +265,35 @@ class Bench:
                                       med(r["p50_us"] for r in a), med(r["p99_us"] for r in a)),
             "", "Ratio on/off: **%s** (target >= 0.9x)." % ratio_text(ratios)]))
 
+    def auth(self):
+        """Authenticated users (AUTH: REGISTER_AUTH, each LIST_CONTENT with its
+        HMAC) against classic ones, on the same server, interleaved."""
+        srv = self.index_server(log=True)
+        self.run([os.path.join(self.tools, "loadgen"), "-p", str(srv.port), "-m", "setup",
+                  "-n", "1000"], check=True, capture_output=True)
+        rows = []
+        for mode, label in (("register", "REGISTER of new users"),
+                            ("list", "LIST_CONTENT of 1,000 files")):
+            ratios, a, c = [], [], []
+            for run in range(self.runs):
+                x = self.loadgen(srv.port, 4, mode, "ac%s%d" % (mode[0], run))
+                y = self.loadgen(srv.port, 4, mode, "aa%s%d" % (mode[0], run), extra=("-a",))
+                assert x["errors"] == 0 and y["errors"] == 0, (x, y)
+                ratios.append(y["ops_s"] / x["ops_s"])
+                a.append(y)
+                c.append(x)
+            rows.append("| %s | %s | %s | **%s** |" % (
+                label, spread((r["ops_s"] for r in c), "%.0f"),
+                spread((r["ops_s"] for r in a), "%.0f"), ratio_text(ratios)))
+        self.stop_all()
+        self.sections.append(("Authenticated users against classic", [
+            "4 client threads, the same server (logging on); authenticated: REGISTER_AUTH with a "
+            "secret, and LIST_CONTENT wrapped in AUTH (a counter and HMAC-SHA256, checked under "
+            "the registry lock with the user's precomputed key) by each thread's own "
+            "authenticated requester.",
+            "", "| workload | classic ops/s | authenticated ops/s | ratio |",
+            "| --- | --- | --- | --- |"] + rows + ["", "Target: >= 0.9x."]))
+
     def http_port(self, srv):
         """The live view's port of srv, a server started with -H."""
         with open(os.path.join(self.tmp, "p%d.err" % self.procs.index(srv))) as f:
@@ -863,14 +892,14 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--only", help="comma-separated: throughput,ceiling,locks,logging,time,scale,"
-                                   "transfer,durable,restart,liveness,live,search")
+    ap.add_argument("--only", help="comma-separated: throughput,ceiling,locks,logging,auth,time,"
+                                   "scale,transfer,durable,restart,liveness,live,search")
     args = ap.parse_args()
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     b = Bench(args.tools, args.runs, args.seconds)
     steps = {"throughput": b.throughput, "ceiling": b.ceiling, "locks": b.lock_hold,
-             "logging": b.logging, "time": b.time_service, "scale": b.scale,
+             "logging": b.logging, "auth": b.auth, "time": b.time_service, "scale": b.scale,
              "transfer": b.transfer, "durable": b.durable_throughput,
              "restart": b.durable_restart, "liveness": b.liveness, "live": b.live_view,
              "search": b.search}

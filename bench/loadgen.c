@@ -20,6 +20,10 @@
  *   search     SEARCH by OWNER for two vocabulary words drawn at random
  *              (a -w fill makes such a pair match about 20 files)
  *   publish    PUBLISH of new files of OWNER_pub (as in mixed)
+ * With -a, the users are authenticated (the AUTH extension): REGISTER is
+ * REGISTER_AUTH with a fixed secret, and in list mode each thread lists as
+ * its own authenticated requester PREFIX_r<thread> (registered and connected
+ * before the clock starts), every request wrapped in AUTH with its HMAC.
  * Prints one line: ops, ops/s, p50 and p99 latency in microseconds, errors.
  * An error is a failed connect/send/receive or an unexpected result code.
  */
@@ -39,6 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nettle/hmac.h>
+
 #define DATETIME "17/12/2014 13:20:35"
 #define BUCKETS 4096            /* latency histogram: see bucket_of() */
 #include <stdbool.h>
@@ -53,10 +59,14 @@ static bool vocabulary;             /* -w: fill with vocabulary words */
 static int nthreads = 1;
 static double seconds = 2.0;
 static atomic_bool stop_flag;
+static bool authed;                 /* -a */
+static const char secret_hex[] =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 struct worker {
     pthread_t tid;
     int id;
+    uint64_t counter;               /* -a: this thread's requester's last AUTH counter */
     uint64_t ops, errors;
     uint64_t hist[BUCKETS];
 };
@@ -147,6 +157,41 @@ static unsigned next_rand(uint64_t *s)
 #define FRAME(cap, ...) (frame(req, (cap), (const char *const[]){__VA_ARGS__, NULL}))
 #define OP(...) FRAME(sizeof req, __VA_ARGS__)
 
+/*
+ * Wrap the len-byte request in req (of cap bytes) in AUTH with counter:
+ * HMAC-SHA256 under the fixed secret of the counter text, its NUL and the
+ * request (docs/protocol.md).  Returns the new length.
+ */
+static size_t wrap_auth(char *req, size_t len, size_t cap, uint64_t counter)
+{
+    static uint8_t secret[32];
+    for (int i = 0; i < 32; i++)
+        secret[i] = (uint8_t)i;        /* secret_hex */
+    char head[128], text[24];
+    int tn = snprintf(text, sizeof text, "%llu", (unsigned long long)counter);
+    struct hmac_sha256_ctx ctx;
+    uint8_t mac[32];
+    hmac_sha256_set_key(&ctx, sizeof secret, secret);
+    hmac_sha256_update(&ctx, (size_t)tn + 1, (const uint8_t *)text);
+    hmac_sha256_update(&ctx, len, (const uint8_t *)req);
+    hmac_sha256_digest(&ctx, sizeof mac, mac);
+    int hn = snprintf(head, sizeof head, "AUTH%c%s%c", 0, text, 0);
+    for (int i = 0; i < 32; i++)
+        hn += snprintf(head + hn, sizeof head - (size_t)hn, "%02x", mac[i]);
+    head[hn++] = '\0';
+    if ((size_t)hn + len > cap)
+        return len;
+    memmove(req + hn, req, len);
+    memcpy(req, head, (size_t)hn);
+    return (size_t)hn + len;
+}
+
+/* -a: this worker's authenticated requester's name. */
+static void requester(const struct worker *w, char *out, size_t n)
+{
+    snprintf(out, n, "%s_r%d", prefix, w->id);
+}
+
 /* Build the next request of this worker's mode; *want is the expected code. */
 static size_t next_request(struct worker *w, uint64_t k, char *req, size_t cap, int *want)
 {
@@ -161,6 +206,8 @@ static size_t next_request(struct worker *w, uint64_t k, char *req, size_t cap, 
     *want = 0;
     if (strcmp(m, "register") == 0) {
         snprintf(user, sizeof user, "%s_%d_%llu", prefix, w->id, (unsigned long long)k);
+        if (authed)
+            return FRAME(cap, "REGISTER_AUTH", DATETIME, user, secret_hex);
         return FRAME(cap, "REGISTER", DATETIME, user);
     }
     if (strcmp(m, "publish") == 0) {
@@ -177,7 +224,26 @@ static size_t next_request(struct worker *w, uint64_t k, char *req, size_t cap, 
                  vocab_word(next_rand(&s), b));
         return FRAME(cap, "SEARCH", DATETIME, owner, query, "");
     }
+    if (authed) {
+        requester(w, user, sizeof user);
+        size_t len = FRAME(cap, "LIST_CONTENT", DATETIME, user, owner);
+        return wrap_auth(req, len, cap, ++((struct worker *)w)->counter);
+    }
     return FRAME(cap, "LIST_CONTENT", DATETIME, owner, owner);
+}
+
+/* -a: register and connect each worker's requester, before the clock starts. */
+static int setup_requesters(struct worker *w)
+{
+    char req[1200], user[64];
+    int errors = 0;
+    for (int i = 0; i < nthreads; i++) {
+        requester(&w[i], user, sizeof user);
+        errors += one_op(req, OP("REGISTER_AUTH", DATETIME, user, secret_hex)) != 0;
+        size_t len = OP("CONNECT", DATETIME, user, "40000");
+        errors += one_op(req, wrap_auth(req, len, sizeof req, ++w[i].counter)) != 0;
+    }
+    return errors;
 }
 
 /* A timed worker: operations until the stop flag. */
@@ -262,7 +328,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: loadgen -p PORT [-h HOST] [-t THREADS] [-d SECONDS] "
                     "[-m register|list|mixed|search|publish|setup|fill] [-w] [-x PREFIX] [-n COUNT] "
-                    "[-o OWNER]\n");
+                    "[-o OWNER] [-a]\n");
     exit(2);
 }
 
@@ -271,7 +337,7 @@ int main(int argc, char **argv)
     const char *host = "127.0.0.1";
     long port = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "p:h:t:d:m:x:n:o:w")) != -1) {
+    while ((opt = getopt(argc, argv, "ap:h:t:d:m:x:n:o:w")) != -1) {
         switch (opt) {
         case 'p': port = (long)number(optarg, 1, 65535); break;
         case 'h': host = optarg; break;
@@ -282,6 +348,7 @@ int main(int argc, char **argv)
         case 'n': count = (long)number(optarg, 0, 1e9); break;
         case 'o': owner = optarg; break;
         case 'w': vocabulary = true; break;
+        case 'a': authed = true; break;
         default: usage();
         }
     }
@@ -296,9 +363,14 @@ int main(int argc, char **argv)
 
     struct worker *w = calloc((size_t)nthreads, sizeof *w);
     bool fill = strcmp(mode, "fill") == 0;
+    for (int i = 0; i < nthreads; i++)
+        w[i].id = i;
+    if (authed && strcmp(mode, "list") == 0 && setup_requesters(w) != 0) {
+        fprintf(stderr, "loadgen: cannot set up the authenticated requesters\n");
+        return 1;
+    }
     double t0 = now_s();
     for (int i = 0; i < nthreads; i++) {
-        w[i].id = i;
         pthread_create(&w[i].tid, NULL, fill ? fill_worker : timed_worker, &w[i]);
     }
     if (!fill) {

@@ -9,6 +9,7 @@
 #include <net/if.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -106,6 +107,30 @@ int net_local_ip(int fd, char *ip, size_t len)
         return -1;
     address_text(&ss, ip, len);
     return 0;
+}
+
+void net_source_key(const char *ip, unsigned v6_prefix, char *key)
+{
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, ip, &a6) != 1) {
+        snprintf(key, NET_SOURCE_KEY_MAX, "%s", ip);    /* IPv4 (or unknown): itself */
+        return;
+    }
+    if (IN6_IS_ADDR_LOOPBACK(&a6)) {
+        snprintf(key, NET_SOURCE_KEY_MAX, "127.0.0.1");
+        return;
+    }
+    if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+        inet_ntop(AF_INET, &a6.s6_addr[12], key, NET_SOURCE_KEY_MAX);
+        return;
+    }
+    if (v6_prefix > 128)
+        v6_prefix = 128;
+    for (unsigned bit = v6_prefix; bit < 128; bit++)
+        a6.s6_addr[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+    char net[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &a6, net, sizeof net);
+    snprintf(key, NET_SOURCE_KEY_MAX, "%s/%u", net, v6_prefix);
 }
 
 bool net_is_loopback(const char *ip)

@@ -39,6 +39,16 @@ int net_accept(int lfd, char *ip, size_t len);
  */
 int net_local_ip(int fd, char *ip, size_t len);
 
+/*
+ * The source an address counts as for a per-source cap, as text into key
+ * (NET_SOURCE_KEY_MAX bytes): an IPv6 address as its network of prefix
+ * length v6_prefix ("2001:db8::/64"), ::1 as 127.0.0.1, an IPv4-mapped
+ * address as dotted IPv4, any other address as itself.  One machine (or
+ * one customer's /64) cannot take every slot by holding many addresses.
+ */
+#define NET_SOURCE_KEY_MAX 64
+void net_source_key(const char *ip, unsigned v6_prefix, char *key);
+
 /* True for a loopback address as text: 127.0.0.0/8 or ::1. */
 bool net_is_loopback(const char *ip);
 

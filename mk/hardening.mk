@@ -53,11 +53,11 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all -fno-omit-frame-pointer \
                 -Icommon -Iserver -Irpc -I$(BUILD)/gen $(TIRPC_CFLAGS)
 
-$(FUZZ_DIR)/fuzz_request: tests/fuzz/fuzz_request.c server/request.c
+$(FUZZ_DIR)/fuzz_request: tests/fuzz/fuzz_request.c server/request.c server/auth.c
 $(FUZZ_DIR)/fuzz_logstore: tests/fuzz/fuzz_logstore.c rpc/logstore.c common/fileio.c common/console.c common/clock.c
 $(FUZZ_DIR)/fuzz_%:
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ -o $@ $(LDLIBS)
 
 # New inputs go to build/fuzz/corpus/NAME (the committed seeds stay as they
 # are); a crash is saved as tests/fuzz/crash-* (git-ignored) to turn into a

@@ -109,9 +109,11 @@ start_log() {
 # connected user's endpoint is probed; a user whose client died is
 # disconnected after 3 failed probes (docs/protocol.md), one restored from
 # the state directory whose client died meanwhile by the first probe.  -i 64:
-# connections at once from one address; -f, -b: files per user and bytes of
-# one user's listing (docs/security.md); -H: the live view on loopback only
-# (docs/http.md).  The bare bin/server has none of these.
+# connections at once from one source (an IPv4 address, or an IPv6 /64); -f,
+# -b: files per user and bytes of one user's listing (docs/security.md); -H:
+# the live view on loopback only (docs/http.md).  The bare bin/server has none
+# of these.  Users our client registers are authenticated (AUTH,
+# docs/protocol.md): their secrets live in the state directory (0600).
 start_index() {
     "$BIN/server" -p "$PORT" -d "$STATE_DIR" -k "$LOG_KEY" -L 30 \
         -i 64 -f 100000 -b 33554432 -H "127.0.0.1:$HTTP_PORT" &

@@ -56,6 +56,9 @@ static const struct setting settings[] = {
     {'i', "per-source", NULL, "N", "per-source cap",
      "connections at once from one IP address; 0 is no cap", "0", false, K_UINT, 0,
      1000000, &config.max_per_source},
+    {'P', "v6-prefix", NULL, "BITS", "IPv6 prefix length",
+     "with -i: IPv6 sources in one network of this prefix length count as one source",
+     "64", false, K_UINT, 1, 128, &config.v6_prefix},
     {'f', "files-per-user", NULL, "N", "file quota",
      "files one user may publish; 0 is no quota", "0", false, K_UINT, 0, 100000000,
      &config.files_per_user},
@@ -99,6 +102,9 @@ static const struct setting settings[] = {
      "with -d: start although files the state directory must hold are missing "
      "(the loss is printed and marked in the operation log)",
      NULL, false, K_FLAG, 0, 0, &config.accept_loss},
+    {'K', "forget-key", NULL, "USER", "user name",
+     "with -d: make USER (whose secret is lost) a classic user again and exit",
+     NULL, false, K_TEXT, 0, 0, &config.forget_key},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -249,7 +255,7 @@ int config_load(int argc, char **argv)
         given[s - settings] = true;
     }
     for (size_t i = 0; i < N_SETTINGS; i++)
-        if (settings[i].required && !given[i] && !config.dump) {
+        if (settings[i].required && !given[i] && !config.dump && !config.forget_key) {
             fprintf(stderr, "server: missing -%c %s (the %s)\n", settings[i].flag,
                     settings[i].arg, settings[i].what);
             usage(stderr);
@@ -260,8 +266,8 @@ int config_load(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (config.dump && config.state_dir == NULL) {
-        diag("server: --dump needs -d DIR\n");
+    if ((config.dump || config.forget_key) && config.state_dir == NULL) {
+        diag("server: --%s needs -d DIR\n", config.dump ? "dump" : "forget-key");
         usage(stderr);
         return 2;
     }

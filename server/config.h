@@ -32,6 +32,7 @@ struct config {
     unsigned long probe_failures;   /* -N: failed probes in a row that expire */
     const char *log_key_file;       /* -k: key shared with the log server; NULL: none */
     unsigned long max_per_source;   /* -i: connections at once from one IP address */
+    unsigned long v6_prefix;        /* -P: IPv6 sources counted per network of this length */
     unsigned long files_per_user;   /* -f: files one user may publish */
     unsigned long listing_bytes;    /* -b: bytes of one user's LIST_CONTENT reply */
     struct hostport http;           /* -H: the live view and /metrics; unset: off */
@@ -48,6 +49,7 @@ struct config {
     unsigned long compact_bytes;    /* -C: a journal segment this big: snapshot */
     unsigned long dump;             /* -D: print the state of -d DIR and exit */
     unsigned long accept_loss;      /* -A: start despite missing state files */
+    const char *forget_key;         /* -K: with -d: forget this user's secret and exit */
 };
 
 extern struct config config;

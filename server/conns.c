@@ -58,11 +58,12 @@
 #define IDLE_THREADS_MAX 64             /* threads waiting in accept4() at most... */
 #define IDLE_WAIT_MS 1000               /* ...each for this long, unless the last */
 
-/* Connections from one source address, in server.sources while any is open. */
+/* Connections from one source (an address, or an IPv6 network: see
+ * net_source_key), in server.sources while any is open. */
 struct source {
-    UT_hash_handle hh;          /* keyed by ip */
+    UT_hash_handle hh;          /* keyed by key */
     unsigned conns;             /* guarded by server.lock */
-    char ip[INET6_ADDRSTRLEN];
+    char key[NET_SOURCE_KEY_MAX];
 };
 
 /* One connection being served, linked in server.conns; each thread keeps
@@ -77,7 +78,8 @@ struct conn {
 static struct {
     struct handler_config handler;
     unsigned max_conns;             /* in all */
-    unsigned max_per_source;        /* from one source address */
+    unsigned max_per_source;        /* from one source (address or IPv6 network) */
+    unsigned v6_prefix;             /* IPv6 sources: networks of this length */
     int lfd;
     pthread_attr_t thread_attr;
     pthread_mutex_t lock;
@@ -108,16 +110,18 @@ static bool admit(struct conn *c)
         return false;
     }
     struct source *s;
-    HASH_FIND_STR(server.sources, c->ip, s);
+    char key[NET_SOURCE_KEY_MAX];
+    net_source_key(c->ip, server.v6_prefix, key);
+    HASH_FIND_STR(server.sources, key, s);
     if (s == NULL) {
         s = calloc(1, sizeof *s);
         if (s == NULL)
             return false;
-        snprintf(s->ip, sizeof s->ip, "%s", c->ip);
+        memcpy(s->key, key, sizeof key);
         bool add_failed = false;
 #undef uthash_nonfatal_oom
 #define uthash_nonfatal_oom(obj) (add_failed = true)
-        HASH_ADD_STR(server.sources, ip, s);
+        HASH_ADD_STR(server.sources, key, s);
         if (add_failed) {
             free(s);
             return false;
@@ -321,6 +325,7 @@ int conns_start(int lfd, const struct handler_config *handler)
     server.max_conns = (unsigned)config.max_conns;
     server.max_per_source = config.max_per_source ? (unsigned)config.max_per_source
                                                   : UINT_MAX;    /* 0: no cap */
+    server.v6_prefix = (unsigned)config.v6_prefix;
     pthread_attr_init(&server.thread_attr);
     pthread_attr_setdetachstate(&server.thread_attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&server.thread_attr,

@@ -50,7 +50,7 @@ static bool journal_hook(void *ctx, struct reg_op *op, enum reg_status status)
     struct jrec rec = {.status = status, .port = op->port, .op = op->op,
                        .datetime = datetime, .user = op->user, .path = op->path,
                        .description = op->description, .target = op->target,
-                       .ip = op->ip};
+                       .ip = op->ip, .counter = op->counter, .secret = op->secret};
     if (!journal_append(ctx, &rec))
         /* After a failed sync reads go on, unjournaled (so unlogged). */
         return ops_read_only(op->op) && journal_failed(ctx);
@@ -66,11 +66,17 @@ static bool journal_hook(void *ctx, struct reg_op *op, enum reg_status status)
  */
 static int replay_one(void *ctx, const struct jrec *r)
 {
+    /* A proven counter counts even when the operation was refused or only
+     * read: a copy of that request must stay refused after a restart. */
+    if (r->counter != 0)
+        registry_restore_key(ctx, r->user, NULL, r->counter);
     if (r->status != REG_OK || ops_read_only(r->op) || r->op == OP_LOSS)
         return 0;               /* refused, a read or a loss mark: it changed nothing */
+    /* Trusted: it was proven when it happened. */
     struct reg_op op = {.op = r->op, .datetime = r->datetime, .user = r->user,
                         .path = r->path, .description = r->description,
-                        .target = r->target, .ip = r->ip, .port = r->port};
+                        .target = r->target, .ip = r->ip, .port = r->port,
+                        .secret = r->secret, .trusted = true};
     struct listing *list = NULL;
     enum reg_status s = ops_perform(ctx, &op, &list);
     listing_release(list);
@@ -217,6 +223,11 @@ static void visit_user(void *ctx, const char *name, const char *ip, unsigned por
     snapshot_add_user(((struct compaction *)ctx)->snap, name, ip, port);
 }
 
+static void visit_key(void *ctx, const uint8_t *secret, uint64_t counter)
+{
+    snapshot_add_key(((struct compaction *)ctx)->snap, secret, counter);
+}
+
 static void visit_file(void *ctx, const char *path, const char *description)
 {
     snapshot_add_file(((struct compaction *)ctx)->snap, path, description);
@@ -242,8 +253,8 @@ static bool compact(void *unused)
     struct compaction c = {.snap = snapshot_new()};
     if (c.snap == NULL)
         return false;
-    struct registry_visitor v = {.user = visit_user, .file = visit_file,
-                                 .done = visit_done, .ctx = &c};
+    struct registry_visitor v = {.user = visit_user, .key = visit_key,
+                                 .file = visit_file, .done = visit_done, .ctx = &c};
     registry_visit(st.reg, &v);
     uint64_t bytes;
     /* --dump reads under a shared lock of DIR/lock: it never sees a new
@@ -281,6 +292,7 @@ static bool compact(void *unused)
  */
 static int lock_dir(void)
 {
+    /* Owner only: the snapshot and journal hold users' secrets. */
     if (mkdir(st.dir, 0700) < 0 && errno != EEXIST) {
         diag("server: cannot create %s: %s\n", st.dir, strerror(errno));
         return -1;
@@ -524,4 +536,27 @@ int durable_dump(const char *dir, FILE *out)
     }
     diag("server: %s: no whole state could be read; nothing printed\n", dir);
     return -1;
+}
+
+int durable_forget_key(const char *dir, const char *user)
+{
+    struct registry *reg = registry_new();
+    struct durable_config cfg = {.dir = dir, .sync = SYNC_ALWAYS,
+                                 .budget = DURABLE_BUDGET_DEFAULT,
+                                 .compact_bytes = DURABLE_COMPACT_DEFAULT};
+    if (reg == NULL || durable_open(&cfg, reg) < 0) {
+        registry_free(reg);
+        return -1;
+    }
+    enum reg_status s = registry_forget_key(reg, user);
+    if (s == REG_OK)
+        diag("server: %s: the secret of %s is forgotten; it is a classic user now "
+             "(its client may UNREGISTER and REGISTER it again for a new secret)\n",
+             dir, user);
+    else
+        diag("server: %s: %s %s\n", dir, user,
+             s == REG_NO_USER ? "is no registered user" : "has no secret");
+    durable_close();            /* the final snapshot holds the user without it */
+    registry_free(reg);
+    return s == REG_OK ? 0 : -1;
 }

@@ -68,6 +68,13 @@ void durable_sizes(uint64_t *journal_bytes, uint64_t *snapshot_bytes);
 void durable_close(void);
 
 /*
+ * The operator's --forget-key: open dir (refused while a server holds its
+ * lock), make user a classic user again, and close with a snapshot that no
+ * longer holds its secret.  0, or -1 after saying why.
+ */
+int durable_forget_key(const char *dir, const char *user);
+
+/*
  * Print the state in dir (users, connections, files) to out, changing
  * nothing and taking no lock (a server may be running): 0, or -1 when no
  * whole state could be read (something missing or damaged, said why).

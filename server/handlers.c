@@ -27,7 +27,7 @@ static unsigned char result_code(enum op op, enum reg_status st)
     case REG_NO_USER:
         return 1;
     case REG_USER_EXISTS:
-        return op == OP_REGISTER ? 1 : op_other_error(op);
+        return op == OP_REGISTER || op == OP_REGISTER_AUTH ? 1 : op_other_error(op);
     case REG_CONNECTED:
     case REG_NOT_CONNECTED:
         return 2;
@@ -38,6 +38,7 @@ static unsigned char result_code(enum op op, enum reg_status st)
     case REG_QUOTA_FILES:
     case REG_QUOTA_BYTES:
     case REG_NO_MEMORY:
+    case REG_NOT_PROVEN:
         break;
     }
     return op_other_error(op);
@@ -111,6 +112,22 @@ static void report_quota(const char *user, enum reg_status st)
                        "%lu bytes\n", user, config.listing_bytes);
 }
 
+/*
+ * Check a request's AUTH proof, if any, before it is performed (registry_prove
+ * is the one place where proofs are verified).  False, after saying why on
+ * the console, when the request is refused for its proof.
+ */
+static bool check_proof(struct registry *reg, struct reg_op *op, const char *peer_ip,
+                        const char *user, enum op wire_op)
+{
+    enum reg_proof p = registry_prove(reg, op);
+    if (p == PROOF_NONE || p == PROOF_OK || p == PROOF_NO_USER)
+        return true;            /* an unknown user: the operation answers that */
+    diag("s> REFUSED AUTH %s FROM %s: %s (user %s)\n", op_name(wire_op), peer_ip,
+         registry_proof_why(p), user);
+    return false;
+}
+
 void handle_connection(const struct handler_config *cfg, int fd,
                        const char *peer_ip)
 {
@@ -136,23 +153,32 @@ void handle_connection(const struct handler_config *cfg, int fd,
 
     unsigned char code = op_other_error(req.op);
     struct listing *list = NULL;
-    if (rs == READ_OK) {
+    /* The user name comes from the network: escaped (see console.h). */
+    char user[CONSOLE_ESCAPED_MAX(FIELD_MAX)];
+    if (rs == READ_OK)
+        console_escape(req.user, user, sizeof user);
+    /* REGISTER_AUTH is the REGISTER of a user with a secret (logged as
+     * REGISTER, its secret never); an AUTH wrapper's proof goes along. */
+    struct reg_op op = {.op = req.op == OP_REGISTER_AUTH ? OP_REGISTER : req.op,
+                        .datetime = req.datetime, .user = req.user,
+                        .path = req.path, .description = req.description,
+                        .target = req.target, .ip = peer_ip, .port = req.port,
+                        .query = req.query, .max = req.max,
+                        .proof = req.auth ? &req.proof : NULL,
+                        .secret = req.op == OP_REGISTER_AUTH ? req.secret : NULL};
+    if (rs == READ_OK && check_proof(cfg->registry, &op, peer_ip, user, req.op)) {
         /* With liveness on, a dead session of this user ends first. */
         if (req.op == OP_CONNECT)
-            liveness_before_connect(cfg->registry, req.user);
-        /* The user name comes from the network: escaped (see console.h). */
-        char user[CONSOLE_ESCAPED_MAX(FIELD_MAX)];
-        console_escape(req.user, user, sizeof user);
+            liveness_before_connect(cfg->registry, req.user, op.proven != 0);
         console_printf("s> OPERATION %s FROM %s\n", op_name(req.op), user);
         /* A log that cannot take it (a full queue) refuses the operation
          * rather than perform it unlogged: REG_NO_MEMORY, "other error". */
-        struct reg_op op = {.op = req.op, .datetime = req.datetime, .user = req.user,
-                            .path = req.path, .description = req.description,
-                            .target = req.target, .ip = peer_ip, .port = req.port,
-                            .query = req.query, .max = req.max};
         enum reg_status st = ops_perform(cfg->registry, &op, &list);
         code = result_code(req.op, st);
         report_quota(user, st);
+        if (st == REG_NOT_PROVEN)
+            diag("s> REFUSED %s FROM %s: %s is an authenticated user and the request "
+                 "carries no proof for it\n", op_name(req.op), peer_ip, user);
         if (st == REG_OK && req.op == OP_LIST_USERS)
             list = as_seen_by(list, fd, peer_ip);
         if (st == REG_OK && list == NULL && ops_read_only(req.op))

@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "auth.h"
+
 /* Append s (NULL as "") with its NUL at *at if it fits before end. */
 static bool put_str(unsigned char **at, const unsigned char *end, const char *s)
 {
@@ -29,6 +31,16 @@ size_t jrec_encode(const struct jrec *rec, unsigned char *buf)
         !put_str(&p, end, rec->description) || !put_str(&p, end, rec->target) ||
         !put_str(&p, end, rec->ip))
         return 0;
+    if (rec->counter != 0 || rec->secret != NULL) {
+        if (end - p < 8 + AUTH_SECRET_SIZE)
+            return 0;
+        put_u64(p, rec->counter);
+        p += 8;
+        if (rec->secret != NULL) {
+            memcpy(p, rec->secret, AUTH_SECRET_SIZE);
+            p += AUTH_SECRET_SIZE;
+        }
+    }
     size_t len = (size_t)(p - buf) - RECORD_HEAD;
     record_seal(buf, len);
     return RECORD_HEAD + len;
@@ -61,5 +73,13 @@ int jrec_decode(const unsigned char *payload, size_t len, struct jrec *rec)
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if ((*fields[i] = get_str(&p, end)) == NULL)
             return -1;
+    rec->counter = 0;
+    rec->secret = NULL;
+    size_t rest = (size_t)(end - p);
+    if (rest == 8 || rest == 8 + AUTH_SECRET_SIZE) {
+        rec->counter = get_u64(p);
+        rec->secret = rest > 8 ? p + 8 : NULL;
+        p = end;
+    }
     return p == end && rec->seq > 0 ? 0 : -1;
 }

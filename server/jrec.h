@@ -4,7 +4,8 @@
  *
  * Payload: seq (8 bytes), status (1), port (2), then seven NUL-terminated
  * strings: the operation's wire name, date-time, user, path, description,
- * target, IP.  The name is kept as text on disk (so a state directory
+ * target, IP; then, for an authenticated user's operation, its counter (8)
+ * and, for its REGISTER, its secret (32).  The name is kept as text on disk (so a state directory
  * written by an older server still loads); in memory it is the enum.
  */
 #ifndef PEERDEX_JREC_H
@@ -23,6 +24,12 @@ struct jrec {
     unsigned port;          /* CONNECT */
     enum op op;
     const char *datetime, *user, *path, *description, *target, *ip;
+    /* Authenticated users (AUTH extension): the proven counter (0: none)
+     * and, for the REGISTER of such a user, its secret (NULL: none).
+     * Written after the strings only when present (8 bytes, then 32), so
+     * older records still read. */
+    uint64_t counter;
+    const uint8_t *secret;
 };
 
 /* The largest framed operation record (seven fields of at most 256 bytes). */

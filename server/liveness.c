@@ -64,6 +64,25 @@ static pthread_t thread;
 /* Owned by the prober thread. */
 static struct tracked *tracked;
 
+/*
+ * CONNECT-on-conflict probes (liveness_before_connect), per session: when
+ * the last one began and how many failed in a row.  A flood of conflicting
+ * CONNECTs must neither drive probes at the user nor outvote one live
+ * answer, so a session is probed this way at most once per interval and is
+ * expired only after as many failures in a row as the regular rounds need
+ * (one for an authenticated user, whose CONNECT proved it is that user).
+ * conflict_lock guards `conflicts` and every entry; connection threads take
+ * it for memory work only, never across a probe.
+ */
+struct conflict {
+    UT_hash_handle hh;
+    uint64_t session;
+    int64_t last_ms;
+    unsigned failures;
+};
+static pthread_mutex_t conflict_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conflict *conflicts;
+
 /* What a connect() error says about the peer. */
 static enum probe_result verdict(int err)
 {
@@ -322,17 +341,92 @@ int liveness_start(struct registry *reg, unsigned interval_s, unsigned failures)
     return 0;
 }
 
-void liveness_before_connect(struct registry *reg, const char *user)
+/* Forget conflict entries too old to matter (their session has long been
+ * probed again by the rounds); conflict_lock held. */
+static void conflicts_sweep(int64_t now)
+{
+    struct conflict *c, *tmp;
+    int64_t keep_ms = (int64_t)(max_failures + 1) * interval_ms;
+    // NOLINTBEGIN(clang-analyzer-unix.Malloc)
+    HASH_ITER(hh, conflicts, c, tmp) {
+        if (now - c->last_ms > keep_ms) {
+            HASH_DEL(conflicts, c);
+            free(c);
+        }
+    }
+    // NOLINTEND(clang-analyzer-unix.Malloc)
+}
+
+/*
+ * The conflict entry of session, made when missing, if its probe may run
+ * now (none within the interval): it is then marked as probed now.  NULL:
+ * no probe (too soon, or no memory).  conflict_lock held.
+ */
+static struct conflict *conflict_claim(uint64_t session, int64_t now)
+{
+    struct conflict *c;
+    HASH_FIND(hh, conflicts, &session, sizeof session, c);
+    if (c == NULL) {
+        conflicts_sweep(now);
+        if ((c = calloc(1, sizeof *c)) == NULL)
+            return NULL;
+        bool add_failed = false;
+        c->session = session;
+        HASH_ADD(hh, conflicts, session, sizeof c->session, c);
+        if (add_failed) {
+            free(c);
+            return NULL;
+        }
+    } else if (now - c->last_ms < (int64_t)interval_ms) {
+        return NULL;
+    }
+    c->last_ms = now;
+    return c;
+}
+
+void liveness_before_connect(struct registry *reg, const char *user, bool proven)
 {
     struct reg_endpoint e;
     if (!enabled || registry_endpoint(reg, user, &e) != REG_OK)
         return;
+    if (e.authenticated && !proven)
+        return;                         /* only that user may have it probed */
+    pthread_mutex_lock(&conflict_lock);
+    bool go = conflict_claim(e.session, clock_ms()) != NULL;
+    pthread_mutex_unlock(&conflict_lock);
+    if (!go)
+        return;                         /* probed lately: the classic answer */
     enum probe_result result = PROBE_UNKNOWN;
     probe_all(&e, 1, &result, -1);
     if (result != PROBE_UNKNOWN)
         metrics_probe(result == PROBE_DEAD);
-    if (result == PROBE_DEAD)
-        expire(reg, &e, "probe failed on CONNECT");
+
+    struct conflict *c;
+    unsigned needed = e.authenticated ? 1 : max_failures;
+    pthread_mutex_lock(&conflict_lock);
+    HASH_FIND(hh, conflicts, &e.session, sizeof e.session, c);
+    if (c != NULL && result == PROBE_DEAD)
+        c->failures++;
+    else if (c != NULL && result == PROBE_ALIVE)
+        c->failures = 0;
+    go = c != NULL && c->failures >= needed;
+    pthread_mutex_unlock(&conflict_lock);
+    if (!go)
+        return;
+    char why[64];
+    if (needed == 1)
+        snprintf(why, sizeof why, "probe failed on CONNECT");
+    else
+        snprintf(why, sizeof why, "%u probes failed on CONNECT", needed);
+    if (expire(reg, &e, why)) {
+        pthread_mutex_lock(&conflict_lock);
+        HASH_FIND(hh, conflicts, &e.session, sizeof e.session, c);
+        if (c != NULL) {
+            HASH_DEL(conflicts, c);
+            free(c);
+        }
+        pthread_mutex_unlock(&conflict_lock);
+    }
 }
 
 void liveness_stop(void)
@@ -345,4 +439,13 @@ void liveness_stop(void)
     pthread_join(thread, NULL);
     close(stop_fd);
     stop_fd = -1;
+    pthread_mutex_lock(&conflict_lock);
+    struct conflict *c, *tmp;
+    // NOLINTBEGIN(clang-analyzer-unix.Malloc)
+    HASH_ITER(hh, conflicts, c, tmp) {
+        HASH_DEL(conflicts, c);
+        free(c);
+    }
+    // NOLINTEND(clang-analyzer-unix.Malloc)
+    pthread_mutex_unlock(&conflict_lock);
 }

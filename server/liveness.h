@@ -40,7 +40,7 @@ int liveness_start(struct registry *reg, unsigned interval_s, unsigned failures)
  * expire that session if the probe fails, so that the CONNECT that follows
  * can succeed.  A live session is left alone.  Called by connection threads.
  */
-void liveness_before_connect(struct registry *reg, const char *user);
+void liveness_before_connect(struct registry *reg, const char *user, bool proven);
 
 /* Stop the prober thread (at once, even mid-round) and free its state. */
 void liveness_stop(void);

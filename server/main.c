@@ -105,6 +105,8 @@ int main(int argc, char **argv)
         return status;
     if (config.dump)
         return durable_dump(config.state_dir, stdout) == 0 ? 0 : 1;
+    if (config.forget_key)
+        return durable_forget_key(config.state_dir, config.forget_key) == 0 ? 0 : 1;
 
     metrics_uptime();                   /* the clock starts now */
     signal(SIGPIPE, SIG_IGN);

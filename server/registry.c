@@ -41,6 +41,9 @@ struct user {
     time_t since;               /* when that CONNECT (or its replay) happened */
     unsigned port;
     char ip[INET6_ADDRSTRLEN];
+    struct auth_key *key;       /* an authenticated user's; NULL: classic */
+    uint64_t counter;           /* the last proven counter */
+    uint64_t serial;            /* tells this user from a later one of the same name */
     char name[];
 };
 
@@ -56,6 +59,7 @@ struct registry {
     void *log_ctx;
     uint64_t sessions;          /* CONNECTs so far (replayed ones too): numbers each session */
     struct search_index *search;    /* the files of connected users; NULL: built without */
+    uint64_t serials;           /* users registered so far: numbers each one */
 };
 
 void registry_set_log(struct registry *reg, registry_log_fn *fn, void *ctx)
@@ -212,6 +216,7 @@ static void user_free(struct user *u)
     }
     // NOLINTEND(clang-analyzer-unix.Malloc)
     listing_release(u->listing);
+    free(u->key);
     free(u);
 }
 
@@ -252,14 +257,115 @@ static struct user *find_user_settled(struct registry *reg, const char *name)
     return u;
 }
 
-/* Find the acting user and check it is connected; lock held. */
-static enum reg_status find_connected(struct registry *reg, const char *name,
+/*
+ * May op act as u?  A classic request as a classic user; a wrapped one only
+ * as the user it proved (registry_prove); a replayed one always.  u NULL:
+ * the operation answers "no such user".  Lock held.
+ */
+static enum reg_status check_actor(const struct user *u, const struct reg_op *op)
+{
+    if (u == NULL || op->trusted)
+        return REG_OK;
+    if (op->proof != NULL)
+        return op->proven != 0 && u->serial == op->proven ? REG_OK : REG_NOT_PROVEN;
+    return u->key == NULL ? REG_OK : REG_NOT_PROVEN;
+}
+
+/* Find op's acting user and check it may be acted as and is connected;
+ * lock held. */
+static enum reg_status find_connected(struct registry *reg, const struct reg_op *op,
                                       struct user **out)
 {
-    *out = find_user(reg, name);
+    *out = find_user(reg, op->user);
     if (*out == NULL)
         return REG_NO_USER;
+    if (check_actor(*out, op) != REG_OK)
+        return REG_NOT_PROVEN;
     return (*out)->connected ? REG_OK : REG_NOT_CONNECTED;
+}
+
+enum reg_proof registry_prove(struct registry *reg, struct reg_op *op)
+{
+    op->proven = op->counter = 0;
+    if (op->proof == NULL)
+        return PROOF_NONE;
+    enum reg_proof p;
+    pthread_mutex_lock(&reg->lock);
+    struct user *u = find_user(reg, op->user);
+    if (u == NULL)
+        p = PROOF_NO_USER;
+    else if (u->key == NULL)
+        p = PROOF_NO_KEY;
+    else if (!auth_verify(u->key, op->proof))
+        p = PROOF_BAD;
+    else if (op->proof->counter <= u->counter)
+        p = PROOF_STALE;
+    else {
+        p = PROOF_OK;
+        u->counter = op->proof->counter;
+        op->proven = u->serial;
+        op->counter = u->counter;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return p;
+}
+
+const char *registry_proof_why(enum reg_proof p)
+{
+    switch (p) {
+    case PROOF_NONE:
+    case PROOF_OK:
+        return "proven";
+    case PROOF_NO_USER:
+        return "no such user";
+    case PROOF_NO_KEY:
+        return "AUTH for a user registered without a secret";
+    case PROOF_BAD:
+        return "AUTH proof does not match the user's secret";
+    case PROOF_STALE:
+        return "AUTH counter not above the last one (a replayed request)";
+    }
+    return "?";
+}
+
+enum reg_status registry_restore_key(struct registry *reg, const char *user,
+                                     const uint8_t *secret, uint64_t counter)
+{
+    struct auth_key *key = NULL;
+    if (secret != NULL) {
+        if ((key = malloc(sizeof *key)) == NULL)
+            return REG_NO_MEMORY;
+        auth_key_init(key, secret);
+    }
+    pthread_mutex_lock(&reg->lock);
+    struct user *u = find_user(reg, user);
+    if (u != NULL) {
+        if (key != NULL) {
+            free(u->key);
+            u->key = key;
+            key = NULL;
+        }
+        if (counter > u->counter)
+            u->counter = counter;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    free(key);
+    return u != NULL ? REG_OK : REG_NO_USER;
+}
+
+enum reg_status registry_forget_key(struct registry *reg, const char *user)
+{
+    struct auth_key *key = NULL;
+    pthread_mutex_lock(&reg->lock);
+    struct user *u = find_user(reg, user);
+    if (u != NULL) {
+        key = u->key;
+        u->key = NULL;
+        u->counter = 0;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    free(key);
+    return u == NULL ? REG_NO_USER : key == NULL ? REG_NOT_PROVEN : REG_OK;
 }
 
 /* Take a cached listing out of its slot; the caller releases it unlocked. */
@@ -274,9 +380,14 @@ static enum reg_status do_register(struct registry *reg, struct reg_op *op)
 {
     const char *user = op->user;
     size_t n = strlen(user) + 1;
+    /* Allocated before locking: an authenticated user's key too. */
     struct user *u = calloc(1, sizeof *u + n);
-    if (u == NULL)
+    if (u != NULL && op->secret != NULL && (u->key = malloc(sizeof *u->key)) != NULL)
+        auth_key_init(u->key, op->secret);
+    if (u == NULL || (op->secret != NULL && u->key == NULL)) {
+        free(u);
         return REG_NO_MEMORY;
+    }
     memcpy(u->name, user, n);
 
     enum reg_status st = REG_OK;
@@ -288,6 +399,8 @@ static enum reg_status do_register(struct registry *reg, struct reg_op *op)
         HASH_ADD_STR(reg->users, name, u);
         if (add_failed)
             st = REG_NO_MEMORY;
+        else
+            u->serial = ++reg->serials;
     }
     if (!log_op(reg, op, st)) {
         if (st == REG_OK)
@@ -296,7 +409,7 @@ static enum reg_status do_register(struct registry *reg, struct reg_op *op)
     }
     pthread_mutex_unlock(&reg->lock);
     if (st != REG_OK)
-        free(u);
+        user_free(u);
     return st;
 }
 
@@ -306,11 +419,11 @@ static enum reg_status do_unregister(struct registry *reg, struct reg_op *op)
     struct listing *stale = NULL;
     pthread_mutex_lock(&reg->lock);
     struct user *u = find_user_settled(reg, user);
-    enum reg_status st = u != NULL ? REG_OK : REG_NO_USER;
-    if (!log_op(reg, op, st)) {
+    enum reg_status st = u == NULL ? REG_NO_USER : check_actor(u, op);
+    if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
+    if (st != REG_OK)
         u = NULL;
-    }
     if (u != NULL) {
         HASH_DEL(reg->users, u);
         unindex_user(reg, u);
@@ -353,6 +466,8 @@ static enum reg_status do_connect(struct registry *reg, struct reg_op *op)
     struct user *u = find_user(reg, user);
     if (u == NULL) {
         st = REG_NO_USER;
+    } else if (check_actor(u, op) != REG_OK) {
+        st = REG_NOT_PROVEN;
     } else if (u->connected) {
         st = REG_CONNECTED;
     } else {
@@ -390,6 +505,7 @@ static enum reg_status do_disconnect(struct registry *reg, struct reg_op *op)
     pthread_mutex_lock(&reg->lock);
     struct user *u = find_user(reg, user);
     enum reg_status st = u == NULL ? REG_NO_USER
+                       : check_actor(u, op) != REG_OK ? REG_NOT_PROVEN
                        : !u->connected ? REG_NOT_CONNECTED : REG_OK;
     if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
@@ -423,7 +539,7 @@ static enum reg_status do_publish(struct registry *reg, struct reg_op *op)
     bool add_failed = false;
     pthread_mutex_lock(&reg->lock);
     find_user_settled(reg, user);
-    enum reg_status st = find_connected(reg, user, &u);
+    enum reg_status st = find_connected(reg, op, &u);
     if (st == REG_OK) {
         HASH_FIND_STR(u->files, path, old);
         if (old != NULL) {
@@ -472,7 +588,7 @@ static enum reg_status do_delete(struct registry *reg, struct reg_op *op)
     struct listing *stale = NULL;
     pthread_mutex_lock(&reg->lock);
     find_user_settled(reg, user);
-    enum reg_status st = find_connected(reg, user, &u);
+    enum reg_status st = find_connected(reg, op, &u);
     if (st == REG_OK) {
         HASH_FIND_STR(u->files, path, f);
         if (f == NULL)
@@ -513,10 +629,9 @@ static struct listing *build_users(struct registry *reg)
 static enum reg_status do_list_users(struct registry *reg, struct reg_op *op,
                                      struct listing **out)
 {
-    const char *user = op->user;
     struct user *u;
     pthread_mutex_lock(&reg->lock);
-    enum reg_status st = find_connected(reg, user, &u);
+    enum reg_status st = find_connected(reg, op, &u);
     if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
     if (st == REG_OK && reg->users_listing == NULL &&
@@ -545,14 +660,14 @@ static struct listing *build_content(const struct user *t, size_t path_bytes)
 static enum reg_status do_list_content(struct registry *reg, struct reg_op *op,
                                        struct listing **out)
 {
-    const char *user = op->user, *target = op->target;
+    const char *target = op->target;
     struct user *u;
     pthread_mutex_lock(&reg->lock);
     /* The target first: waiting for its build releases the lock, and the
      * requester's state is checked (and the outcome journaled) after any
      * such wait. */
     struct user *t = find_user_settled(reg, target);
-    enum reg_status st = find_connected(reg, user, &u);
+    enum reg_status st = find_connected(reg, op, &u);
     if (st == REG_OK && t == NULL)
         st = REG_NO_TARGET;
     if (!log_op(reg, op, st))
@@ -626,6 +741,8 @@ void registry_visit(struct registry *reg, const struct registry_visitor *v)
     pthread_mutex_lock(&reg->lock);
     for (struct user *u = reg->users; u != NULL; u = u->hh.next) {
         v->user(v->ctx, u->name, u->connected ? u->ip : NULL, u->port);
+        if (u->key != NULL && v->key != NULL)
+            v->key(v->ctx, u->key->secret, u->counter);
         for (struct file *f = u->files; f != NULL; f = f->hh.next)
             v->file(v->ctx, f->path, f->description);
     }
@@ -661,17 +778,17 @@ static bool copy_endpoint(const struct user *u, struct reg_endpoint *e)
     strcpy(e->ip, u->ip);               /* both INET6_ADDRSTRLEN */
     e->port = u->port;
     e->session = u->session;
+    e->authenticated = u->key != NULL;
     return true;
 }
 
 enum reg_status registry_endpoint(struct registry *reg, const char *user,
                                   struct reg_endpoint *out)
 {
-    struct user *u;
     pthread_mutex_lock(&reg->lock);
-    enum reg_status st = find_connected(reg, user, &u);
-    if (st == REG_OK && !copy_endpoint(u, out))
-        st = REG_NOT_CONNECTED;
+    struct user *u = find_user(reg, user);     /* no actor: the server asks */
+    enum reg_status st = u == NULL ? REG_NO_USER
+                       : !u->connected || !copy_endpoint(u, out) ? REG_NOT_CONNECTED : REG_OK;
     pthread_mutex_unlock(&reg->lock);
     return st;
 }
@@ -760,7 +877,6 @@ static struct listing *build_search(const struct search_doc *const *found, size_
 static enum reg_status do_search(struct registry *reg, struct reg_op *op,
                                  struct listing **out)
 {
-    const char *user = op->user;
     size_t max = op->max;
     struct search_query q;
     char logged[FIELD_MAX + 1];
@@ -774,7 +890,7 @@ static enum reg_status do_search(struct registry *reg, struct reg_op *op,
         return REG_NO_MEMORY;
     struct user *u;
     pthread_mutex_lock(&reg->lock);
-    enum reg_status st = find_connected(reg, user, &u);
+    enum reg_status st = find_connected(reg, op, &u);
     if (!log_op(reg, op, st))
         st = REG_NO_MEMORY;
 #ifndef REGISTRY_NO_SEARCH

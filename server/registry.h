@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "reply.h"
 #include "request.h"
 
@@ -57,7 +58,8 @@ enum reg_status {
     REG_NO_TARGET,          /* LIST_CONTENT: target user does not exist */
     REG_NO_MEMORY,          /* allocation failed; nothing changed */
     REG_QUOTA_FILES,        /* PUBLISH: the user has its quota of files */
-    REG_QUOTA_BYTES         /* PUBLISH: the user's listing would pass its quota */
+    REG_QUOTA_BYTES,        /* PUBLISH: the user's listing would pass its quota */
+    REG_NOT_PROVEN          /* an authenticated user, and no proof for it */
 };  /* journaled as numbers: new ones go last */
 
 struct registry;
@@ -79,6 +81,19 @@ struct reg_op {
     const char *query;          /* SEARCH: the words (logged in path's place) */
     size_t max;                 /* SEARCH: most matches, 1..1000 */
     uint64_t seq;               /* out: the log's sequence number; 0: not logged */
+    /*
+     * Authenticated users (the AUTH extension, docs/protocol.md).  A
+     * request's AUTH wrapper: proof (NULL for a classic request), checked
+     * by registry_prove(), which on success sets proven (the user's serial)
+     * and counter (logged with the operation).  A REGISTER with a secret
+     * makes an authenticated user.  trusted (a journal replayed at start):
+     * no proof is asked, and a counter only raises the user's.
+     */
+    const struct auth_proof *proof;
+    uint64_t proven;
+    uint64_t counter;
+    const uint8_t *secret;      /* AUTH_SECRET_SIZE bytes; NULL: a classic REGISTER */
+    bool trusted;
 };
 
 /*
@@ -98,6 +113,44 @@ void registry_set_log(struct registry *reg, registry_log_fn *fn, void *ctx);
  */
 enum reg_status registry_apply(struct registry *reg, struct reg_op *op,
                                struct listing **out);
+
+/*
+ * Authenticated users: a user registered with a secret is acted as only
+ * by operations whose reg_op was proven by registry_prove() (CONNECT,
+ * DISCONNECT, PUBLISH, DELETE, UNREGISTER, and LIST_* as the requester);
+ * any other is refused with REG_NOT_PROVEN, under the lock, atomically with
+ * the operation.  Classic users are untouched.
+ */
+enum reg_proof {
+    PROOF_NONE,         /* a classic request: nothing to prove */
+    PROOF_OK,           /* proven: the operation may act as the user */
+    PROOF_NO_USER,      /* no such user: the operation answers that */
+    PROOF_NO_KEY,       /* a classic user: it has no secret to prove */
+    PROOF_BAD,          /* the MAC does not match */
+    PROOF_STALE         /* the counter is not above the last one (a replay) */
+};
+
+/*
+ * Check op->proof (when there is one) for op->user: the one place where a
+ * proof is verified, one HMAC under the lock and no allocation.  When it
+ * holds, the user's counter advances to the proof's, and op->proven and
+ * op->counter are set for registry_apply() and the log.
+ */
+enum reg_proof registry_prove(struct registry *reg, struct reg_op *op);
+
+/* Why a proof was refused, for the console. */
+const char *registry_proof_why(enum reg_proof p);
+
+/*
+ * Restore an authenticated user's secret and counter (a snapshot), or only
+ * raise its counter (secret NULL).  REG_OK, REG_NO_USER or REG_NO_MEMORY.
+ */
+enum reg_status registry_restore_key(struct registry *reg, const char *user,
+                                     const uint8_t *secret, uint64_t counter);
+
+/* Make an authenticated user classic again (an operator's --forget-key):
+ * REG_OK, REG_NO_USER, or REG_NOT_PROVEN when it had no secret. */
+enum reg_status registry_forget_key(struct registry *reg, const char *user);
 
 /*
  * Files one user may have, and bytes its LIST_CONTENT reply may take
@@ -162,6 +215,8 @@ enum reg_status registry_restore_file(struct registry *reg, const char *user,
  */
 struct registry_visitor {
     void (*user)(void *ctx, const char *name, const char *ip, unsigned port);
+    /* After user, for an authenticated user (may be NULL). */
+    void (*key)(void *ctx, const uint8_t *secret, uint64_t counter);
     void (*file)(void *ctx, const char *path, const char *description);
     void (*done)(void *ctx);
     void *ctx;
@@ -177,6 +232,7 @@ void registry_visit(struct registry *reg, const struct registry_visitor *v);
 #define REG_NAME_MAX 256
 struct reg_endpoint {
     uint64_t session;
+    bool authenticated;     /* the user holds a secret */
     unsigned port;
     char ip[INET6_ADDRSTRLEN];
     char name[REG_NAME_MAX + 1];

@@ -2,6 +2,7 @@
 #include "request.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,7 +10,7 @@
 #include "search.h"
 
 /* The kinds of field after the operation name and date-time. */
-enum field_kind { F_USER, F_PATH, F_DESCRIPTION, F_PORT, F_TARGET, F_QUERY, F_MAX };
+enum field_kind { F_USER, F_PATH, F_DESCRIPTION, F_PORT, F_TARGET, F_QUERY, F_MAX, F_SECRET };
 
 struct op_spec {
     const char *name;
@@ -27,6 +28,7 @@ static const struct op_spec ops[OP_COUNT] = {
     [OP_DELETE]       = {"DELETE",       4, 2, {F_USER, F_PATH}},
     [OP_LIST_USERS]   = {"LIST_USERS",   3, 1, {F_USER}},
     [OP_LIST_CONTENT] = {"LIST_CONTENT", 4, 2, {F_USER, F_TARGET}},
+    [OP_REGISTER_AUTH] = {"REGISTER_AUTH", 2, 2, {F_USER, F_SECRET}},
     [OP_EXTENSIONS]   = {"EXTENSIONS",   2, 0, {0}},
     [OP_SEARCH]       = {"SEARCH",       4, 3, {F_USER, F_QUERY, F_MAX}},
 };
@@ -38,6 +40,7 @@ static const struct op_spec ops[OP_COUNT] = {
  */
 static const char *const extension_names[] = {
     "SEARCH",
+    "AUTH",             /* authenticated users: REGISTER_AUTH and the AUTH wrapper */
     NULL
 };
 
@@ -137,6 +140,8 @@ static const char *refusal(enum field_kind kind)
         return "query with no word (letters, digits or UTF-8)";
     case F_MAX:
         return "maximum not empty or a number in 1..1000";
+    case F_SECRET:
+        return "secret not 64 hex digits";
     case F_DESCRIPTION:
         break;
     }
@@ -187,12 +192,15 @@ static bool take_arg(struct request *req, enum field_kind kind, const char *s)
         req->max = (unsigned)v;
         return ok;
     }
+    case F_SECRET:
+        return auth_hex_parse(s, req->secret, AUTH_SECRET_SIZE);
     }
     return false;
 }
 
-enum parse_status request_parse(const char *buf, size_t len,
-                                struct request *req)
+/* Parse a request without a wrapper (request_parse's plain case). */
+static enum parse_status parse_plain(const char *buf, size_t len,
+                                     struct request *req)
 {
     memset(req, 0, sizeof *req);
     req->op = OP_UNKNOWN;
@@ -233,5 +241,90 @@ enum parse_status request_parse(const char *buf, size_t len,
         }
         pos += n + 1;
     }
+    req->len = pos;
     return valid ? PARSE_OK : PARSE_BAD_FIELD;
+}
+
+/*
+ * The AUTH wrapper's two fields at buf (after its name): the counter (at
+ * most 19 digits) and the MAC (64 hex digits).  Returns the bytes they
+ * take, 0 while incomplete, or -1 when a field is longer than it can be
+ * (so the wrapper never takes more than AUTH_WRAPPER_MAX bytes); *why is
+ * set when a field is refused.
+ */
+static long parse_wrapper(const char *buf, size_t len, struct auth_proof *proof,
+                          const char **why)
+{
+    static const size_t longest[2] = {19, 2 * AUTH_MAC_SIZE};
+    size_t pos = 0;
+    for (int i = 0; i < 2; i++) {
+        const char *nul = memchr(buf + pos, '\0', len - pos);
+        size_t n = nul ? (size_t)(nul - (buf + pos)) : len - pos;
+        if (n > longest[i]) {
+            *why = i == 0 ? "AUTH counter over 19 digits" : "AUTH proof over 64 hex digits";
+            return -1;
+        }
+        if (nul == NULL)
+            return 0;
+        unsigned long long v;
+        if (i == 0 && decimal_parse(buf + pos, 1, INT64_MAX, &v)) {
+            proof->counter = v;
+            proof->counter_text = buf + pos;
+        } else if (i == 1 && auth_hex_parse(buf + pos, proof->mac, AUTH_MAC_SIZE)) {
+            ;
+        } else if (*why == NULL) {
+            *why = i == 0 ? "AUTH counter not a number in 1..2^63-1"
+                          : "AUTH proof not 64 hex digits";
+        }
+        pos += n + 1;
+    }
+    return (long)pos;
+}
+
+enum parse_status request_parse(const char *buf, size_t len,
+                                struct request *req)
+{
+    static const char wrapper[] = "AUTH";
+    const char *nul = memchr(buf, '\0', len);
+    size_t n = nul ? (size_t)(nul - buf) : len;
+    if (n == 0 || n > 4 || memcmp(buf, wrapper, n) != 0)
+        return parse_plain(buf, len, req);      /* not AUTH: no op starts with 'A' */
+    if (nul == NULL || n < 4) {
+        memset(req, 0, sizeof *req);
+        req->op = OP_UNKNOWN;
+        if (nul == NULL)
+            return PARSE_INCOMPLETE;
+        req->why = "unknown operation";
+        return PARSE_UNKNOWN_OP;
+    }
+    struct auth_proof proof = {0};
+    const char *why = NULL;
+    long took = parse_wrapper(buf + 5, len - 5, &proof, &why);
+    if (took <= 0) {
+        memset(req, 0, sizeof *req);
+        req->op = OP_UNKNOWN;
+        req->why = why;
+        return took < 0 ? PARSE_TOO_LONG : PARSE_INCOMPLETE;
+    }
+    size_t at = 5 + (size_t)took;
+    enum parse_status st = parse_plain(buf + at, len - at, req);
+    req->auth = true;
+    proof.inner = buf + at;
+    proof.inner_len = st == PARSE_OK ? req->len : 0;
+    req->proof = proof;
+    if (st == PARSE_OK)
+        req->len += at;
+    if (req->op == OP_REGISTER || req->op == OP_REGISTER_AUTH) {
+        why = "AUTH cannot wrap a registration";
+        if (st == PARSE_OK)
+            st = PARSE_BAD_FIELD;
+    } else if (st == PARSE_OK && req->user == NULL) {
+        why = "AUTH wraps only an operation that acts as a user";
+        st = PARSE_BAD_FIELD;
+    }
+    if (why != NULL && req->why == NULL)
+        req->why = why;
+    if (why != NULL && st == PARSE_OK)
+        st = PARSE_BAD_FIELD;
+    return st;
 }

@@ -11,12 +11,17 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "auth.h"
 
 /* Longest user name, file path, description or date-time, without its NUL. */
 #define FIELD_MAX 256
 
-/* Largest request: operation name plus four fields at their limit. */
-#define REQUEST_MAX (16 + 4 * (FIELD_MAX + 1))
+/* Largest request: operation name plus four fields at their limit, after
+ * an AUTH wrapper (its name, a counter of at most 19 digits, 64 hex digits). */
+#define AUTH_WRAPPER_MAX (5 + 20 + 65)
+#define REQUEST_MAX (AUTH_WRAPPER_MAX + 16 + 4 * (FIELD_MAX + 1))
 
 enum op {
     OP_REGISTER,
@@ -28,7 +33,8 @@ enum op {
     OP_LIST_USERS,
     OP_LIST_CONTENT,
     OP_EXTENSIONS,      /* extension discovery: no user, never logged */
-    OP_SEARCH,          /* extension: docs/protocol.md (journaled by number: new ones last) */
+    OP_SEARCH,          /* extension: docs/protocol.md */
+    OP_REGISTER_AUTH,   /* extension: REGISTER with the user's secret */
     OP_COUNT,
     /* Not a request (no client can send it): the journal's mark of a loss
      * the operator accepted (durable.c), logged as "- LOSS <what>". */
@@ -61,6 +67,12 @@ struct request {
     const char *query;      /* SEARCH: words (at least one) */
     unsigned port;          /* CONNECT, 1..65535 */
     unsigned max;           /* SEARCH: results wanted, 1..1000 (100 when sent empty) */
+    uint8_t secret[AUTH_SECRET_SIZE];   /* REGISTER_AUTH */
+    /* AUTH wrapper (extension): the request above is the inner one, and
+     * `proof` what the wrapper claims about it. */
+    bool auth;
+    struct auth_proof proof;
+    size_t len;             /* bytes of the whole request, once PARSE_OK */
     /*
      * Why the request is refused, or can no longer become valid (a field
      * already refused while later ones are still to come); NULL while it
@@ -75,6 +87,12 @@ struct request {
     bool odd_datetime;
 };
 
+/*
+ * Parse buf.  A request may be wrapped: `AUTH\0<counter>\0<mac hex>\0`
+ * followed by a whole request of any operation but the registrations
+ * (docs/protocol.md); req then describes the inner request, with req->auth
+ * set and req->proof filled in.
+ */
 enum parse_status request_parse(const char *buf, size_t len,
                                 struct request *req);
 

@@ -85,6 +85,14 @@ void snapshot_add_user(struct snapshot *s, const char *name, const char *ip, uns
     s->users++;
 }
 
+void snapshot_add_key(struct snapshot *s, const uint8_t *secret, uint64_t counter)
+{
+    unsigned char fixed[8 + AUTH_SECRET_SIZE];
+    put_u64(fixed, counter);
+    memcpy(fixed + 8, secret, AUTH_SECRET_SIZE);
+    add(s, 'K', fixed, sizeof fixed, NULL, NULL);
+}
+
 void snapshot_add_file(struct snapshot *s, const char *path, const char *description)
 {
     add(s, 'F', NULL, 0, path, description);
@@ -121,6 +129,7 @@ int snapshot_write(struct snapshot *s, const char *dir, uint64_t *bytes)
         errno = ENOMEM;
         return -1;
     }
+    /* Owner only: it holds authenticated users' secrets. */
     if (file_replace(path, s->data, s->len, 0600) < 0)
         return -1;
     *bytes = s->len;
@@ -172,11 +181,12 @@ int snapshot_load(const char *dir, struct registry *reg, uint64_t *seq)
         char kind = (char)*p++;
         /* Strings must end inside the record. */
         const char *a = NULL, *b = NULL;
-        size_t fixed = kind == 'U' ? 3 : kind == 'E' ? 24 : 0;
+        size_t fixed = kind == 'U' ? 3 : kind == 'E' ? 24
+                     : kind == 'K' ? 8 + AUTH_SECRET_SIZE : 0;
         if ((size_t)(end - p) < fixed)
             goto bad;
         const unsigned char *str = p + fixed;
-        if (kind != 'E') {
+        if (kind != 'E' && kind != 'K') {
             const unsigned char *z = memchr(str, '\0', (size_t)(end - str));
             if (z == NULL)
                 goto bad;
@@ -204,6 +214,9 @@ int snapshot_load(const char *dir, struct registry *reg, uint64_t *seq)
             if (s == REG_OK && p[2])
                 s = registry_connect(reg, a, b, get_u16(p));
             users++;
+            break;
+        case 'K':
+            s = registry_restore_key(reg, owner, p + 8, get_u64(p));
             break;
         case 'F':
             s = registry_restore_file(reg, owner, a, b);

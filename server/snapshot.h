@@ -20,6 +20,8 @@ struct snapshot;
 struct snapshot *snapshot_new(void);
 void snapshot_add_user(struct snapshot *s, const char *name, const char *ip,
                        unsigned port);      /* ip NULL: not connected */
+/* After a user: its secret and counter (an authenticated user, AUTH). */
+void snapshot_add_key(struct snapshot *s, const uint8_t *secret, uint64_t counter);
 void snapshot_add_file(struct snapshot *s, const char *path, const char *description);
 /* Close it: it holds the journal up to seq. */
 void snapshot_end(struct snapshot *s, uint64_t seq);

@@ -6,6 +6,8 @@ usage errors) goes to stderr.  See docs/client.md.
 """
 import argparse
 import errno
+import hashlib
+import hmac
 import os
 import shlex
 import signal
@@ -18,7 +20,7 @@ import traceback
 
 from .download import DownloadError, fetch, peer_address
 from .peer import PeerServer, listen_any
-from .published import Record, pin
+from .published import Record, Secret, UnsafeConfig, pin
 from .term import shown
 from .terminal import setup_readline
 from .timeclient import TimeClient, TimeError, TimeService
@@ -204,7 +206,7 @@ class Client:
     """The state of one client: the server, the connected user, the listener."""
 
     def __init__(self, host, port, time_client, out=sys.stdout, interactive=False,
-                 peer_port=0):
+                 peer_port=0, classic=False):
         self.server = (host, port)
         self.peer_port = peer_port  # --peer-port, or 0: any free port
         self.server_name = "%s:%d" % (host, port)       # names our published-file records
@@ -221,6 +223,10 @@ class Client:
         self.record_lock = threading.Lock()     # one save of the record at a time
         self._extensions = None     # what the server speaks beyond the classic ops, once known
         self.matches = []           # (owner, path, description) of the last SEARCH OK
+        self.classic = classic      # --classic: never the AUTH extension
+        self.auth_noted = False     # said once that the server has no AUTH
+        self.counter = 0            # the last AUTH counter this client sent
+        self.unproven = None        # (op, user) of the last classic request acting as a user
 
     def say(self, text):
         """A result line on stdout; any line that is not an OK counts as a failure."""
@@ -252,25 +258,44 @@ class Client:
 
     # -- talking to the index server --
 
-    def call(self, op, *fields, read_data=None, timeout=IO_TIMEOUT, label=None):
+    def call(self, op, *fields, read_data=None, timeout=IO_TIMEOUT, label=None, acting=None):
         """Send one operation; return (code, data) or (None, None) on failure,
         saying on stderr why.
 
         read_data(reader) reads the data that follows a 0 result.  `label`
         starts those notes when `op` is sent for another command (say which
-        and what for); by default the operation's name.
+        and what for); by default the operation's name.  `acting` names the
+        user the operation acts as: when the index speaks AUTH and this
+        machine holds that user's secret, the request carries its proof.
         """
         what = label or op
+        self.unproven = None
+        secret = None
+        auth = self.auth_spoken(op) if acting is not None else False
+        if auth is None:
+            return None, None           # the server cannot be asked: said why
+        if auth:
+            try:
+                secret = Secret(self._record(acting)).load()
+            except (OSError, UnsafeConfig) as e:
+                note("%s: cannot use the secret of %s, operation not sent: %s"
+                     % (what, shown(acting), shown(str(e))))
+                return None, None
+            if secret is None:
+                self.unproven = (op, acting)
         try:
             stamp = self.time.now()
         except TimeError as e:
             note("%s: no date-time, operation not sent: %s" % (what, shown(e)))
             return None, None
+        request = encode(op, stamp, *fields)
+        if secret is not None:
+            request = self.prove(secret, request)
         wait = "%s: waiting for %s (up to %d s; Ctrl-C cancels)" % (what, self.where(), timeout)
         try:
             with SlowNote(self.interactive, wait), \
                     socket.create_connection(self.server, timeout=timeout) as s:
-                s.sendall(encode(op, stamp, *fields))
+                s.sendall(request)
                 reader = Reader(s, deadline=time.monotonic() + timeout)
                 code = self._read_code(reader, read_data is not None)
                 data = read_data(reader) if code == 0 and read_data else None
@@ -297,14 +322,45 @@ class Client:
             except TimeError as e:
                 note("%s: no date-time, operation not sent: %s" % (op, shown(e)))
                 return None
+            wait = "%s: waiting for %s (up to %d s; Ctrl-C cancels)" % (op, self.where(),
+                                                                        IO_TIMEOUT)
             try:
-                self._extensions = server_extensions(self.server, stamp) or frozenset()
+                with SlowNote(self.interactive, wait):
+                    self._extensions = server_extensions(self.server, stamp) or frozenset()
             except socket.gaierror as e:
                 note("%s: cannot resolve the index server's name %r: %s"
                      % (op, self.server[0], e.strerror))
             except OSError as e:
                 note("%s: cannot reach %s: %s" % (op, self.where(), e.strerror or e))
         return self._extensions
+
+    def auth_spoken(self, op):
+        """True when requests acting as a user use the AUTH extension: the
+        index speaks it and --classic was not given.  A server without it is
+        noted once on stderr; None when the server cannot be asked now."""
+        if self.classic:
+            return False
+        names = self.extensions(op)
+        if names is None:
+            return None                 # unreachable now: said on stderr
+        if "AUTH" in names:
+            return True
+        if not self.auth_noted:
+            self.auth_noted = True
+            note("the index server at %s does not speak the AUTH extension: users are "
+                 "registered and act with the classic operations, which anyone can send "
+                 "in any user's name" % show_addr(*self.server))
+        return False
+
+    def prove(self, secret, request):
+        """The AUTH request wrapping `request`: a counter that only grows (the
+        time in microseconds, so that a copied secret needs no shared counter)
+        and HMAC-SHA256 under the secret of the counter and every byte of the
+        request (docs/protocol.md)."""
+        self.counter = max(self.counter + 1, time.time_ns() // 1000)
+        text = str(self.counter).encode()
+        mac = hmac.new(secret, text + b"\0" + request, hashlib.sha256).hexdigest()
+        return encode("AUTH", text, mac) + request
 
     def _read_code(self, reader, data_follows):
         """The result code (wire.read_result: the raw byte, or a tolerated
@@ -321,7 +377,31 @@ class Client:
         if code is not None and message(op, code) == op + " FAIL":
             note("%s: %s answered code %d (other error: a field it refused, or its own "
                  "failure)" % (op, self.where(), code))
+            if self.unproven is not None:
+                self.secret_elsewhere(*self.unproven)
+        if code == 2 and op in ("PUBLISH", "DELETE", "LIST_USERS", "LIST_CONTENT", "SEARCH"):
+            self.session_lost(op)
         self.say(message(op, code))
+
+    def secret_elsewhere(self, op, user):
+        """A classic request acting as `user` was refused by an index that
+        speaks AUTH: say where the user's secret would have to be."""
+        path = Secret(self._record(user)).path
+        note("%s: if %s was registered with a secret from another machine, this client "
+             "needs it: copy the file of the same name from that machine's configuration "
+             "directory to %s (mode 0600); if it is lost, the index server's operator can "
+             "run `server -d DIR --forget-key %s` (README, troubleshooting)"
+             % (op, shown(user), path, shown(user)))
+
+    def session_lost(self, op):
+        """The index answered USER NOT CONNECTED for the user this client
+        connected: say how that can be, and how to get it back."""
+        if self.user is None:
+            return
+        user = shown(self.user)
+        note("%s: the index server no longer lists %s as connected: its liveness check "
+             "may have found this client's listener unreachable, or a DISCONNECT of %s "
+             "came from elsewhere; CONNECT %s gets the session back" % (op, user, user, user))
 
     def simple(self, op, *fields):
         """An operation whose reply is just the code; prints its line."""
@@ -332,14 +412,39 @@ class Client:
     # -- commands --
 
     def cmd_register(self, user):
-        self.simple("REGISTER", user)
+        auth = self.auth_spoken("REGISTER")
+        if auth is None:
+            self.say(message("REGISTER", None))     # the server cannot be asked: said why
+            return
+        if not auth:
+            self.simple("REGISTER", user)
+            return
+        # An authenticated user: its new secret is on disk (beside, then in
+        # place) before the index hears of it, so a lost reply loses nothing.
+        secret = Secret(self._record(user))
+        try:
+            value, tmp = secret.create()
+        except (OSError, UnsafeConfig) as e:
+            note("REGISTER: cannot keep a secret for %s, not registered: %s (or use "
+                 "--classic)" % (shown(user), shown(str(e))))
+            self.say(message("REGISTER", None))
+            return
+        code, _ = self.call("REGISTER_AUTH", user, value.hex())
+        if code in (0, None):
+            secret.keep(tmp)            # None: the index may have registered it
+        else:
+            secret.discard(tmp)
+        self.result("REGISTER", code)
 
     def cmd_unregister(self, user):
-        if self.simple("UNREGISTER", user) == 0:
-            # The index forgot the user's files: so do we.
+        code, _ = self.call("UNREGISTER", user, acting=user)
+        if code == 0:
+            # The index forgot the user's files and secret: so do we.
             self._record(user).remove()
+            Secret(self._record(user)).remove()
             if user == self.user:
                 self._stop_peer()       # the server dropped our connection too
+        self.result("UNREGISTER", code)
 
     def _record(self, user):
         return Record(self.server_name, user)
@@ -366,7 +471,7 @@ class Client:
             self.say(message("CONNECT", None))
             return
         try:
-            code, _ = self.call("CONNECT", user, peer.port)
+            code, _ = self.call("CONNECT", user, peer.port, acting=user)
             if code != 0:
                 peer.stop()
                 self.result("CONNECT", code)
@@ -394,7 +499,7 @@ class Client:
         record = self._record(user)
         try:
             files = record.load()
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, UnsafeConfig) as e:
             self.warn("CONNECT: unreadable record of published files, serving none: %s"
                       % shown(e))
             return {}
@@ -402,7 +507,7 @@ class Client:
             return {}
         _, listed = self.call("LIST_CONTENT", user, user, read_data=read_content,
                               label="CONNECT: asking which of the files published earlier "
-                                    "the index still lists (LIST_CONTENT)")
+                                    "the index still lists (LIST_CONTENT)", acting=user)
         if listed is None:
             return files                # cannot compare: the record alone
         for path in listed:
@@ -430,19 +535,23 @@ class Client:
         except OSError as e:
             self.warn("cannot save the record of published files %s: %s"
                       % (shown(record.path), e.strerror or e))
+        except UnsafeConfig as e:
+            self.warn("not saving the record of published files: %s" % shown(str(e)))
 
     def cmd_disconnect(self, user, timeout=IO_TIMEOUT):
         # Stop the listener (in every case, as the protocol says) before
         # printing, so whoever reads the result line sees it already closed.
-        code, _ = self.call("DISCONNECT", user, timeout=timeout)
+        code, _ = self.call("DISCONNECT", user, timeout=timeout, acting=user)
+        unproven = self.unproven
         ours = self.user
         self._stop_peer()
         if ours is not None and ours != user:
             # Another user named (a typo?): our listener stopped all the
             # same, so the index must not keep listing ours as reachable.
-            extra, _ = self.call("DISCONNECT", ours, timeout=timeout)
+            extra, _ = self.call("DISCONNECT", ours, timeout=timeout, acting=ours)
             note("DISCONNECT: this client's listener stopped, so its user %s was "
                  "disconnected on the index too (%s)" % (ours, message("DISCONNECT", extra)))
+        self.unproven = unproven
         self.result("DISCONNECT", code)
 
     def _stop_peer(self):
@@ -511,7 +620,7 @@ class Client:
             pinned = pin(path)
         except OSError as e:
             pinned, why = None, e.strerror or str(e)
-        code, _ = self.call("PUBLISH", self.user, path, description)
+        code, _ = self.call("PUBLISH", self.user, path, description, acting=self.user)
         if code == 0:
             if pinned is None:
                 self.warn("PUBLISH: %s will not be served: %s" % (shown(path), why))
@@ -530,7 +639,7 @@ class Client:
             note(str(e))
             self.say(message("DELETE", None))
             return
-        code, _ = self.call("DELETE", self.user, path)
+        code, _ = self.call("DELETE", self.user, path, acting=self.user)
         # Withdrawn whatever the index answers, before the result line.
         if path in self.peer.published_files():
             self.peer.unpublish(path)
@@ -540,7 +649,8 @@ class Client:
     def cmd_list_users(self):
         if self._acting_user("LIST_USERS") is None:
             return
-        code, users = self.call("LIST_USERS", self.user, read_data=read_users)
+        code, users = self.call("LIST_USERS", self.user, read_data=read_users,
+                                acting=self.user)
         self.result("LIST_USERS", code)
         for name, ip, port in users or []:
             self.detail("%s %s %s" % (name, ip, port))
@@ -550,7 +660,8 @@ class Client:
     def cmd_list_content(self, target):
         if self._acting_user("LIST_CONTENT") is None:
             return
-        code, paths = self.call("LIST_CONTENT", self.user, target, read_data=read_content)
+        code, paths = self.call("LIST_CONTENT", self.user, target, read_data=read_content,
+                                acting=self.user)
         self.result("LIST_CONTENT", code)
         for path in paths or []:
             self.detail(path)
@@ -566,7 +677,8 @@ class Client:
             self.say(NO_SEARCH)
             return
         # An empty maximum: the server's default (100) results.
-        code, found = self.call("SEARCH", self.user, " ".join(words), "", read_data=read_matches)
+        code, found = self.call("SEARCH", self.user, " ".join(words), "", read_data=read_matches,
+                                acting=self.user)
         self.result("SEARCH", code)
         if code == 0:
             self.matches = found
@@ -633,11 +745,13 @@ class Client:
         target = self.destination(remote, local)
         code, users = self.call("LIST_USERS", self.user, read_data=read_users,
                                 label="GET_FILE: looking up the address of %s (LIST_USERS)"
-                                      % shown(owner))
+                                      % shown(owner), acting=self.user)
         if code != 0:
             if code is not None:
                 note("GET_FILE: looking up the address of %s: LIST_USERS answered %s"
                      % (shown(owner), message("LIST_USERS", code)))
+            if code == 2:
+                self.session_lost("GET_FILE")
             return None
         entry = next(((ip, port) for name, ip, port in users if name == owner), None)
         if entry is None:
@@ -793,6 +907,9 @@ def parse_args(argv):
     parser.add_argument("--peer-port", type=int, default=0, metavar="N",
                         help="serve other peers on TCP port N (for a firewall that lets one "
                         "port in); default: any free port")
+    parser.add_argument("--classic", action="store_true",
+                        help="never use the AUTH extension: register and act with the classic "
+                        "operations only")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="say on stderr where the time service listens, and its PID")
     args = parser.parse_args(argv)
@@ -845,7 +962,7 @@ def main(argv=None):
     if args.verbose:
         note("index server: %s" % show_addr(args.server, args.port))
     client = Client(args.server, args.port, time_client, interactive=interactive,
-                    peer_port=args.peer_port)
+                    peer_port=args.peer_port, classic=args.classic)
     if interactive:
         setup_readline(lambda: client.known_users, sorted(COMMANDS), ALIASES)
     for sig in (signal.SIGTERM, signal.SIGHUP):

@@ -18,12 +18,21 @@ list anything.  So the client keeps its own list:
 - The pinned files of each (index server, user) are kept in a record under the
   user's own configuration directory ($XDG_CONFIG_HOME/peerdex, else
   ~/.config/peerdex), mode 0600, replaced atomically, so that files published
-  in an earlier session are served again after the next CONNECT.
+  in an earlier session are served again after the next CONNECT.  Next to it
+  lies the user's secret when the index speaks the AUTH extension.
+- That directory is used only when it is safe, as ssh does with ~/.ssh: it
+  and every file read from it owned by this user and not writable by group
+  or others, every directory above it owned by this user or root and not
+  writable by others unless sticky (/tmp), files regular (no symlink, FIFO or
+  device), records no larger than RECORD_MAX and nested at most DEPTH_MAX
+  deep (so reading one can neither hang, nor exhaust memory, nor recurse
+  without bound).  Otherwise UnsafeConfig says exactly what to fix.
 """
 import errno
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 from collections import namedtuple
@@ -33,6 +42,102 @@ from collections import namedtuple
 # inode).  A record from before uid and the directory were kept has None there
 # (such a file is never re-pinned).
 Pinned = namedtuple("Pinned", "real dev ino uid pdev pino", defaults=(None, None, None))
+
+RECORD_MAX = 64 << 20           # bytes of one record at most
+SECRET_MAX = 256                # bytes of a secret file at most
+DEPTH_MAX = 8                   # nesting of a record's JSON at most (it needs 3)
+SECRET_SIZE = 32                # bytes of a user's secret (256 bits)
+
+
+class UnsafeConfig(Exception):
+    """The configuration directory or a file in it cannot be trusted; the
+    text says which and what to do."""
+
+
+def _mode(st):
+    return "%04o" % stat.S_IMODE(st.st_mode)
+
+
+def _check_owner(path, st, what, root_ok=False):
+    """Refuse what another user owns, or what group or others may write."""
+    uid = os.getuid()
+    if st.st_uid != uid and not (root_ok and st.st_uid == 0):
+        raise UnsafeConfig(
+            "%s %s is owned by uid %d, not by you (uid %d): anyone who owns it can replace "
+            "what the client keeps there; remove it, or set XDG_CONFIG_HOME to a directory "
+            "of your own" % (what, path, st.st_uid, uid))
+    if st.st_mode & 0o022 and not (stat.S_ISDIR(st.st_mode) and root_ok and
+                                   st.st_mode & stat.S_ISVTX):
+        raise UnsafeConfig("%s %s is writable by group or others (mode %s): run "
+                           "chmod go-w %s" % (what, path, _mode(st), path))
+
+
+def check_config_dir(directory, create=False):
+    """Refuse (UnsafeConfig) a configuration directory someone else could
+    change: it, or any directory above it.  With create, a missing one is
+    made (0700) first; else a missing one is fine (nothing to read)."""
+    if create:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        if create:
+            raise
+        return
+    if stat.S_ISLNK(st.st_mode):
+        st = os.stat(directory)
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeConfig("the configuration directory %s is not a directory: remove it"
+                           % directory)
+    _check_owner(directory, st, "the configuration directory")
+    above = os.path.dirname(os.path.realpath(directory))
+    while True:
+        _check_owner(above, os.stat(above), "the directory", root_ok=True)
+        parent = os.path.dirname(above)
+        if parent == above:
+            break
+        above = parent
+
+
+def read_private(path, limit, secret=False):
+    """The bytes of a file of the configuration directory, read only when it
+    is a regular file of ours that group and others cannot write (nor read,
+    for a secret), and at most `limit` bytes.  FileNotFoundError when there
+    is none; UnsafeConfig otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafeConfig("%s is a symbolic link: remove it" % path) from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeConfig("%s is not a regular file (a FIFO, device or directory): "
+                               "remove it" % path)
+        _check_owner(path, st, "the file")
+        if secret and st.st_mode & 0o077:
+            raise UnsafeConfig("the secret %s is readable by group or others (mode %s): run "
+                               "chmod 600 %s" % (path, _mode(st), path))
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise UnsafeConfig("%s is larger than %d bytes: not a file this client wrote; "
+                           "remove it" % (path, limit))
+    return data
+
+
+STRING_RX = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+BRACKET_RX = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text):
+    """How deep arrays and objects nest in JSON text (strings skipped), in
+    one pass without recursion."""
+    depth = deepest = 0
+    for c in BRACKET_RX.findall(STRING_RX.sub("", text)):
+        depth += 1 if c in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def open_dir_nofollow(path):
@@ -179,12 +284,18 @@ class Record:
 
     def load(self):
         """The recorded files, {path: Pinned}; {} when there is no record.
-        Raises ValueError or OSError for a record that cannot be read."""
+        Raises ValueError, OSError or UnsafeConfig for a record that cannot
+        be read or trusted."""
+        check_config_dir(self.dir)
         try:
-            with open(self.path, encoding="utf-8") as f:
-                data = json.load(f)
+            text = read_private(self.path, RECORD_MAX).decode("utf-8")
         except FileNotFoundError:
             return {}
+        if json_depth(text) > DEPTH_MAX:
+            raise ValueError("%s nests deeper than a record does" % self.path)
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+            raise ValueError("%s is not a record of published files" % self.path)
         if data.get("server") != self.server or data.get("user") != self.user:
             raise ValueError("%s belongs to another user or server" % self.path)
         files = {}
@@ -196,7 +307,7 @@ class Record:
 
     def save(self, files):
         """Replace the record with `files` atomically (mode 0600, fsync'd)."""
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        check_config_dir(self.dir, create=True)
         data = {"server": self.server, "user": self.user,
                 "files": {p: f._asdict() for p, f in sorted(files.items())}}
         fd, tmp = tempfile.mkstemp(prefix=".published-", suffix=".tmp", dir=self.dir)
@@ -218,6 +329,66 @@ class Record:
 
     def remove(self):
         """Forget the record (the user was unregistered)."""
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class Secret:
+    """The secret of one user on one index server (the AUTH extension): 256
+    random bits as 64 hex digits, mode 0600, next to the user's record."""
+
+    def __init__(self, record):
+        self.dir = record.dir
+        self.path = record.path[:-len(".json")].replace("published-", "secret-") + ".key"
+
+    def load(self):
+        """The secret's bytes, or None when this machine has none.  Raises
+        UnsafeConfig for one that cannot be trusted or read."""
+        check_config_dir(self.dir)
+        try:
+            text = read_private(self.path, SECRET_MAX, secret=True)
+        except FileNotFoundError:
+            return None
+        try:
+            value = bytes.fromhex(text.decode("ascii").strip())
+        except (UnicodeError, ValueError):
+            value = b""
+        if len(value) != SECRET_SIZE:
+            raise UnsafeConfig("%s holds no secret (64 hex digits)" % self.path)
+        return value
+
+    def create(self):
+        """A new random secret written to a temporary file beside this one
+        (0600); (secret, temporary path): keep() or discard() it after REGISTER."""
+        check_config_dir(self.dir, create=True)
+        value = os.urandom(SECRET_SIZE)
+        fd, tmp = tempfile.mkstemp(prefix=".secret-", suffix=".tmp", dir=self.dir)
+        with os.fdopen(fd, "w") as f:
+            f.write(value.hex() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return value, tmp
+
+    def keep(self, tmp):
+        """Put a created secret in place (the index registered it)."""
+        os.replace(tmp, self.path)
+        dfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    @staticmethod
+    def discard(tmp):
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+    def remove(self):
+        """Forget the secret (the user was unregistered)."""
         try:
             os.unlink(self.path)
         except FileNotFoundError:

@@ -126,6 +126,9 @@ def server_extensions(address, stamp, timeout=IO_TIMEOUT):
     """
     with socket.create_connection(address, timeout=timeout) as s:
         s.sendall(encode("EXTENSIONS", stamp))
+        # Nothing more comes: a classic server that would wait for more
+        # fields of the operation it does not know sees the end at once.
+        s.shutdown(socket.SHUT_WR)
         reader = Reader(s, time.monotonic() + timeout)
         try:
             if reader.byte() != 0:

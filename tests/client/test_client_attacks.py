@@ -41,7 +41,8 @@ def files(tmp_path):
 
 
 def inject(server, user, *paths, disconnect=True):
-    """Publish paths in `user`'s name, as anyone can (no credentials)."""
+    """Publish paths in `user`'s name, as anyone can for a classic user
+    (the clients below run with --classic)."""
     harness.code(server.port, "CONNECT", user, "40001")      # 2 if she is online
     for p in paths:
         assert harness.code(server.port, "PUBLISH", user, str(p), "x") == 0
@@ -53,7 +54,7 @@ def inject(server, user, *paths, disconnect=True):
 
 def test_injected_publish_offline_is_never_served(server, clients, files, config_home):
     pub, secret = files
-    c = clients(server.port)
+    c = clients(server.port, "--classic")
     c.do("REGISTER alice", "c> REGISTER OK")
     c.do("CONNECT alice", "c> CONNECT OK")
     c.do("PUBLISH %s mine" % pub, "c> PUBLISH OK")
@@ -64,7 +65,7 @@ def test_injected_publish_offline_is_never_served(server, clients, files, config
     assert stat.S_IMODE((config_home / "peerdex").stat().st_mode) == 0o700
 
     inject(server, "alice", secret, "/etc/passwd")
-    c = clients(server.port)
+    c = clients(server.port, "--classic")
     c.do("CONNECT alice", "c> CONNECT OK")
     addr = peer_addr(server, "alice")
     assert get(addr, str(secret)) == b"\x01"
@@ -77,7 +78,7 @@ def test_injected_publish_offline_is_never_served(server, clients, files, config
 
 def test_injected_publish_online_is_never_served(server, clients, files):
     pub, secret = files
-    c = clients(server.port)
+    c = clients(server.port, "--classic")
     c.do("REGISTER alice", "c> REGISTER OK")
     c.do("CONNECT alice", "c> CONNECT OK")
     c.do("PUBLISH %s mine" % pub, "c> PUBLISH OK")
@@ -96,6 +97,25 @@ def test_injected_publish_online_is_never_served(server, clients, files):
     assert harness.code(server.port, "DISCONNECT", "alice") == 0
     c.do("CONNECT alice", "c> CONNECT OK")
     assert get(peer_addr(server, "alice"), str(pub)) == b"\x01"
+    assert c.finish() == 0
+
+
+def test_injection_refused_for_an_authenticated_user(server, clients, files):
+    """With the AUTH extension (our client and server), nobody else can act
+    as alice at all: the forged CONNECT, PUBLISH and DISCONNECT are refused
+    and alice's session and files stay as they were."""
+    pub, secret = files
+    c = clients(server.port)
+    c.do("REGISTER alice", "c> REGISTER OK")
+    c.do("CONNECT alice", "c> CONNECT OK")
+    c.do("PUBLISH %s mine" % pub, "c> PUBLISH OK")
+    assert harness.code(server.port, "CONNECT", "alice", "40001") == 3
+    assert harness.code(server.port, "PUBLISH", "alice", str(secret), "x") == 4
+    assert harness.code(server.port, "DISCONNECT", "alice") == 3
+    c.do("LIST_CONTENT alice", "c> LIST_CONTENT OK")
+    c.wait_line(r"^\t%s$" % re.escape(str(pub)), start=len(c.lines) - 1)
+    assert not any(str(secret) in l for l in c.lines)
+    c.do("LIST_USERS", "c> LIST_USERS OK")
     assert c.finish() == 0
 
 
@@ -251,7 +271,7 @@ class EvilIndex(Listener):
     def serve(self, conn):
         with conn:
             conn.settimeout(5)
-            op = read_request(conn, lambda op: 3).split(b"\0")[0]
+            op = read_request(conn, lambda op: 2 if op == "EXTENSIONS" else 3).split(b"\0")[0]
             if op == b"LIST_USERS":
                 conn.sendall(b"\x00" + self.users)
             elif op == b"LIST_CONTENT":
@@ -412,5 +432,8 @@ def test_output_closed_early_is_no_traceback(server):
                 p.wait()
     assert out == b"c> REGISTER OK\n"
     assert client.returncode == 1 and b"Traceback" not in err, err
-    # It disconnected its user on the way out.
-    assert harness.code(server.port, "DISCONNECT", "h") == 2
+    # It disconnected its user on the way out (h is an authenticated user:
+    # another user looks).
+    assert harness.code(server.port, "REGISTER", "w") == 0
+    assert harness.code(server.port, "CONNECT", "w", "40000") == 0
+    assert harness.request(server.port, "LIST_USERS", "w")[1] == ["1", "w", "127.0.0.1", "40000"]

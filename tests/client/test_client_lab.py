@@ -119,8 +119,9 @@ def test_anything_else_stays_refused_and_the_owner_is_told(owner, tmp_path, kind
 # --- 5. a fixed peer port ---------------------------------------------------------
 
 def test_peer_port(server, clients):
-    port = harness.free_port()
-    c = clients(server.port, "--peer-port", str(port))
+    port = harness.fixed_port()
+    # Classic, so that another connection may DISCONNECT alice behind its back.
+    c = clients(server.port, "--peer-port", str(port), "--classic")
     c.do("REGISTER alice", "c> REGISTER OK")
     c.do("CONNECT alice", "c> CONNECT OK")
     assert peer_addr(server, "alice") == ("127.0.0.1", port)
@@ -278,5 +279,5 @@ def test_operations_sent_per_command(server, clients, tmp_path):
     c.do("GET_FILE alice %s %s" % (f, tmp_path / "g.txt"), "c> GET_FILE OK")
     server.wait_line(r"^s> OPERATION LIST_USERS FROM alice$")
     ops = [l.split()[2] for l in server.lines if l.startswith("s> OPERATION")]
-    assert ops == ["REGISTER", "CONNECT", "PUBLISH", "DISCONNECT",
+    assert ops == ["REGISTER_AUTH", "CONNECT", "PUBLISH", "DISCONNECT",
                    "CONNECT", "LIST_CONTENT", "LIST_USERS"], ops

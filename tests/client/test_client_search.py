@@ -58,7 +58,7 @@ def test_get_file_by_number_into_current_directory(server, clients, tmp_path):
 
 
 def test_search_failure_lines(server, clients):
-    bob = clients(server.port)
+    bob = clients(server.port, "--classic")     # so that UNREGISTER may come from elsewhere
     bob.do("SEARCH x", "c> SEARCH FAIL, USER NOT CONNECTED")          # no CONNECT yet
     bob.do("REGISTER bob", "c> REGISTER OK")
     bob.do("CONNECT bob", "c> CONNECT OK")

@@ -161,8 +161,11 @@ def test_streaming_server_is_cut_off(stub):
                      "server.reply.*", "--only", "server.register.codes")
     assert failed(results) == set(results)
     why = results["server.reply.raw-code"]["why"]
-    assert "no reading of the result code" in why
-    assert int(why.split("(")[1].split(" bytes in all")[0]) <= conform.REPLY_MAX
+    # Cut at the cap, or at the end of the wait for the close (what arrived
+    # in it, shown): bounded either way.
+    if "goes on past %d bytes" % conform.REPLY_MAX not in why:
+        assert "no reading of the result code" in why, why
+        assert int(why.split("(")[1].split(" bytes in all")[0]) <= conform.REPLY_MAX
     assert sum(r["seconds"] for r in results.values()) < 20
 
 

@@ -12,7 +12,9 @@
  *    fixed buffer always suffices;
  *  - a verdict on a prefix other than "need more" is the verdict on the
  *    whole input, so the reader may stop at the first one it gets;
- *  - op is known exactly when the operation name is complete and known.
+ *  - op is known exactly when the operation name is complete and known
+ *    (after an AUTH wrapper: the inner request's name), and a wrapped
+ *    request's proof covers exactly its inner request.
  * A failed check prints the reason and aborts, which libFuzzer (and the
  * corpus regression driver, regress_main.c) reports as a crash.
  */
@@ -61,8 +63,21 @@ static void check_ok(const struct request *r, const char *buf, size_t len)
 {
     CHECK(r->op >= 0 && r->op < OP_COUNT);
     CHECK(op_name(r->op) != NULL);
-    CHECK(strncmp(buf, op_name(r->op), len) == 0);
+    const char *start = buf;
+    if (r->auth) {
+        start = r->proof.inner;
+        CHECK(start > buf && start < buf + len);
+        CHECK(r->proof.inner_len == len - (size_t)(start - buf) ||
+              r->proof.inner_len < len - (size_t)(start - buf));
+        CHECK(r->proof.counter >= 1 && r->proof.counter <= INT64_MAX);
+        check_field(r->proof.counter_text, buf, len);
+    }
+    CHECK(strncmp(start, op_name(r->op), len - (size_t)(start - buf)) == 0);
     check_field(r->datetime, buf, len);
+    if (r->op == OP_EXTENSIONS) {       /* discovery: no user, no other field */
+        CHECK(r->user == NULL && r->path == NULL && r->target == NULL && !r->auth);
+        return;
+    }
     check_field(r->user, buf, len);
     CHECK(is_word(r->user));
 
@@ -124,9 +139,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct request r;
     enum parse_status st = request_parse(buf, size, &r);
     CHECK(st >= PARSE_OK && st <= PARSE_BAD_FIELD);
-    int name_done = memchr(buf, '\0', size) != NULL;
-    CHECK((r.op != OP_UNKNOWN) == (name_done && st != PARSE_UNKNOWN_OP));
-    CHECK(name_done || st == PARSE_INCOMPLETE || st == PARSE_UNKNOWN_OP);
+    /* The name that decides op: after an AUTH wrapper (its name and two
+     * fields), the inner request's. */
+    size_t nuls = size >= 5 && memcmp(buf, "AUTH", 5) == 0 ? 4 : 1, seen = 0;
+    for (size_t i = 0; i < size && seen < nuls; i++)
+        seen += buf[i] == '\0';
+    int name_done = seen == nuls;
+    /* A wrapper field too long ends the request before its inner name counts. */
+    CHECK((r.op != OP_UNKNOWN) == (name_done && st != PARSE_UNKNOWN_OP) ||
+          (nuls == 4 && st == PARSE_TOO_LONG && r.op == OP_UNKNOWN));
+    CHECK(name_done || st == PARSE_INCOMPLETE || st == PARSE_UNKNOWN_OP ||
+          (nuls == 4 && st == PARSE_TOO_LONG));     /* a wrapper field too long */
     if (r.op != OP_UNKNOWN) {
         CHECK(r.op >= 0 && r.op < OP_COUNT);
         unsigned char other = op_other_error(r.op);
@@ -140,10 +163,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /*
      * The reader stops at the first verdict: prefixes ending at each of the
      * first field ends, and the input less its last byte, must agree.  (A
-     * request has at most five fields, so six ends cover every decision.)
+     * request has at most five fields, after at most three of an AUTH
+     * wrapper, so nine ends cover every decision.)
      */
     size_t ends = 0;
-    for (size_t i = 0; i < size && ends < 6; i++)
+    for (size_t i = 0; i < size && ends < 9; i++)
         if (buf[i] == '\0') {
             check_prefix(buf, i + 1, st, &r);
             ends++;

@@ -546,6 +546,77 @@ START_TEST(listings_stay_whole_while_files_change)
 }
 END_TEST
 
+/* A proof for user's request body under the secret 0, 1, ..., 31: the MAC
+ * computed by auth.c itself (the wire format is tested in test_request.c). */
+static struct auth_proof proof_for(const char *body, uint64_t counter, char *text,
+                                   const uint8_t *secret)
+{
+    struct auth_proof p = {.counter = counter, .counter_text = text,
+                           .inner = body, .inner_len = strlen(body) + 1};
+    sprintf(text, "%llu", (unsigned long long)counter);
+    struct auth_key key;
+    auth_key_init(&key, secret);
+    struct hmac_sha256_ctx ctx = key.keyed;
+    hmac_sha256_update(&ctx, strlen(text) + 1, (const uint8_t *)text);
+    hmac_sha256_update(&ctx, p.inner_len, (const uint8_t *)body);
+    hmac_sha256_digest(&ctx, sizeof p.mac, p.mac);
+    return p;
+}
+
+/* An authenticated user: classic requests acting as it are refused and
+ * change nothing; a proof holds once (a replay is stale), a wrong secret
+ * never; a later user of the same name is not proven by an earlier proof;
+ * a classic user cannot be proven; forgetting the key makes it classic. */
+START_TEST(authenticated_users)
+{
+    uint8_t secret[AUTH_SECRET_SIZE], other[AUTH_SECRET_SIZE];
+    for (int i = 0; i < AUTH_SECRET_SIZE; i++) {
+        secret[i] = (uint8_t)i;
+        other[i] = (uint8_t)(i + 1);
+    }
+    char text[24];
+    ck_assert_int_eq(registry_apply(reg, &(struct reg_op){.op = OP_REGISTER, .user = "bob",
+                                                          .secret = secret}, NULL), REG_OK);
+    ck_assert_int_eq(registry_connect(reg, "bob", "10.0.0.1", 4000), REG_NOT_PROVEN);
+    ck_assert_int_eq(registry_unregister(reg, "bob"), REG_NOT_PROVEN);
+    ck_assert_uint_eq(registry_user_count(reg), 1);
+
+    struct auth_proof p = proof_for("x", 10, text, secret);
+    struct reg_op op = {.op = OP_CONNECT, .user = "bob", .ip = "10.0.0.1", .port = 4000,
+                        .proof = &p};
+    ck_assert_int_eq(registry_prove(reg, &op), PROOF_OK);
+    ck_assert_uint_eq(op.counter, 10);
+    ck_assert_int_eq(registry_apply(reg, &op, NULL), REG_OK);
+    ck_assert_int_eq(registry_prove(reg, &op), PROOF_STALE);
+    ck_assert_int_eq(registry_disconnect(reg, "bob"), REG_NOT_PROVEN);
+
+    struct auth_proof bad = proof_for("x", 11, text, other);
+    op.proof = &bad;
+    ck_assert_int_eq(registry_prove(reg, &op), PROOF_BAD);
+    ck_assert_int_eq(registry_apply(reg, &op, NULL), REG_NOT_PROVEN);
+
+    /* Proven for the old bob; a new bob (another secret) meanwhile: refused. */
+    struct auth_proof p2 = proof_for("x", 12, text, secret);
+    struct reg_op un = {.op = OP_UNREGISTER, .user = "bob", .proof = &p2};
+    ck_assert_int_eq(registry_prove(reg, &un), PROOF_OK);
+    ck_assert_int_eq(registry_apply(reg, &un, NULL), REG_OK);
+    ck_assert_int_eq(registry_apply(reg, &(struct reg_op){.op = OP_REGISTER, .user = "bob",
+                                                          .secret = other}, NULL), REG_OK);
+    ck_assert_int_eq(registry_apply(reg, &un, NULL), REG_NOT_PROVEN);
+
+    ck_assert_int_eq(registry_register(reg, "carol"), REG_OK);
+    struct reg_op c = {.op = OP_CONNECT, .user = "carol", .ip = "10.0.0.2", .port = 1,
+                       .proof = &p2};
+    ck_assert_int_eq(registry_prove(reg, &c), PROOF_NO_KEY);
+    ck_assert_int_eq(registry_apply(reg, &c, NULL), REG_NOT_PROVEN);
+    ck_assert_int_eq(registry_connect(reg, "carol", "10.0.0.2", 1), REG_OK);
+
+    ck_assert_int_eq(registry_forget_key(reg, "bob"), REG_OK);
+    ck_assert_int_eq(registry_forget_key(reg, "carol"), REG_NOT_PROVEN);
+    ck_assert_int_eq(registry_connect(reg, "bob", "10.0.0.1", 4000), REG_OK);
+}
+END_TEST
+
 /* registry_view(): the totals, and at most `max` connected users with
  * their file counts; unconnected users are counted, not listed. */
 START_TEST(view_copies_a_bounded_picture)
@@ -592,6 +663,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, register_and_unregister);
+    tcase_add_test(tc, authenticated_users);
     tcase_add_test(tc, connect_and_disconnect);
     tcase_add_test(tc, publish_and_delete);
     tcase_add_test(tc, published_is_per_user);

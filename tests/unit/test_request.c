@@ -285,6 +285,9 @@ static const char *const valid[OP_COUNT][6] = {
     [OP_LIST_CONTENT] = {"LIST_CONTENT", DT, "alice", "bob", NULL},
     [OP_SEARCH]       = {"SEARCH", DT, "alice", "lecture notes", "10", NULL},
     [OP_EXTENSIONS]   = {"EXTENSIONS", DT, NULL},
+    [OP_REGISTER_AUTH] = {"REGISTER_AUTH", DT, "alice",
+                          "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+                          NULL},
 };
 
 /* Every proper prefix of every operation's request (including the whole
@@ -457,6 +460,68 @@ START_TEST(search_fields)
 }
 END_TEST
 
+#define MAC42 "0fb05e45fd1915869b5bc95a48c2ebce3bfcf21fc53a6d096cd60da0ce5cde8b"
+#define INNER "CONNECT", "01/01/2020 10:00:00", "alice", "40001"
+
+/* An AUTH request: the inner request's fields, the counter and the MAC
+ * (computed independently, with Python's hmac), and every prefix of it
+ * incomplete. */
+START_TEST(auth_wrapper)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    size_t n = REQ(b, "AUTH", "42", MAC42, INNER);
+    for (size_t len = 0; len < n; len++)
+        ck_assert_msg(parse(b, len, &r) == PARSE_INCOMPLETE, "len %zu", len);
+    ck_assert_int_eq(parse(b, n, &r), PARSE_OK);
+    ck_assert(r.auth);
+    ck_assert_int_eq(r.op, OP_CONNECT);
+    ck_assert_str_eq(r.user, "alice");
+    ck_assert_uint_eq(r.port, 40001);
+    ck_assert_uint_eq(r.proof.counter, 42);
+    ck_assert_uint_eq(r.len, n);
+    ck_assert_ptr_eq(r.proof.inner, b + REQ(b, "AUTH", "42", MAC42));
+    REQ(b, "AUTH", "42", MAC42, INNER);
+    ck_assert_uint_eq(r.proof.inner_len, n - (size_t)(r.proof.inner - b));
+
+    uint8_t secret[AUTH_SECRET_SIZE];
+    for (int i = 0; i < AUTH_SECRET_SIZE; i++)
+        secret[i] = (uint8_t)i;
+    struct auth_key key;
+    auth_key_init(&key, secret);
+    ck_assert(auth_verify(&key, &r.proof));
+    secret[0] = 1;
+    auth_key_init(&key, secret);
+    ck_assert(!auth_verify(&key, &r.proof));
+}
+END_TEST
+
+/* What the wrapper refuses: a registration inside, a nested AUTH, a bad
+ * counter or MAC (the inner operation is still known, for its code). */
+START_TEST(auth_wrapper_refusals)
+{
+    char b[REQUEST_MAX];
+    struct request r;
+    ck_assert_int_eq(parse(b, REQ(b, "AUTH", "1", MAC42, "REGISTER", DT, "a"), &r),
+                     PARSE_BAD_FIELD);
+    ck_assert_int_eq(parse(b, REQ(b, "AUTH", "1", MAC42, "REGISTER_AUTH", DT, "a", MAC42),
+                           &r), PARSE_BAD_FIELD);
+    ck_assert_int_eq(parse(b, REQ(b, "AUTH", "1", MAC42, "EXTENSIONS", DT), &r),
+                     PARSE_BAD_FIELD);
+    ck_assert_int_eq(parse(b, REQ(b, "AUTH", "1", MAC42, "AUTH", "1", MAC42, INNER), &r),
+                     PARSE_UNKNOWN_OP);
+    ck_assert_int_eq(parse(b, REQ(b, "AUTH", "0", MAC42, INNER), &r), PARSE_BAD_FIELD);
+    ck_assert_int_eq(r.op, OP_CONNECT);
+    ck_assert_int_eq(parse(b, REQ(b, "AUTH", "-1", MAC42, INNER), &r), PARSE_BAD_FIELD);
+    ck_assert_int_eq(parse(b, REQ(b, "AUTH", "9223372036854775808", MAC42, INNER), &r),
+                     PARSE_BAD_FIELD);
+    ck_assert_int_eq(parse(b, REQ(b, "AUTH", "1", "abc", INNER), &r), PARSE_BAD_FIELD);
+    ck_assert_ptr_nonnull(r.why);
+    ck_assert_int_eq(parse(b, REQ(b, "AUT", "1"), &r), PARSE_UNKNOWN_OP);
+    ck_assert_int_eq(parse(b, REQ(b, "REGISTER_AUTH", DT, "a", "00"), &r), PARSE_BAD_FIELD);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("request");
@@ -479,6 +544,8 @@ int main(void)
     tcase_add_test(tc, largest_request_fits);
     tcase_add_test(tc, missing_final_nul);
     tcase_add_test(tc, empty_required_fields);
+    tcase_add_test(tc, auth_wrapper);
+    tcase_add_test(tc, auth_wrapper_refusals);
     suite_add_tcase(s, tc);
 
     return run_suite(s);
