@@ -105,10 +105,10 @@ test-unit: $(UNIT_TESTS)
 # pytest's temporary directories go under $(BUILD), not /tmp (a test run
 # leaves /tmp as it found it).  The suites run in $(PYTEST_WORKERS) parallel
 # workers (python3-pytest-xdist; most tests wait on deadlines, not the CPU),
-# then, one at a time, the tests marked (tests/conftest.py) `rpcbind` (the
-# host's rpcbind holds one registration for the log server's program
-# number, which any log server started meanwhile would take over) and
-# `alone` (tight bounds on a reply time or on CPU use).  pytest's status 5
+# then, one at a time, the tests marked (tests/conftest.py) `alone` (tight
+# bounds on a reply time or on CPU use).  Tests that use the host's rpcbind
+# run in parallel: each gives its log servers a program number of its own
+# (LOG_RPC_PROG, tests/conftest.py).  pytest's status 5
 # (nothing selected, e.g. by PYTEST_ARGS=-k) is no failure.
 PYTEST_WORKERS ?= 4
 PYTEST = PEERDEX_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider
@@ -116,10 +116,10 @@ PYTEST = PEERDEX_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovide
 test-integration: programs
 	@status=0; \
 	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest -n $(PYTEST_WORKERS) --dist loadgroup \
-	    -m "not rpcbind and not alone" $(PYTEST_ARGS) tests || \
+	    -m "not alone" $(PYTEST_ARGS) tests || \
 	    { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
-	echo "== one at a time: the tests marked rpcbind or alone"; \
-	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest-alone -m "rpcbind or alone" \
+	echo "== one at a time: the tests marked alone"; \
+	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest-alone -m "alone" \
 	    $(PYTEST_ARGS) tests || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
 	exit $$status
 

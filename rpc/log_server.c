@@ -9,7 +9,9 @@
  * on stdout, and acknowledges a batch only once it is on disk.  Registers
  * with rpcbind over TCP when rpcbind runs; with -p it serves on that fixed
  * port as well, so it works with no rpcbind at all.  SIGHUP reopens FILE
- * (log rotation); SIGINT and SIGTERM unregister and exit 0.
+ * (log rotation); SIGINT and SIGTERM unregister and exit 0.  LOG_RPC_PROG
+ * in the environment replaces the program number (the index server reads
+ * the same variable), so that several log servers share one rpcbind.
  *
  * One thread: rpc/rpcserve.c runs the poll() loop over the listening
  * socket, the connections (non-blocking, each with a deadline) and a
@@ -48,6 +50,9 @@
 /* With -k: a connection that has not proven the key within this long of its
  * accept is closed, and gives its slot to a newcomer when all are taken. */
 #define UNPROVEN_TIMEOUT_MS 5000
+/* LOG_RPC_PROG's range: the user-defined and transient program numbers. */
+#define PROG_LO 0x20000000u
+#define PROG_HI 0x5fffffffu
 
 /* What the server knows of one connection (rpcserve keeps it). */
 struct conn {
@@ -62,6 +67,7 @@ static struct logmac_key key;
 static bool keyed;
 static int sigfd = -1;
 static const char *log_path;
+static uint32_t prog = LOGRPC_PROG;     /* LOG_RPC_PROG, or the protocol's */
 
 /* Store a batch; the log_status to answer. */
 static log_status append(const log_batch *batch)
@@ -211,8 +217,15 @@ static void usage(FILE *f)
                "  -g ORIGIN   this log lost entries of ORIGIN (16 hex digits, as the\n"
                "              refusal names it) for good: record the gap as one LOG_GAP\n"
                "              line and let ORIGIN go on (once; docs/oplog.md)\n"
-               "  -h, --help  this help\n", UNPROVEN_TIMEOUT_MS / 1000, MAXCONN_DEFAULT,
-               TIMEOUT_DEFAULT_S);
+               "  -h, --help  this help\n"
+               "environment:\n"
+               "  LOG_RPC_PROG=PROG  the ONC-RPC program number served and registered\n"
+               "              with rpcbind, in decimal as rpcinfo shows it, from %lu\n"
+               "              to %lu; the index server must have the same\n"
+               "              (unset: %lu, the protocol's 0x%lX)\n",
+               UNPROVEN_TIMEOUT_MS / 1000, MAXCONN_DEFAULT, TIMEOUT_DEFAULT_S,
+               (unsigned long)PROG_LO, (unsigned long)PROG_HI, (unsigned long)LOGRPC_PROG,
+               (unsigned long)LOGRPC_PROG);
 }
 
 /* True when rpcbind answers on this host (a quick TCP connect to port 111). */
@@ -241,8 +254,8 @@ static bool register_rpcbind(int lfd)
         return false;
     }
     struct netbuf nb = {.maxlen = sizeof a, .len = alen, .buf = &a};
-    rpcb_unset(LOGRPC_PROG, LOGRPC_VERS, NULL);
-    bool ok = rpcb_set(LOGRPC_PROG, LOGRPC_VERS, nc, &nb);
+    rpcb_unset(prog, LOGRPC_VERS, NULL);
+    bool ok = rpcb_set(prog, LOGRPC_VERS, nc, &nb);
     freenetconfigent(nc);
     return ok;
 }
@@ -295,7 +308,7 @@ int main(int argc, char **argv)
     const char *key_path = NULL;
     long port = -1;
     struct rpcserve_config cfg = {
-        .prog = LOGRPC_PROG, .vers = LOGRPC_VERS, .dispatch = dispatch,
+        .vers = LOGRPC_VERS, .dispatch = dispatch,
         .conn_size = sizeof(struct conn), .max_conns = MAXCONN_DEFAULT,
         .timeout_ms = TIMEOUT_DEFAULT_S * 1000L, .max_record = MAX_RECORD,
         .unproven_timeout_ms = UNPROVEN_TIMEOUT_MS};
@@ -338,6 +351,16 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    const char *env_prog = getenv("LOG_RPC_PROG");
+    if (env_prog != NULL && *env_prog != '\0') {
+        unsigned long long v;
+        if (!decimal_parse(env_prog, PROG_LO, PROG_HI, &v)) {
+            diag("log_server: bad LOG_RPC_PROG '%s'\n", env_prog);
+            return 1;
+        }
+        prog = (uint32_t)v;
+    }
+    cfg.prog = prog;
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     sigset_t sigs;
@@ -404,7 +427,7 @@ int main(int argc, char **argv)
     int rc = rpcserve_run(lfd, &cfg, sigfd, on_signal) == 0 ? 0 : 1;
 
     if (with_rpcbind)
-        rpcb_unset(LOGRPC_PROG, LOGRPC_VERS, NULL);
+        rpcb_unset(prog, LOGRPC_VERS, NULL);
     close(lfd);
     diag("log_server: %llu lines written, %llu duplicates skipped\n",
             (unsigned long long)logstore_written(store),

@@ -74,6 +74,11 @@ static const struct setting settings[] = {
     {0, NULL, "LOG_RPC_PORT", "PORT", "LOG_RPC_PORT",
      "log server's TCP port (unset: ask its rpcbind)",
      NULL, false, K_UINT, 1, 65535, &config.log_port},
+    {0, NULL, "LOG_RPC_PROG", "PROG", "LOG_RPC_PROG",
+     "log server's ONC-RPC program number, in decimal as rpcinfo shows it, from 536870912 "
+     "to 1610612735 (0x20000000-0x5fffffff); the log server must have the same "
+     "(unset: 772611589, the protocol's 0x2E0D1E05)",
+     NULL, false, K_UINT, 0x20000000, 0x5fffffff, &config.log_prog},
     {0, NULL, "LOG_QUEUE_MAX", "N", "LOG_QUEUE_MAX", "log entries waiting for delivery at most",
      "65536", false, K_UINT, 1, 1000000000, &config.log_queue_max},
     {0, NULL, "CONSOLE_BUFFER", "BYTES", "CONSOLE_BUFFER",

@@ -39,6 +39,7 @@ struct config {
     /* Environment: the operation log (docs/oplog.md). */
     const char *log_host;           /* LOG_RPC_IP; NULL: no operation log */
     unsigned long log_port;         /* LOG_RPC_PORT; 0: ask rpcbind */
+    unsigned long log_prog;         /* LOG_RPC_PROG; 0: the protocol's number */
     unsigned long log_queue_max;    /* LOG_QUEUE_MAX: entries waiting at most */
     unsigned long console_bytes;    /* CONSOLE_BUFFER: console bytes waiting at most */
     /* The state directory (docs/architecture.md, "Durable state"). */

@@ -73,6 +73,7 @@ static int start_log(struct registry *reg)
         return -1;
     }
     struct oplog_config oc = {.host = config.log_host, .port = (unsigned)config.log_port,
+                              .prog = (uint32_t)config.log_prog,
                               .key_file = config.log_key_file};
     if (oplog_start(&oc, &src) < 0) {
         outbox_close(outbox);

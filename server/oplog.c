@@ -68,6 +68,7 @@ static struct {
 static bool enabled;
 static struct log_source source;
 static struct sockaddr_in log_addr; /* port 0: ask rpcbind on each connect */
+static uint32_t log_prog;           /* the log server's program number */
 static pthread_t thread;
 
 uint64_t log_origin_new(void)
@@ -86,7 +87,7 @@ static int rpcbind_lookup(struct sockaddr_in *a)
     struct netbuf nb = {.maxlen = sizeof found, .len = 0, .buf = &found};
     struct netconfig *nc = getnetconfigent("tcp");
     bool ok = nc != NULL && inet_ntop(AF_INET, &a->sin_addr, host, sizeof host) != NULL &&
-              rpcb_getaddr(LOGRPC_PROG, LOGRPC_VERS, nc, &nb, host) &&
+              rpcb_getaddr(log_prog, LOGRPC_VERS, nc, &nb, host) &&
               nb.len == sizeof found && found.sin_family == AF_INET;
     if (nc != NULL)
         freenetconfigent(nc);
@@ -124,7 +125,7 @@ static CLIENT *new_client(void)
         return NULL;
     CLIENT *c = NULL;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0)
-        c = clnttcp_create(&a, LOGRPC_PROG, LOGRPC_VERS, &fd, 0, 0);
+        c = clnttcp_create(&a, log_prog, LOGRPC_VERS, &fd, 0, 0);
     if (c == NULL) {
         close(fd);
         return NULL;
@@ -192,8 +193,13 @@ static bool acknowledged(enum clnt_stat rc, const log_proof *reply, uint64_t cal
     return false;
 }
 
-/* Send items[0..n) in one call; true when the log server has them. */
-static bool send_batch(CLIENT *c, const struct log_item *items, size_t n, long timeout_ms)
+/*
+ * Send items[0..n) in one call; true when the log server has them.
+ * *refused: it answered and will not take them (it refuses them, or cannot
+ * prove the key), so that resending cannot deliver them before someone acts.
+ */
+static bool send_batch(CLIENT *c, const struct log_item *items, size_t n, long timeout_ms,
+                       bool *refused)
 {
     log_entry batch[BATCH_MAX];
     for (size_t i = 0; i < n; i++)
@@ -219,12 +225,14 @@ static bool send_batch(CLIENT *c, const struct log_item *items, size_t n, long t
     clock_gettime(CLOCK_MONOTONIC, &last_call);
     bool proven, acked = acknowledged(rc, &reply, call, sb.mac, &proven);
     static bool said_refused;
-    bool refused = rc == RPC_SUCCESS && proven && reply.status == LOG_REFUSED;
-    if (refused && !said_refused)
+    bool refusal = rc == RPC_SUCCESS && proven && reply.status == LOG_REFUSED;
+    if (refusal && !said_refused)
         diag("server: the log server refuses our entries (%sit says why); "
              "they wait in %s\n", keyed ? "" :
              "does it want them signed? then give -k with its key; ", source.where);
-    said_refused = said_refused || refused;
+    said_refused = said_refused || refusal;
+    *refused = refusal || (!proven && (rc == RPC_SUCCESS || rc == RPC_PROCUNAVAIL ||
+                                       rc == RPC_CANTDECODERES));
     return acked;
 }
 
@@ -272,7 +280,9 @@ static long call_timeout(void)
 
 /*
  * The logging thread: deliver the source in order, forever retrying, until
- * stopped and drained (or past the drain deadline).  After a send that
+ * stopped and drained (or past the drain deadline, or at once when the log
+ * server's last answer refused the entries: it can never take them in the
+ * drain, and waiting it out would only delay the exit).  After a send that
  * carried few entries it lingers a moment, so that under load one call
  * (and one pair of fdatasyncs on the log server) carries many, and
  * submitters do not wake this thread for each entry.
@@ -283,11 +293,11 @@ static void *logging_main(void *arg)
     static struct log_item batch[BATCH_MAX];
     CLIENT *client = NULL;
     long backoff = BACKOFF_MIN_MS;
-    bool reported_down = false;
+    bool reported_down = false, refused = false;
 
     for (;;) {
         bool late, stop_asked = stopping(&late);
-        if (late)
+        if (late || (stop_asked && refused))
             break;
         size_t n = source.next(source.ctx, batch, BATCH_MAX, POLL_MS);
         if (n == 0) {
@@ -296,7 +306,8 @@ static void *logging_main(void *arg)
             continue;
         }
         client = ready_client(client);
-        if (client != NULL && send_batch(client, batch, n, call_timeout())) {
+        refused = false;
+        if (client != NULL && send_batch(client, batch, n, call_timeout(), &refused)) {
             source.acknowledge(source.ctx, n);
             backoff = BACKOFF_MIN_MS;
             if (reported_down)
@@ -314,7 +325,7 @@ static void *logging_main(void *arg)
             diag("server: operation log unreachable; entries wait in %s and are resent\n",
                  source.where);
         reported_down = true;
-        pause_ms(backoff, false);
+        pause_ms(backoff, refused);     /* a stop ends it at once after a refusal */
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
     if (client != NULL)
@@ -352,6 +363,7 @@ int oplog_start(const struct oplog_config *cfg, const struct log_source *src)
         diag("server: no key (-k): the log server's acknowledgments are not proven "
              "(any process on its port could take entries)\n");
     }
+    log_prog = cfg->prog != 0 ? cfg->prog : LOGRPC_PROG;
     source = *src;
     cond_init_monotonic(&stop.wake);
     if (pthread_create(&thread, NULL, logging_main, NULL) != 0) {

@@ -10,11 +10,14 @@
 #ifndef PEERDEX_OPLOG_H
 #define PEERDEX_OPLOG_H
 
+#include <stdint.h>
+
 #include "logsource.h"
 
 struct oplog_config {
     const char *host;           /* the log server's name or IPv4 address */
     unsigned port;              /* its TCP port; 0: ask its rpcbind */
+    uint32_t prog;              /* its ONC-RPC program number; 0: LOGRPC_PROG */
     const char *key_file;       /* sign batches with this key; NULL: unsigned */
 };
 

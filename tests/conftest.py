@@ -1,4 +1,5 @@
 """Shared pytest fixtures: the harness on sys.path and a fresh server."""
+import itertools
 import os
 import sys
 
@@ -11,18 +12,25 @@ import harness  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "rpcbind: uses the host's rpcbind; `make test` runs these apart, one "
-        "at a time (every log server registers the one program number there)")
-    config.addinivalue_line(
         "markers", "alone: bounds a time or a CPU use tightly (a reply within 50 ms, no "
         "spinning); `make test` runs these apart, one at a time, not among parallel tests")
 
 
-def pytest_collection_modifyitems(items):
-    """A test that uses the rpcbind fixture is marked rpcbind."""
-    for item in items:
-        if "rpcbind" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.rpcbind)
+_prog_count = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def log_rpc_prog(monkeypatch):
+    """Every test's log servers and index servers use an ONC-RPC program
+    number of their own (LOG_RPC_PROG, docs/oplog.md), from the transient
+    range 0x40000000-0x5fffffff: made of this pytest process's PID (unique
+    among the processes running at once) and a count of its tests.  So
+    tests that use the host's rpcbind run in parallel with one another and
+    with a concurrent test run, and no test touches the registration of a
+    log server running for real on this host.  Returns the number."""
+    prog = 0x40000000 | (os.getpid() % (1 << 22)) << 7 | next(_prog_count) % (1 << 7)
+    monkeypatch.setenv("LOG_RPC_PROG", str(prog))
+    return prog
 
 
 @pytest.fixture(autouse=True)

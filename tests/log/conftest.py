@@ -38,8 +38,8 @@ def logs(tmp_path):
     """Start log servers (all stopped by PID afterwards)."""
     started = []
 
-    def start(path=None, port=None, args=(), prefix=()):
-        srv = LogServer(path or tmp_path / "operations.log", port, args, prefix)
+    def start(path=None, port=None, args=(), prefix=(), env=None):
+        srv = LogServer(path or tmp_path / "operations.log", port, args, prefix, env=env)
         started.append(srv)
         return srv
 

@@ -1,6 +1,7 @@
 """Helpers for the operation-log tests: the real log server and its file."""
 import hashlib
 import hmac
+import os
 import socket
 import struct
 
@@ -41,7 +42,7 @@ def rpcbind_running():
 
 # --- ONC-RPC spoken directly (RFC 5531 record marking + XDR, with struct) ---
 
-PROG, VERS = 0x2E0D1E05, 1
+PROG, VERS = 0x2E0D1E05, 1          # the protocol's program number (LOG_RPC_PROG unset)
 APPEND, NONCE, APPEND_SIGNED, APPEND_PROVEN = 1, 2, 3, 4
 LAST_FRAGMENT = 0x80000000
 LOG_OK, LOG_IO_ERROR, LOG_REFUSED = 0, 1, 2
@@ -63,9 +64,15 @@ def xdr_batch(entries):
     return b"".join(out)
 
 
+def prog():
+    """The program number the test's log servers serve: LOG_RPC_PROG
+    (tests/conftest.py gives each test its own), else the protocol's."""
+    return int(os.environ.get("LOG_RPC_PROG") or PROG)
+
+
 def call_header(xid, proc):
     """An ONC-RPC call header with AUTH_NONE credential and verifier."""
-    return struct.pack(">IIIIIIIIII", xid, 0, 2, PROG, VERS, proc, 0, 0, 0, 0)
+    return struct.pack(">IIIIIIIIII", xid, 0, 2, prog(), VERS, proc, 0, 0, 0, 0)
 
 
 def mark(record, fragment=None):

@@ -75,16 +75,73 @@ def test_control_bytes_in_datetime_cannot_forge_lines(logs, logged_server):
     assert read_lines(log.path) == ["eve REGISTER x?mallory REGISTER y"]
 
 
-def test_rpcbind_mode(rpcbind, logs, logged_server):
+def registered(prog):
+    """Whether the host's rpcbind holds a registration of this program."""
+    out = subprocess.run(["rpcinfo", "-p", "127.0.0.1"], capture_output=True, text=True)
+    return any(line.split()[:1] == [str(prog)] for line in out.stdout.splitlines())
+
+
+def test_rpcbind_mode(rpcbind, logs, logged_server, log_rpc_prog):
     log = logs()                                  # no -p: rpcbind only
     wait_err(log, "registered with rpcbind")
+    assert registered(log_rpc_prog)               # the test's own LOG_RPC_PROG
     srv = logged_server()                         # no LOG_RPC_PORT: ask rpcbind
     assert harness.code(srv.port, "REGISTER", "viaportmap") == 0
     assert wait_lines(log.path, 1) == ["viaportmap REGISTER " + harness.DATETIME]
     srv.stop()
     assert log.stop() == 0
-    out = subprocess.run(["rpcinfo", "-p", "127.0.0.1"], capture_output=True, text=True)
-    assert str(0x2E0D1E05) not in out.stdout      # unregistered at exit
+    assert not registered(log_rpc_prog)           # unregistered at exit
+
+
+def test_two_log_servers_share_one_rpcbind_with_their_own_programs(rpcbind, logs,
+                                                                   logged_server, tmp_path,
+                                                                   log_rpc_prog):
+    """LOG_RPC_PROG: two log servers registered at once, each index server
+    finds its own through rpcbind; stopping one leaves the other's entry."""
+    progs = (log_rpc_prog, log_rpc_prog ^ 0x1000000)
+    pairs = []
+    for i, prog in enumerate(progs):
+        log = logs(path=tmp_path / ("log%d" % i), env={"LOG_RPC_PROG": str(prog)})
+        wait_err(log, "registered with rpcbind")
+        pairs.append((log, logged_server(LOG_RPC_PROG=prog)))
+    for i, (log, srv) in enumerate(pairs):
+        assert harness.code(srv.port, "REGISTER", "user%d" % i) == 0
+    for i, (log, srv) in enumerate(pairs):
+        assert wait_lines(log.path, 1) == ["user%d REGISTER %s" % (i, harness.DATETIME)]
+    assert pairs[0][0].stop() == 0
+    assert not registered(progs[0]) and registered(progs[1])
+    assert harness.code(pairs[1][1].port, "REGISTER", "later") == 0
+    assert wait_lines(pairs[1][0].path, 2)[1] == "later REGISTER " + harness.DATETIME
+
+
+def test_bad_log_rpc_prog_is_refused_by_both_programs(logs, tmp_path):
+    """Outside 0x20000000-0x5fffffff, or not decimal: exit 1, saying why."""
+    for bad in ("1", "0x40000000", "1610612736", "-5", "536870911x"):
+        env = dict(os.environ, LOG_RPC_PROG=bad)
+        for argv in ([os.path.join(harness.BIN, "log_server"), "-f", str(tmp_path / "x"),
+                      "-p", "0"],
+                     [os.path.join(harness.BIN, "server"), "-p", "0"]):
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=10)
+            assert done.returncode == 1, (argv, bad, done.stderr)
+            assert "bad LOG_RPC_PROG '%s'" % bad in done.stderr
+    for prog in ("log_server", "server"):
+        out = subprocess.run([os.path.join(harness.BIN, prog), "--help"],
+                             capture_output=True, text=True, timeout=10).stdout
+        assert "LOG_RPC_PROG=PROG" in out and "772611589" in out
+
+
+def test_program_numbers_must_match_on_a_fixed_port(logs, logged_server, log_rpc_prog):
+    """An index server with another LOG_RPC_PROG than its log server's
+    delivers nothing there; with the same one, everything."""
+    log = logs(port=0)
+    other = logged_server(log.port, LOG_RPC_PROG=log_rpc_prog ^ 0x1000000)
+    assert harness.code(other.port, "REGISTER", "lost") == 0
+    wait_err(other, "operation log unreachable")
+    srv = logged_server(log.port)
+    assert harness.code(srv.port, "REGISTER", "found") == 0
+    assert wait_lines(log.path, 1) == ["found REGISTER " + harness.DATETIME]
+    other.kill()
+    assert read_lines(log.path) == ["found REGISTER " + harness.DATETIME]
 
 
 def test_stale_rpcbind_registration_does_not_stop_a_restart(rpcbind, logs, logged_server,

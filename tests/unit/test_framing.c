@@ -3,6 +3,8 @@
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,21 +231,58 @@ static void *write_pieces(void *arg)
     return NULL;
 }
 
+/* The trickle below: the request, its bytes sent so far, and the reader's
+ * word to stop. */
+static char trickle_req[300];
+static size_t trickle_len;
+static atomic_size_t trickle_sent;
+static atomic_bool trickle_stop;
+
+/* Thread body: send trickle_req's user name (the rest went at once) one
+ * byte every 20 ms to sv[1] until the reader says stop (or the peer goes). */
+static void *trickle_name(void *arg)
+{
+    (void)arg;
+    for (size_t off = 29; off < trickle_len && !atomic_load(&trickle_stop); off++) {
+        if (send(sv[1], trickle_req + off, 1, MSG_NOSIGNAL) != 1)
+            break;
+        atomic_store(&trickle_sent, off + 1);
+        usleep(20000);
+    }
+    return NULL;
+}
+
 /* The deadline covers the whole request: bytes that keep coming, but too
- * slowly, do not extend it. */
+ * slowly, do not extend it.  A byte every 20 ms (far inside the 300 ms
+ * deadline) of a request that takes over 5 s to send: the read gives up at
+ * the deadline while the bytes still come, not once they stop.  Told by
+ * the count of bytes sent, not by a clock, so a busy machine cannot fail
+ * it (the reader would have to wait 5 s for the CPU). */
 START_TEST(trickle_slower_than_deadline_times_out)
 {
     char buf[REQUEST_MAX];
     struct request r;
-    struct piecewise p = {REGISTER_REQ, 20, 2, 60000};  /* 20 bytes over 0.6 s */
+    /* REGISTER, the date-time, a 240-byte user name: 270 bytes. */
+    memcpy(trickle_req, "REGISTER\0" "17/12/2014 13:20:35", 29);
+    memset(trickle_req + 29, 'a', 240);
+    trickle_req[269] = '\0';
+    trickle_len = 270;
+    /* The operation and the date-time at once, so that the operation is
+     * known however late the thread runs. */
+    ck_assert_int_eq(write(sv[1], trickle_req, 29), 29);
+    atomic_store(&trickle_sent, 29);
+    atomic_store(&trickle_stop, false);
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, write_pieces, &p), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, trickle_name, NULL), 0);
     double start = now_s();
     enum read_status st = framing_read_request(sv[0], buf, sizeof buf, 300, &r);
     double took = now_s() - start;
+    size_t sent = atomic_load(&trickle_sent);
+    atomic_store(&trickle_stop, true);
     pthread_join(t, NULL);
     ck_assert_int_eq(st, READ_TIMEOUT);
-    ck_assert(took >= 0.29 && took < 0.75);
+    ck_assert(took >= 0.29);                    /* not before the deadline */
+    ck_assert_uint_lt(sent, trickle_len);       /* nor after the bytes stopped */
     ck_assert_int_eq(r.op, OP_REGISTER);
 }
 END_TEST
