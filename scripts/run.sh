@@ -66,20 +66,34 @@ fail() {
     stop 1
 }
 
-# Wait until the process $1 listens on port $2, at most $3 tenths of a
+# Wait until the process $1 itself listens on port $2 (a socket of its own in
+# /proc: a port another program holds does not count), at most $3 tenths of a
 # second (default 100); fail if it exits first.
 wait_listening() {
     tries=0
-    until "$PYTHON" -c 'import socket, sys
-socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.5).close()' "$2" 2>/dev/null; do
+    until "$PYTHON" -c '
+import os, sys
+pid, port = sys.argv[1], int(sys.argv[2])
+mine = set()
+for fd in os.listdir("/proc/%s/fd" % pid):
+    try:
+        link = os.readlink("/proc/%s/fd/%s" % (pid, fd))
+    except OSError:
+        continue
+    if link.startswith("socket:["):
+        mine.add(link[8:-1])
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    with open(table) as f:
+        for row in f.readlines()[1:]:
+            col = row.split()
+            if col[3] == "0A" and int(col[1].rsplit(":", 1)[1], 16) == port and col[9] in mine:
+                sys.exit(0)
+sys.exit(1)' "$1" "$2" 2>/dev/null; do
         kill -0 "$1" 2>/dev/null || return 1
         tries=$((tries + 1))
         [ "$tries" -lt "${3:-100}" ] || return 1
         sleep 0.1
     done
-    # The port may answer for another program: the process must live on.
-    sleep 0.3
-    kill -0 "$1" 2>/dev/null
 }
 
 # The first line says what runs where and how to reach it.
