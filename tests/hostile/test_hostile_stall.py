@@ -31,11 +31,12 @@ def test_stalled_half_requests_are_dropped_at_the_deadline(make_server, nofile, 
         sockets.append(s)
     last_connect = time.monotonic()
 
-    # Well-behaved clients are served at once meanwhile.
+    # Well-behaved clients are served at once meanwhile (within 1 s, the
+    # bound scaled as the workload is for slow builds: 4 s under TSan).
     for i in range(20):
         start = time.monotonic()
         assert harness.code(srv.port, "REGISTER", "good%d" % i, timeout=5) == 0
-        assert time.monotonic() - start < 1.0
+        assert time.monotonic() - start < 1.0 / min(1.0, harness.SCALE)
 
     # Every stalled client gets REGISTER's "other error" (2) and a close.
     got = wait_replies(sockets, TIMEOUT + 15)

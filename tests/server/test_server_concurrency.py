@@ -239,6 +239,7 @@ def test_connection_threads_are_reused_then_retire(server):
     assert new_tasks(pid, before, 0) == set()
 
 
+@pytest.mark.alone                      # counts the server's threads as they retire
 def test_kept_threads_stay_bounded_after_a_burst(make_server):
     """A burst of 200 simultaneous stalled connections needs 200 threads;
     afterwards at most 64 wait for reuse, and none after the idle time."""
