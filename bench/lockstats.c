@@ -33,8 +33,9 @@ int __real_pthread_mutex_unlock(pthread_mutex_t *m);
 int __real_pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m);
 enum reg_status __real_registry_apply(struct registry *reg, struct reg_op *op,
                                       struct listing **out);
-enum reg_status __real_registry_restore_file(struct registry *reg, const char *user,
-                                             const char *path, const char *description);
+enum reg_status __real_registry_restore_files(struct registry *reg, const char *user,
+                                              size_t n, const char *const *paths,
+                                              const char *const *descriptions, size_t *done);
 void __real_registry_visit(struct registry *reg, const struct registry_visitor *v);
 enum reg_status __real_registry_endpoint(struct registry *reg, const char *user,
                                          struct reg_endpoint *out);
@@ -97,11 +98,12 @@ enum reg_status __wrap_registry_apply(struct registry *reg, struct reg_op *op,
     return st;
 }
 
-enum reg_status __wrap_registry_restore_file(struct registry *reg, const char *user,
-                                             const char *path, const char *description)
+enum reg_status __wrap_registry_restore_files(struct registry *reg, const char *user,
+                                              size_t n, const char *const *paths,
+                                              const char *const *descriptions, size_t *done)
 {
     enum reg_status st;
-    AS(K_RESTORE, st = __real_registry_restore_file(reg, user, path, description));
+    AS(K_RESTORE, st = __real_registry_restore_files(reg, user, n, paths, descriptions, done));
     return st;
 }
 

@@ -13,7 +13,7 @@ $(BUILD)/bench/%: bench/%.c
 # The index server with the registry lock's holds timed per operation
 # (bench/lockstats.c, wrapped around the registry's entry points and the
 # mutex calls at link time): it prints them on stderr when it exits.
-LOCKSTATS_WRAP := registry_apply registry_restore_file registry_visit registry_endpoint \
+LOCKSTATS_WRAP := registry_apply registry_restore_files registry_visit registry_endpoint \
                   registry_endpoints registry_view pthread_mutex_lock pthread_mutex_unlock \
                   pthread_cond_wait
 $(BUILD)/bench/server_lockstats: $(BUILD)/server/main.o bench/lockstats.c $(BUILD)/libpeerdex.a

@@ -59,6 +59,7 @@ struct registry {
     void *log_ctx;
     uint64_t sessions;          /* CONNECTs so far (replayed ones too): numbers each session */
     struct search_index *search;    /* the files of connected users; NULL: built without */
+    struct bulk *bulk;          /* while a snapshot loads: the indexing thread's */
     uint64_t serials;           /* users registered so far: numbers each one */
 };
 
@@ -152,11 +153,138 @@ static void file_text(const struct search_doc *doc, const char **path,
     *description = f->description;
 }
 
-/* Put f, a file of connected user u, into the index; false when out of memory. */
+/*
+ * Indexing on a second thread while a snapshot loads (registry_bulk_begin):
+ * the loader hands the files over in blocks, in order, and goes on with
+ * the next records; the indexer adds them to the index in that order, so
+ * the seqs are those a one-thread load gives.  Only the indexer touches
+ * the index and the files' doc fields until registry_bulk_end joins it
+ * (no one else uses the registry during a load).
+ */
+#define BULK_BLOCK 4096
+struct bulk_block {
+    struct bulk_block *next;
+    size_t n;
+    struct file *f[BULK_BLOCK];
+};
+
+struct bulk {
+    pthread_t thread;
+    struct search_index *search;
+    pthread_mutex_t lock;       /* guards head, tail and ended */
+    pthread_cond_t more;        /* a block handed over, or the end */
+    struct bulk_block *head, **tail;
+    bool ended;
+    struct bulk_block *filling; /* the loader's, not yet handed over */
+    bool failed;                /* the indexer's: a file it could not add */
+};
+
+/* Hand the loader's block (if any) to the indexer. */
+static void bulk_hand_over(struct bulk *b)
+{
+    if (b->filling == NULL)
+        return;
+    pthread_mutex_lock(&b->lock);
+    *b->tail = b->filling;
+    b->tail = &b->filling->next;
+    pthread_cond_signal(&b->more);
+    pthread_mutex_unlock(&b->lock);
+    b->filling = NULL;
+}
+
+/* Queue f for the indexer; false when out of memory. */
+static bool bulk_push(struct bulk *b, struct file *f)
+{
+    if (b->filling != NULL && b->filling->n == BULK_BLOCK)
+        bulk_hand_over(b);
+    if (b->filling == NULL) {
+        if ((b->filling = malloc(sizeof *b->filling)) == NULL)
+            return false;
+        b->filling->next = NULL;
+        b->filling->n = 0;
+    }
+    b->filling->f[b->filling->n++] = f;
+    return true;
+}
+
+/* The indexer: add each file handed over, block by block, until the end. */
+static void *bulk_main(void *arg)
+{
+    struct bulk *b = arg;
+    for (;;) {
+        pthread_mutex_lock(&b->lock);
+        while (b->head == NULL && !b->ended)
+            pthread_cond_wait(&b->more, &b->lock);
+        struct bulk_block *list = b->head;
+        b->head = NULL;
+        b->tail = &b->head;
+        bool ended = b->ended;
+        pthread_mutex_unlock(&b->lock);
+        while (list != NULL) {
+            struct bulk_block *next = list->next;
+            for (size_t i = 0; i < list->n && !b->failed; i++) {
+                struct file *f = list->f[i];
+                b->failed = !search_add(b->search, &f->doc, f->path, f->description);
+            }
+            free(list);
+            list = next;
+        }
+        if (ended)
+            return NULL;
+    }
+}
+
+/* Put f, a file of connected user u, into the index (or queue it for the
+ * indexer during a load); false when out of memory. */
 static bool index_file(struct registry *reg, struct user *u, struct file *f)
 {
     f->owner = u;
+    if (reg->bulk != NULL)
+        return bulk_push(reg->bulk, f);
     return search_add(reg->search, &f->doc, f->path, f->description);
+}
+
+bool registry_bulk_begin(struct registry *reg, size_t files)
+{
+    search_reserve(reg->search, files);
+    struct bulk *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return false;
+    b->search = reg->search;
+    b->tail = &b->head;
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->more, NULL);
+    if (pthread_create(&b->thread, NULL, bulk_main, b) != 0) {
+        pthread_mutex_destroy(&b->lock);
+        pthread_cond_destroy(&b->more);
+        free(b);
+        return false;           /* the load indexes as it goes */
+    }
+    pthread_mutex_lock(&reg->lock);
+    reg->bulk = b;
+    pthread_mutex_unlock(&reg->lock);
+    return true;
+}
+
+bool registry_bulk_end(struct registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    struct bulk *b = reg->bulk;
+    reg->bulk = NULL;
+    pthread_mutex_unlock(&reg->lock);
+    if (b == NULL)
+        return true;
+    bulk_hand_over(b);
+    pthread_mutex_lock(&b->lock);
+    b->ended = true;
+    pthread_cond_signal(&b->more);
+    pthread_mutex_unlock(&b->lock);
+    pthread_join(b->thread, NULL);
+    bool ok = !b->failed;
+    pthread_mutex_destroy(&b->lock);
+    pthread_cond_destroy(&b->more);
+    free(b);
+    return ok;
 }
 
 /* Take f out of the index, if it is there. */
@@ -169,6 +297,18 @@ static void unindex_file(struct registry *reg, struct file *f)
 static bool index_file(struct registry *reg, struct user *u, struct file *f)
 {
     (void)reg, (void)u, (void)f;
+    return true;
+}
+
+bool registry_bulk_begin(struct registry *reg, size_t files)
+{
+    (void)reg, (void)files;
+    return false;
+}
+
+bool registry_bulk_end(struct registry *reg)
+{
+    (void)reg;
     return true;
 }
 
@@ -698,41 +838,48 @@ static enum reg_status do_list_content(struct registry *reg, struct reg_op *op,
     return REG_OK;
 }
 
-enum reg_status registry_restore_file(struct registry *reg, const char *user,
-                                      const char *path, const char *description)
+enum reg_status registry_restore_files(struct registry *reg, const char *user, size_t n,
+                                       const char *const *paths,
+                                       const char *const *descriptions, size_t *done)
 {
-    size_t n = strlen(path) + 1;   /* its share of the listing: path and NUL */
-    struct file *f = file_new(path, description);
-    if (f == NULL)
-        return REG_NO_MEMORY;
-
-    struct file *old = NULL;
+    enum reg_status st = REG_OK;
     struct listing *stale = NULL;
-    bool add_failed = false;
+    size_t i = 0;
     pthread_mutex_lock(&reg->lock);
     struct user *u = find_user_settled(reg, user);
-    enum reg_status st = u == NULL ? REG_NO_USER : REG_OK;
-    if (u != NULL)
-        HASH_FIND_STR(u->files, path, old);
-    if (old != NULL)
-        st = REG_PUBLISHED;
-    if (st == REG_OK) {
-        HASH_ADD_STR(u->files, path, f);
-        if (add_failed) {
-            st = REG_NO_MEMORY;
-        } else if (u->connected && !index_file(reg, u, f)) {
-            HASH_DEL(u->files, f);
+    if (u == NULL)
+        st = REG_NO_USER;
+    for (; i < n && st == REG_OK; i++) {
+        struct file *f = NULL, *old = NULL;
+        HASH_FIND_STR(u->files, paths[i], old);
+        bool add_failed = false;
+        if (old != NULL) {
+            st = REG_PUBLISHED;
+        } else if ((f = file_new(paths[i], descriptions[i])) == NULL) {
             st = REG_NO_MEMORY;
         } else {
-            reg->nfiles++;
-            u->path_bytes += n;
-            stale = take(&u->listing);
+            HASH_ADD_STR(u->files, path, f);
+            if (add_failed) {
+                st = REG_NO_MEMORY;
+            } else if (u->connected && !index_file(reg, u, f)) {
+                HASH_DEL(u->files, f);
+                st = REG_NO_MEMORY;
+            } else {
+                reg->nfiles++;
+                u->path_bytes += strlen(f->path) + 1;   /* its share of the listing */
+            }
+        }
+        if (st != REG_OK) {
+            if (f != NULL)
+                file_free(f);
+            break;
         }
     }
+    if (i > 0)
+        stale = take(&u->listing);
     pthread_mutex_unlock(&reg->lock);
     listing_release(stale);
-    if (st != REG_OK)
-        file_free(f);
+    *done = i;
     return st;
 }
 

@@ -31,7 +31,7 @@
  * listing; PUBLISH, DELETE, a restored file and UNREGISTER drop the user's.
  * A user's listing is built on the first LIST_CONTENT after its files
  * changed, outside the lock: while it is built the user's file table is
- * frozen (PUBLISH, DELETE, UNREGISTER and registry_restore_file() of that
+ * frozen (PUBLISH, DELETE, UNREGISTER and registry_restore_files() of that
  * user wait for the build on `struct registry.built`; nothing else does,
  * and nothing else writes a file table).  The journal never reads listings.
  */
@@ -200,11 +200,25 @@ enum reg_status registry_search(struct registry *reg, const char *user,
                                 const char *query, size_t max, struct listing **out);
 
 /*
- * Restore a file of user without an operation (loading a snapshot): the
- * owner need not be connected.  REG_NO_USER, REG_PUBLISHED or REG_OK.
+ * Restore n files of user without an operation (loading a snapshot): the
+ * owner need not be connected.  One call (one lock) per user's files.
+ * REG_OK when all n are in; else REG_NO_USER, REG_PUBLISHED (a path
+ * already there) or REG_NO_MEMORY for file *done, the files before it in.
  */
-enum reg_status registry_restore_file(struct registry *reg, const char *user,
-                                      const char *path, const char *description);
+enum reg_status registry_restore_files(struct registry *reg, const char *user, size_t n,
+                                       const char *const *paths,
+                                       const char *const *descriptions, size_t *done);
+
+/*
+ * While a snapshot loads into reg, which no one else uses yet: files of
+ * connected users are indexed for SEARCH on a second thread, in the order
+ * they are restored, while the loader goes on (room is made for `files`
+ * of them).  registry_bulk_begin() is false when no thread could be had
+ * (the load then indexes as it goes).  registry_bulk_end() waits for the
+ * indexer; false when it could not add them all (out of memory).
+ */
+bool registry_bulk_begin(struct registry *reg, size_t files);
+bool registry_bulk_end(struct registry *reg);
 
 /*
  * Visit every user (with its connection; ip NULL when not connected) and,

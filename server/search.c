@@ -104,12 +104,14 @@ static size_t free_slot(const struct search_index *ix, uint64_t seq)
     return i;
 }
 
-/* Room in the doc table for one more document; false when out of memory. */
-static bool table_room(struct search_index *ix)
+/* Room in the doc table for `more` documents; false when out of memory. */
+static bool table_room(struct search_index *ix, size_t more)
 {
-    if (2 * (ix->ndocs + 1) <= ix->nslots)
+    if (2 * (ix->ndocs + more) <= ix->nslots)
         return true;
     size_t n = ix->nslots ? 2 * ix->nslots : 1024;
+    while (n < 2 * (ix->ndocs + more))
+        n *= 2;
     struct search_doc **old = ix->slots, **slots = calloc(n, sizeof *slots);
     if (slots == NULL)
         return false;
@@ -229,14 +231,6 @@ static size_t token_slot(const struct search_index *ix, const char *w, size_t le
         if (t->hash == h && strncmp(t->s, w, len) == 0 && t->s[len] == '\0')
             break;
     return i;
-}
-
-/* The token for word w (len bytes, lower case), or NULL. */
-static struct token *find_token(const struct search_index *ix, const char *w, size_t len)
-{
-    if (ix->ntslots == 0)
-        return NULL;
-    return ix->tslots[token_slot(ix, w, len, word_hash(w, len))];
 }
 
 /* Room in the token table for one more token; false when out of memory. */
@@ -367,15 +361,29 @@ static void delete_token(struct search_index *ix, struct token *t)
     free(t);
 }
 
+/* A word of a document: lower case and NUL-terminated in doc_words()'s
+ * buffer, with its length and word_hash(). */
+struct word {
+    const char *s;
+    uint32_t len, hash;
+};
+
+/* The token of a document's word, or NULL. */
+static struct token *find_word(const struct search_index *ix, const struct word *w)
+{
+    if (ix->ntslots == 0)
+        return NULL;
+    return ix->tslots[token_slot(ix, w->s, w->len, w->hash)];
+}
+
 /*
- * The distinct words of a path and a description, lower case, into buf
- * (each NUL-terminated, at most 2 * (FIELD_MAX + 1) bytes in all); their
- * starts into words.  Returns the count.
+ * The distinct words of a path and a description into buf (at most
+ * 2 * (FIELD_MAX + 1) bytes in all) and words.  Returns the count.
  */
 #define DOC_WORDS_MAX (FIELD_MAX + 1)
 #define DOC_BUF (2 * (FIELD_MAX + 1) + 2)
 static size_t doc_words(const char *path, const char *description, char *buf,
-                        const char **words)
+                        struct word *words)
 {
     size_t n = 0, used = 0;
     const char *texts[2] = {path, description};
@@ -388,17 +396,22 @@ static size_t doc_words(const char *path, const char *description, char *buf,
             }
             char *w = buf + used;
             size_t len = 0;
+            uint32_t h = 2166136261u;   /* FNV-1a, as word_hash() */
             while (word_byte(*s)) {
-                if (used + len + 1 < DOC_BUF)   /* a field is at most 256 bytes */
-                    w[len++] = (char)lower(*s);
+                if (used + len + 1 < DOC_BUF) {     /* a field is at most 256 bytes */
+                    unsigned char c = lower(*s);
+                    w[len++] = (char)c;
+                    h = (h ^ c) * 16777619u;
+                }
                 s++;
             }
             w[len] = '\0';
             bool seen = false;
             for (size_t i = 0; i < n && !seen; i++)
-                seen = strcmp(words[i], w) == 0;
+                seen = words[i].hash == h && words[i].len == len &&
+                       memcmp(words[i].s, w, len) == 0;
             if (!seen && n < 2 * DOC_WORDS_MAX) {
-                words[n++] = w;
+                words[n++] = (struct word){.s = w, .len = (uint32_t)len, .hash = h};
                 used += len + 1;
             }
         }
@@ -436,19 +449,19 @@ bool search_add(struct search_index *ix, struct search_doc *doc,
                 const char *path, const char *description)
 {
     char buf[DOC_BUF];
-    const char *words[DOC_WORDS_MAX * 2];
+    struct word words[DOC_WORDS_MAX * 2];
     size_t n = doc_words(path, description, buf, words), i;
-    if (!table_room(ix))
+    if (!table_room(ix, 1))
         return false;
     doc->seq = ix->seq + 1;
     for (i = 0; i < n; i++) {
-        size_t len = strlen(words[i]);
-        struct token *t = find_token(ix, words[i], len);
+        size_t len = words[i].len;
+        struct token *t = find_word(ix, &words[i]);
         if (t == NULL) {
             t = calloc(1, sizeof *t + len + 1);
             if (t == NULL)
                 break;
-            memcpy(t->s, words[i], len + 1);
+            memcpy(t->s, words[i].s, len + 1);
             if (!post(t, doc) || !insert_token(ix, t)) {
                 free(t->post);
                 free(t);
@@ -460,7 +473,7 @@ bool search_add(struct search_index *ix, struct search_doc *doc,
     }
     if (i < n) {                /* out of memory: undo the words done */
         while (i-- > 0)
-            unpost_last(ix, find_token(ix, words[i], strlen(words[i])));
+            unpost_last(ix, find_word(ix, &words[i]));
         doc->seq = 0;
         return false;
     }
@@ -469,6 +482,12 @@ bool search_add(struct search_index *ix, struct search_doc *doc,
     ix->slots[free_slot(ix, doc->seq)] = doc;
     ix->ndocs++;
     return true;
+}
+
+void search_reserve(struct search_index *ix, size_t n)
+{
+    if (n > ix->ndocs && n < SIZE_MAX / 4)
+        table_room(ix, n - ix->ndocs);  /* a hint: without room, adds grow it */
 }
 
 /* Drop t's tombstones, and most of its spare room. */
@@ -492,10 +511,10 @@ void search_remove(struct search_index *ix, struct search_doc *doc,
                    const char *path, const char *description)
 {
     char buf[DOC_BUF];
-    const char *words[DOC_WORDS_MAX * 2];
+    struct word words[DOC_WORDS_MAX * 2];
     size_t n = doc_words(path, description, buf, words);
     for (size_t i = 0; i < n; i++) {
-        struct token *t = find_token(ix, words[i], strlen(words[i]));
+        struct token *t = find_word(ix, &words[i]);
         if (t == NULL)
             continue;           /* not indexed under it: nothing to do */
         uint32_t lo = 0, hi = t->n;

@@ -73,6 +73,9 @@ void search_free(struct search_index *ix);
 bool search_add(struct search_index *ix, struct search_doc *doc,
                 const char *path, const char *description);
 
+/* Make room for n documents in all (a hint before a bulk of adds). */
+void search_reserve(struct search_index *ix, size_t n);
+
 /* Take doc (in the index, with this path and description) out of it. */
 void search_remove(struct search_index *ix, struct search_doc *doc,
                    const char *path, const char *description);

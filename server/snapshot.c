@@ -144,6 +144,50 @@ static int damaged(const char *path, size_t off, const char *what)
     return -1;
 }
 
+/* The end record's size: head, kind, seq, users and files. */
+#define END_RECORD (RECORD_HEAD + 1 + 24)
+
+/* The file records of the user being loaded, restored in one call when
+ * its last is read: pointers into the mapped snapshot, and each one's
+ * offset for the message should it not load. */
+struct pending {
+    const char **path, **description;
+    size_t *off;
+    size_t n, cap;
+};
+
+/* Room for more pending files; false when out of memory. */
+static bool grow(struct pending *p)
+{
+    size_t cap = p->cap ? 2 * p->cap : 64;
+    const char **path = realloc(p->path, cap * sizeof *path);
+    if (path != NULL)
+        p->path = path;
+    const char **description = realloc(p->description, cap * sizeof *description);
+    if (description != NULL)
+        p->description = description;
+    size_t *off = realloc(p->off, cap * sizeof *off);
+    if (off != NULL)
+        p->off = off;
+    if (path == NULL || description == NULL || off == NULL)
+        return false;
+    p->cap = cap;
+    return true;
+}
+
+/* Restore owner's pending files; -1 after saying which did not load. */
+static int flush(struct pending *p, struct registry *reg, const char *owner,
+                 const char *path)
+{
+    size_t done = 0;
+    enum reg_status s = p->n == 0 ? REG_OK
+        : registry_restore_files(reg, owner, p->n, p->path, p->description, &done);
+    if (s != REG_OK)
+        return damaged(path, p->off[done], "record that does not load");
+    p->n = 0;
+    return 0;
+}
+
 int snapshot_load(const char *dir, struct registry *reg, uint64_t *seq)
 {
     char path[4096];
@@ -166,10 +210,20 @@ int snapshot_load(const char *dir, struct registry *reg, uint64_t *seq)
         diag("server: cannot read %s: %s\n", path, strerror(errno));
         return -1;
     }
+    /* Index on a second thread while loading, with room for the files
+     * the end record counts (read first: a hint only, checked below). */
+    size_t files_hint = 0;
+    uint32_t n_end;
+    if (len >= END_RECORD && record_check(data + len - END_RECORD, END_RECORD, &n_end) ==
+            RECORD_OK && n_end == END_RECORD - RECORD_HEAD &&
+        data[len - END_RECORD + RECORD_HEAD] == 'E')
+        files_hint = (size_t)get_u64(data + len - 8);
+    bool bulk = registry_bulk_begin(reg, files_hint);
     int rc = -1;
     char owner[REG_NAME_MAX + 1];
     uint64_t users = 0, files = 0;
     bool ended = false;
+    struct pending pending = {0};
     owner[0] = '\0';
     while (off < len && !ended) {
         uint32_t n;
@@ -200,6 +254,8 @@ int snapshot_load(const char *dir, struct registry *reg, uint64_t *seq)
         }
         if ((off == 0) != (kind == 'H'))
             goto bad;
+        if (kind != 'F' && flush(&pending, reg, owner, path) < 0)
+            goto out;
         enum reg_status s = REG_OK;
         switch (kind) {
         case 'H':
@@ -219,7 +275,13 @@ int snapshot_load(const char *dir, struct registry *reg, uint64_t *seq)
             s = registry_restore_key(reg, owner, p + 8, get_u64(p));
             break;
         case 'F':
-            s = registry_restore_file(reg, owner, a, b);
+            if (pending.n == pending.cap && !grow(&pending)) {
+                rc = damaged(path, off, "record that does not load (out of memory)");
+                goto out;
+            }
+            pending.path[pending.n] = a;
+            pending.description[pending.n] = b;
+            pending.off[pending.n++] = off;
             files++;
             break;
         case 'E':
@@ -246,6 +308,13 @@ int snapshot_load(const char *dir, struct registry *reg, uint64_t *seq)
 bad:
     rc = damaged(path, off, "malformed record");
 out:
+    if (bulk && !registry_bulk_end(reg) && rc == 0) {
+        diag("server: %s: out of memory indexing the files for SEARCH\n", path);
+        rc = -1;
+    }
+    free(pending.path);
+    free(pending.description);
+    free(pending.off);
     if (data != NULL)
         munmap((void *)data, len);
     return rc;

@@ -100,6 +100,25 @@ START_TEST(crc32c_check_value)
     ck_assert_uint_eq(crc32c(0, "123456789", 9), 0xE3069283u);
     ck_assert_uint_eq(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
     ck_assert_uint_eq(crc32c(0, "", 0), 0);
+    ck_assert_uint_eq(crc32c_portable(0, "123456789", 9), 0xE3069283u);
+}
+END_TEST
+
+/* The CPU's instruction (where used) and the table agree at every length
+ * and alignment, and when a CRC is extended piece by piece. */
+START_TEST(crc32c_instruction_matches_table)
+{
+    unsigned char buf[300];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)(i * 131 + 7);
+    for (size_t off = 0; off < 9; off++)
+        for (size_t len = 0; off + len <= sizeof buf; len += 1 + len / 8) {
+            uint32_t want = crc32c_portable(0, buf + off, len);
+            ck_assert_uint_eq(crc32c(0, buf + off, len), want);
+            size_t half = len / 2;
+            ck_assert_uint_eq(crc32c(crc32c(0, buf + off, half), buf + off + half,
+                                     len - half), want);
+        }
 }
 END_TEST
 
@@ -445,9 +464,23 @@ START_TEST(listings_follow_journal)
     h.fail = false;
     listed(reg, "a", got, sizeof got);
     ck_assert_str_eq(got, "0|");
-    ck_assert_int_eq(registry_restore_file(reg, "a", "/r", "d"), REG_OK);
+    /* A restore drops the listing too; a path already there stops it at
+     * that file, the ones before it in. */
+    static const char *const paths[] = {"/r", "/s", "/r"}, *const descs[] = {"d", "e", "f"};
+    size_t done;
+    ck_assert_int_eq(registry_restore_files(reg, "a", 1, paths, descs, &done), REG_OK);
+    ck_assert_uint_eq(done, 1);
     listed(reg, "a", got, sizeof got);
     ck_assert_str_eq(got, "1|/r|");
+    ck_assert_int_eq(registry_restore_files(reg, "a", 2, paths + 1, descs + 1, &done),
+                     REG_PUBLISHED);
+    ck_assert_uint_eq(done, 1);
+    listed(reg, "a", got, sizeof got);
+    ck_assert_str_eq(got, "2|/r|/s|");
+    ck_assert_int_eq(registry_restore_files(reg, "nobody", 1, paths, descs, &done),
+                     REG_NO_USER);
+    ck_assert_uint_eq(done, 0);
+    ck_assert_int_eq(registry_delete(reg, "a", "/s"), REG_OK);
 
     ck_assert_int_eq(registry_register(reg, "b"), REG_OK);
     h.fail = true;
@@ -500,6 +533,66 @@ START_TEST(snapshot_round_trip)
 }
 END_TEST
 
+
+/* SEARCH by user "u0" for query: the count, and the path of match `which`
+ * into path. */
+static size_t searched(struct registry *reg, const char *query, size_t which, char *path)
+{
+    struct listing *l;
+    path[0] = '\0';
+    ck_assert_int_eq(registry_search(reg, "u0", query, 1000, &l), REG_OK);
+    const char *p = l->data + 1;
+    size_t n = strtoul(p, NULL, 10), field = 0;
+    for (p += strlen(p) + 1; p < l->data + l->len; p += strlen(p) + 1, field++)
+        if (field == 3 * which + 1)
+            strcpy(path, p);
+    listing_release(l);
+    return n;
+}
+
+/* A snapshot of more files than one hand-over block of the loading
+ * indexer: every connected owner's file is found again after the load,
+ * oldest first as before, a disconnected owner's are not indexed. */
+START_TEST(snapshot_load_indexes_in_order)
+{
+    make_dir();
+    struct snapshot *s = snapshot_new();
+    char path[64], desc[64], got[64];
+    static const char *const owners[] = {"u0", "u1", "u2"};
+    for (int u = 0; u < 3; u++) {
+        snapshot_add_user(s, owners[u], u == 1 ? NULL : "127.0.0.1", 4000);
+        for (int i = 0; i < 5000; i++) {
+            snprintf(path, sizeof path, "/%s/f%d", owners[u], i);
+            snprintf(desc, sizeof desc, "common w%d", i % 7);
+            snapshot_add_file(s, path, desc);
+        }
+    }
+    snapshot_end(s, 9);
+    uint64_t bytes, seq;
+    ck_assert_int_eq(snapshot_write(s, dir, &bytes), 0);
+    snapshot_free(s);
+    struct registry *reg = registry_new();
+    ck_assert_int_eq(snapshot_load(dir, reg, &seq), 0);
+    ck_assert_uint_eq(registry_file_count(reg), 15000);
+    ck_assert_uint_eq(searched(reg, "common", 0, got), 1000);
+    ck_assert_str_eq(got, "/u0/f0");
+    ck_assert_uint_eq(searched(reg, "common", 999, got), 1000);
+    ck_assert_str_eq(got, "/u0/f999");
+    ck_assert_uint_eq(searched(reg, "u2 f4999", 0, got), 1);
+    ck_assert_str_eq(got, "/u2/f4999");
+    ck_assert_uint_eq(searched(reg, "u2 w3 f49", 0, got), 15);   /* 493, 4903, ... 4998 */
+    ck_assert_str_eq(got, "/u2/f493");
+    ck_assert_uint_eq(searched(reg, "u1", 0, got), 0);
+    /* u1's files come in when it connects, after u2's. */
+    ck_assert_int_eq(registry_connect(reg, "u1", "127.0.0.1", 1), REG_OK);
+    ck_assert_uint_eq(searched(reg, "f4999", 1, got), 3);
+    ck_assert_str_eq(got, "/u2/f4999");
+    ck_assert_uint_eq(searched(reg, "f4999", 2, got), 3);
+    ck_assert_str_eq(got, "/u1/f4999");
+    registry_free(reg);
+    remove_dir();
+}
+END_TEST
 
 /* Collect the DISCONNECT records of a journal. */
 struct disconnects {
@@ -585,6 +678,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, crc32c_check_value);
+    tcase_add_test(tc, crc32c_instruction_matches_table);
     tcase_add_test(tc, record_torn_and_bad);
     tcase_add_test(tc, jrec_round_trip);
     tcase_add_test(tc, append_replay_reopen);
@@ -597,6 +691,7 @@ int main(void)
     tcase_add_test(tc, failing_hook_undoes);
     tcase_add_test(tc, listings_follow_journal);
     tcase_add_test(tc, snapshot_round_trip);
+    tcase_add_test(tc, snapshot_load_indexes_in_order);
     tcase_add_test(tc, expiry_journaled_and_replayed);
     suite_add_tcase(s, tc);
     return run_suite(s);
