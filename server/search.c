@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "request.h"
 
@@ -764,6 +767,26 @@ static bool all_hold(struct cursor *c, size_t n, uint64_t seq, bool *end)
     return true;
 }
 
+#ifdef __SSE2__
+/*
+ * Whether the low 32 bits of one of pa[0..3] equal those of one of
+ * pb[0..3] (SSE2, in every x86-64): a filter, the entries themselves are
+ * compared on a hit.
+ */
+static bool low_hits(const entry *pa, const entry *pb)
+{
+    __m128 a0 = _mm_loadu_ps((const float *)pa), a1 = _mm_loadu_ps((const float *)(pa + 2));
+    __m128 b0 = _mm_loadu_ps((const float *)pb), b1 = _mm_loadu_ps((const float *)(pb + 2));
+    __m128i va = _mm_castps_si128(_mm_shuffle_ps(a0, a1, 0x88));   /* the low halves */
+    __m128i vb = _mm_castps_si128(_mm_shuffle_ps(b0, b1, 0x88));
+    __m128i m = _mm_cmpeq_epi32(va, vb);
+    m = _mm_or_si128(m, _mm_cmpeq_epi32(va, _mm_shuffle_epi32(vb, 0x39)));   /* rotated */
+    m = _mm_or_si128(m, _mm_cmpeq_epi32(va, _mm_shuffle_epi32(vb, 0x4e)));
+    m = _mm_or_si128(m, _mm_cmpeq_epi32(va, _mm_shuffle_epi32(vb, 0x93)));
+    return _mm_movemask_epi8(m) != 0;
+}
+#endif
+
 /*
  * The common case: every word of the query is one token (tok, n of them;
  * none a prefix of another indexed word).  The two shortest lists are
@@ -823,6 +846,28 @@ static size_t find_tokens(const struct search_index *ix, const struct token **to
     } else {
         const entry *b = tok[1]->post;
         uint32_t i = 0, j = 0, nb = tok[1]->n;
+#ifdef __SSE2__
+        /* Four entries of each list at a time: the block whose last seq is
+         * lower moves on (both when equal), and a rare hit in the low
+         * halves is checked entry by entry. */
+        while (i + 4 <= na && j + 4 <= nb) {
+            const entry *pa = a + i, *pb = b + j;
+            if (__builtin_expect(low_hits(pa, pb), 0)) {
+                for (int u = 0; u < 4; u++) {
+                    entry x = pa[u];
+                    if ((x & TOMB) != 0 || (x != pb[0] && x != pb[1] && x != pb[2] && x != pb[3]))
+                        continue;
+                    if (all_hold(rest, nrest, x, &end))
+                        TAKE(x);
+                    else if (end)
+                        goto done;
+                }
+            }
+            uint64_t ma = entry_seq(pa[3]), mb = entry_seq(pb[3]);
+            i += (uint32_t)(ma <= mb) * 4;
+            j += (uint32_t)(mb <= ma) * 4;
+        }
+#endif
         while (i < na && j < nb) {
             entry x = a[i], y = b[j];
             /* Equal entries are the same document in both lists, both live
@@ -838,6 +883,7 @@ static size_t find_tokens(const struct search_index *ix, const struct token **to
             j += sy <= sx;
         }
     }
+done:
 #undef TAKE
     return resolve(ix, cand, nc, pass, ctx, out, found, max);
 }
