@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "request.h"
 
@@ -734,6 +737,183 @@ static bool other_holds(const struct search_index *ix, struct other *o, uint64_t
     return has_prefix(path, w, len) || has_prefix(description, w, len);
 }
 
+/*
+ * Matches are looked up in the doc table a batch at a time: each lookup is
+ * a cache miss or two (the slot, then the document's seq), and a batch
+ * lets them overlap instead of stalling one after the other.
+ */
+#define BATCH 32
+
+/*
+ * Append the documents of the n matching seqs (ascending) that pass pass()
+ * to out, which holds found of them already, while found < max; the new
+ * found.
+ */
+static size_t resolve(const struct search_index *ix, const uint64_t *seq, size_t n,
+                      search_pass_fn *pass, void *ctx,
+                      const struct search_doc **out, size_t found, size_t max)
+{
+    size_t at[BATCH];
+    for (size_t k = 0; k < n; k++) {
+        at[k] = home(seq[k], ix->nslots);
+        __builtin_prefetch(&ix->slots[at[k]]);
+    }
+    for (size_t k = 0; k < n; k++)
+        if (ix->slots[at[k]] != NULL)
+            __builtin_prefetch(ix->slots[at[k]]);
+    for (size_t k = 0; k < n && found < max; k++) {
+        size_t i = at[k];
+        while (ix->slots[i] != NULL && ix->slots[i]->seq != seq[k])
+            i = (i + 1) & (ix->nslots - 1);
+        const struct search_doc *doc = ix->slots[i];
+        if (doc != NULL && (pass == NULL || pass(ctx, doc)))
+            out[found++] = doc;
+    }
+    return found;
+}
+
+/*
+ * Whether live seq is in each of the n lists of c (cursors moving forward
+ * only); *end set when a list ran out below it (nothing later can match).
+ */
+static bool all_hold(struct cursor *c, size_t n, uint64_t seq, bool *end)
+{
+    for (size_t k = 0; k < n; k++)
+        if (!holds(&c[k], seq)) {
+            *end = c[k].i == c[k].t->n;
+            return false;
+        }
+    return true;
+}
+
+#ifdef __SSE2__
+/* How far ahead of the two-list walk its lists are fetched, in bytes. */
+#define AHEAD (256 * sizeof(entry))
+
+/*
+ * Whether the low 32 bits of one of pa[0..3] equal those of one of
+ * pb[0..3] (SSE2, in every x86-64): a filter, the entries themselves are
+ * compared on a hit.
+ */
+static bool low_hits(const entry *pa, const entry *pb)
+{
+    __m128 a0 = _mm_loadu_ps((const float *)pa), a1 = _mm_loadu_ps((const float *)(pa + 2));
+    __m128 b0 = _mm_loadu_ps((const float *)pb), b1 = _mm_loadu_ps((const float *)(pb + 2));
+    __m128i va = _mm_castps_si128(_mm_shuffle_ps(a0, a1, 0x88));   /* the low halves */
+    __m128i vb = _mm_castps_si128(_mm_shuffle_ps(b0, b1, 0x88));
+    __m128i m = _mm_cmpeq_epi32(va, vb);
+    m = _mm_or_si128(m, _mm_cmpeq_epi32(va, _mm_shuffle_epi32(vb, 0x39)));   /* rotated */
+    m = _mm_or_si128(m, _mm_cmpeq_epi32(va, _mm_shuffle_epi32(vb, 0x4e)));
+    m = _mm_or_si128(m, _mm_cmpeq_epi32(va, _mm_shuffle_epi32(vb, 0x93)));
+    return _mm_movemask_epi8(m) != 0;
+}
+#endif
+
+/*
+ * The common case: every word of the query is one token (tok, n of them;
+ * none a prefix of another indexed word).  The two shortest lists are
+ * merged in one pass without data-dependent branches (the lists interleave
+ * at random, so a branch per step would mispredict half the time), or the
+ * shorter one walked and the other galloped when it is much longer; each
+ * common seq is checked against the other lists through forward cursors.
+ */
+static size_t find_tokens(const struct search_index *ix, const struct token **tok, size_t n,
+                          search_pass_fn *pass, void *ctx,
+                          const struct search_doc **out, size_t max)
+{
+    for (size_t i = 1; i < n; i++) {       /* shortest first */
+        const struct token *t = tok[i];
+        size_t j = i;
+        for (; j > 0 && tok[j - 1]->n > t->n; j--)
+            tok[j] = tok[j - 1];
+        tok[j] = t;
+    }
+    struct cursor rest[SEARCH_WORDS_MAX];
+    for (size_t k = 2; k < n; k++)
+        rest[k - 2] = (struct cursor){.t = tok[k], .i = 0};
+    size_t nrest = n > 2 ? n - 2 : 0, found = 0, nc = 0;
+    size_t room = max < BATCH ? max : BATCH;
+    uint64_t cand[BATCH];
+    bool end = false;
+#define TAKE(seq)                                                                \
+    do {                                                                         \
+        cand[nc++] = (seq);                                                      \
+        if (nc == room) {                                                        \
+            found = resolve(ix, cand, nc, pass, ctx, out, found, max);           \
+            nc = 0;                                                              \
+            if (found == max)                                                    \
+                return found;                                                    \
+            room = max - found < BATCH ? max - found : BATCH;                    \
+        }                                                                        \
+    } while (0)
+
+    const entry *a = tok[0]->post;
+    uint32_t na = tok[0]->n;
+    if (n == 1) {
+        for (uint32_t i = 0; i < na; i++)
+            if ((a[i] & TOMB) == 0)
+                TAKE(a[i]);
+    } else if (tok[1]->n / 8 > na) {
+        /* A much longer second list: gallop along it. */
+        struct cursor c = {.t = tok[1], .i = 0};
+        for (uint32_t i = 0; i < na && !end; i++) {
+            entry e = a[i];
+            if ((e & TOMB) != 0)
+                continue;
+            if (!holds(&c, e))
+                end = c.i == c.t->n;
+            else if (all_hold(rest, nrest, e, &end))
+                TAKE(e);
+        }
+    } else {
+        const entry *b = tok[1]->post;
+        uint32_t i = 0, j = 0, nb = tok[1]->n;
+#ifdef __SSE2__
+        /* Four entries of each list at a time: the block whose last seq is
+         * lower moves on (both when equal), and a rare hit in the low
+         * halves is checked entry by entry. */
+        while (i + 4 <= na && j + 4 <= nb) {
+            const entry *pa = a + i, *pb = b + j;
+            /* The lists are seldom in cache: ask for them well ahead (by
+             * address: the end of a list is no bound for a prefetch). */
+            __builtin_prefetch((const void *)((uintptr_t)pa + AHEAD));
+            __builtin_prefetch((const void *)((uintptr_t)pb + AHEAD));
+            if (__builtin_expect(low_hits(pa, pb), 0)) {
+                for (int u = 0; u < 4; u++) {
+                    entry x = pa[u];
+                    if ((x & TOMB) != 0 || (x != pb[0] && x != pb[1] && x != pb[2] && x != pb[3]))
+                        continue;
+                    if (all_hold(rest, nrest, x, &end))
+                        TAKE(x);
+                    else if (end)
+                        goto done;
+                }
+            }
+            uint64_t ma = entry_seq(pa[3]), mb = entry_seq(pb[3]);
+            i += (uint32_t)(ma <= mb) * 4;
+            j += (uint32_t)(mb <= ma) * 4;
+        }
+#endif
+        while (i < na && j < nb) {
+            entry x = a[i], y = b[j];
+            /* Equal entries are the same document in both lists, both live
+             * or both tombstones. */
+            if (x == y && (x & TOMB) == 0) {
+                if (all_hold(rest, nrest, x, &end))
+                    TAKE(x);
+                else if (end)
+                    break;
+            }
+            uint64_t sx = entry_seq(x), sy = entry_seq(y);
+            i += sx <= sy;
+            j += sy <= sx;
+        }
+    }
+done:
+#undef TAKE
+    return resolve(ix, cand, nc, pass, ctx, out, found, max);
+}
+
 size_t search_find(const struct search_index *ix, const struct search_query *q,
                    search_pass_fn *pass, void *ctx,
                    const struct search_doc **out, size_t max)
@@ -751,16 +931,25 @@ size_t search_find(const struct search_index *ix, const struct search_query *q,
             order[j] = order[j - 1];
         order[j] = i;
     }
+    bool single = true;
+    for (size_t w = 0; w < q->nwords; w++) {
+        if ((top[w] = prefixed(ix, q->word[w], len[w])) == NULL)
+            return 0;           /* no file has this word */
+        single &= !is_node(top[w]);
+    }
+    if (single) {
+        const struct token *tok[SEARCH_WORDS_MAX];
+        for (size_t w = 0; w < q->nwords; w++)
+            tok[w] = top[w];
+        return find_tokens(ix, tok, q->nwords, pass, ctx, out, max);
+    }
+
     void **stack = malloc(DEPTH_MAX * sizeof *stack);
     if (stack == NULL)
         return SEARCH_NO_MEMORY;
     size_t best_sum = SIZE_MAX, best_ntok = 0, driver = 0;
     for (size_t k = 0; k < q->nwords; k++) {
         size_t w = order[k];
-        if ((top[w] = prefixed(ix, q->word[w], len[w])) == NULL) {
-            free(stack);
-            return 0;           /* no file has this word */
-        }
         struct weight wt = {.limit = best_sum};
         walk(top[w], stack, weigh, &wt);
         if (wt.sum < best_sum) {
@@ -795,42 +984,6 @@ size_t search_find(const struct search_index *ix, const struct search_query *q,
 
     size_t found = 0;
     uint64_t last = 0;
-    bool lists = true;          /* every other word checked through one list */
-    for (size_t w = 0; w < q->nwords; w++)
-        lists &= w == driver || (others[w].cur != NULL && others[w].n == 1);
-    if (nheap == 1 && lists) {
-        /* The common case, each word one token: walk the driver's list and
-         * move a cursor along each other list, with plain comparisons. */
-        const struct token *t = heap[0].t;
-        for (uint32_t i = heap[0].i; i < t->n && found < max; i++) {
-            entry e = t->post[i];
-            if (e & TOMB)
-                continue;
-            bool all = true, end = false;
-            for (size_t w = 0; w < q->nwords && all; w++) {
-                if (w == driver)
-                    continue;
-                struct cursor *c = &others[w].cur[0];
-                const entry *p = c->t->post;
-                if (c->t->n - c->i > 8 * (t->n - i)) {
-                    all = holds(c, e);      /* a much longer list: gallop */
-                } else {
-                    while (c->i < c->t->n && entry_seq(p[c->i]) < e)
-                        c->i++;
-                    all = c->i < c->t->n && p[c->i] == e;
-                }
-                end |= c->i == c->t->n;
-            }
-            const struct search_doc *doc = all ? table_find(ix, e) : NULL;
-            if (doc != NULL && (pass == NULL || pass(ctx, doc)))
-                out[found++] = doc;
-            if (end)
-                break;          /* a list is done: nothing later can match */
-        }
-        free(cur);
-        return found;
-    }
-
     /* Merge the driver's postings in seq order; check the other words. */
     for (size_t i = nheap; i-- > 0;)
         sift_down(heap, nheap, i);

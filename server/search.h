@@ -25,7 +25,10 @@
  * through that word's own posting lists (forward-only galloping cursors)
  * when it has at most 16 tokens, else on the candidate's text.  It stops
  * at the cap.  Cost: the candidates of the rarest word up to the cap,
- * never all documents.
+ * never all documents.  When every word is one token (no other word starts
+ * with it: the common case), the two shortest lists are walked together
+ * without a data-dependent branch per step, the others through cursors,
+ * and the matches are looked up in the doc table a batch at a time.
  *
  * No locking here: the owner (the registry) serializes every call with its
  * own lock.  No I/O.

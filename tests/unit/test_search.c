@@ -248,6 +248,82 @@ START_TEST(random_run_matches_model)
 }
 END_TEST
 
+/* Passes the documents with an even index (search_pass_fn). */
+static bool even_only(void *ctx, const struct search_doc *d)
+{
+    (*(int *)ctx)++;
+    return ((const struct doc *)d - docs) % 2 == 0;
+}
+
+/*
+ * Words that are one token each (none starts another): the two-list walk,
+ * the galloping walk (a word in nearly every document against a rare one),
+ * more than two words, tombstones, caps around the lookup batch, and a
+ * pass() that turns some matches away, against the model.
+ */
+START_TEST(one_token_words_match_model)
+{
+    static const char *const vocab[] = {"common", "rare", "red", "green", "blue", "cyan",
+                                        "mauve", "olive", "x1", "y2"};
+    static const size_t caps[] = {1, 2, 31, 32, 33, 64, 65, 100, 1000};
+    uint64_t order[3000] = {0}, next = 1;
+    unsigned seed = 777;
+    for (int step = 0; step < 30000; step++) {
+        int i = (int)(rand_r(&seed) % 3000);
+        if (docs[i].in) {
+            drop(i);
+        } else {
+            char p[64], d[64];
+            snprintf(p, sizeof p, "/%s/%s", rand_r(&seed) % 50 ? "common" : "rare",
+                     vocab[2 + rand_r(&seed) % 8]);
+            snprintf(d, sizeof d, "%s %s", vocab[2 + rand_r(&seed) % 8],
+                     rand_r(&seed) % 40 ? "" : "rare");
+            add(i, p, d);
+            order[i] = next++;
+        }
+        if (step % 1000 != 0)
+            continue;
+        for (int k = 0; k < 40; k++) {
+            char query[64];
+            int nw = 1 + (int)(rand_r(&seed) % 3);
+            size_t used = 0;
+            for (int w = 0; w < nw; w++)
+                used += (size_t)snprintf(query + used, sizeof query - used, "%s%s",
+                                         w ? " " : "", vocab[rand_r(&seed) % 10]);
+            size_t max = caps[rand_r(&seed) % 9];
+            bool filter = rand_r(&seed) % 2;
+            struct search_query q;
+            ck_assert_uint_eq(search_parse(query, &q), (size_t)nw);
+            int want[3000], n = 0;
+            for (int j = 0; j < 3000; j++)
+                if (docs[j].in && model_match(&docs[j], &q) && (!filter || j % 2 == 0)) {
+                    int at = n++;
+                    while (at > 0 && order[want[at - 1]] > order[j]) {
+                        want[at] = want[at - 1];
+                        at--;
+                    }
+                    want[at] = j;
+                }
+            const struct search_doc *found[1000];
+            int asked = 0;
+            size_t got = search_find(ix, &q, filter ? even_only : NULL, &asked, found, max);
+            ck_assert_uint_eq(got, (size_t)n < max ? (size_t)n : max);
+            for (size_t j = 0; j < got; j++)
+                ck_assert_msg((const struct doc *)found[j] - docs == want[j],
+                              "query '%s' max %zu: match %zu", query, max, j);
+            /* pass() is asked about each match in order, up to the last one shown
+             * when the cap is reached. */
+            uint64_t last = got == max && got > 0 ? order[want[got - 1]] : UINT64_MAX;
+            int ask = 0;
+            for (int j = 0; j < 3000; j++)
+                ask += docs[j].in && model_match(&docs[j], &q) && order[j] <= last;
+            if (filter)
+                ck_assert_int_eq(asked, ask);
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("search");
@@ -260,6 +336,7 @@ int main(void)
     tcase_add_test(tc, tombstones_compact);
     tcase_add_test(tc, word_of_many_tokens);
     tcase_add_test(tc, random_run_matches_model);
+    tcase_add_test(tc, one_token_words_match_model);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
