@@ -36,6 +36,10 @@ PROGRAMS    := $(BIN)/server
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 # What `make test` runs, in order; fragments may append their suites.
 TEST_TARGETS := test-unit test-integration
+# What those run, built before any of them starts, $(JOBS) compilers at once
+# (default: one per CPU); fragments may append.
+TEST_BUILD := programs $(UNIT_TESTS)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all programs deps run client test test-unit test-integration clean help
 
@@ -95,7 +99,7 @@ client:
 ## test: every unit and integration test (installs what it needs first)
 test:
 	@sh scripts/deps.sh test
-	@$(MAKE) --no-print-directory programs $(UNIT_TESTS) $(FUZZ_REGRESS)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(TEST_BUILD)
 	@$(MAKE) --no-print-directory $(TEST_TARGETS)
 
 ## test-unit: the C unit tests (check)

@@ -24,6 +24,7 @@ endif
 # asan/tsan runs), driven by a plain main().
 FUZZ_REGRESS := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%_regress)
 TEST_TARGETS += test-fuzz-corpus
+TEST_BUILD += $(FUZZ_REGRESS)
 
 # Compiled one source at a time, so that each object's .d file names the
 # headers it includes (a one-step build of two sources keeps only the last's).
