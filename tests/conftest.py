@@ -13,7 +13,9 @@ import harness  # noqa: E402
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "alone: bounds a time or a CPU use tightly (a reply within 50 ms, no "
-        "spinning); `make test` runs these apart, one at a time, not among parallel tests")
+        "spinning), or keeps a core busy throughout (among parallel tests it runs several "
+        "times longer, holding the core all the while); `make test` runs these apart, "
+        "one at a time, not among parallel tests")
 
 
 _prog_count = itertools.count()

@@ -361,6 +361,7 @@ while True:
 """
 
 
+@pytest.mark.alone      # the swapper keeps a core busy for as long as the 3,000 GETs take
 def test_directory_swap_race_serves_nothing_unpublished(server, clients, tmp_path):
     race = tmp_path / "race"
     (race / "dir").mkdir(parents=True)
