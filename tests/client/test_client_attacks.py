@@ -278,6 +278,7 @@ class EvilIndex(Listener):
     ("127.0.0.1", "65536", "bad port"),
     ("localhost", "1", "bad IP address"),
 ])
+@pytest.mark.python_only
 def test_bad_owner_address_from_the_index_gives_a_fail_line(clients, tmp_path, ip, port,
                                                              reason):
     index = EvilIndex(ip, port)
