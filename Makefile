@@ -36,6 +36,10 @@ PROGRAMS    := $(BIN)/server
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 # What `make test` runs, in order; fragments may append their suites.
 TEST_TARGETS := test-unit test-integration
+# What those run, built before any of them starts, $(JOBS) compilers at once
+# (default: one per CPU); fragments may append.
+TEST_BUILD := programs $(UNIT_TESTS)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all programs deps run client test test-unit test-integration clean help
 
@@ -95,7 +99,7 @@ client:
 ## test: every unit and integration test (installs what it needs first)
 test:
 	@sh scripts/deps.sh test
-	@$(MAKE) --no-print-directory programs $(UNIT_TESTS) $(FUZZ_REGRESS)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(TEST_BUILD)
 	@$(MAKE) --no-print-directory $(TEST_TARGETS)
 
 ## test-unit: the C unit tests (check)
@@ -106,20 +110,25 @@ test-unit: $(UNIT_TESTS)
 # leaves /tmp as it found it).  The suites run in $(PYTEST_WORKERS) parallel
 # workers (python3-pytest-xdist; most tests wait on deadlines, not the CPU),
 # then, one at a time, the tests marked (tests/conftest.py) `alone` (tight
-# bounds on a reply time or on CPU use).  Tests that use the host's rpcbind
-# run in parallel: each gives its log servers a program number of its own
-# (LOG_RPC_PROG, tests/conftest.py).  pytest's status 5
-# (nothing selected, e.g. by PYTEST_ARGS=-k) is no failure.
+# bounds on a reply time or on CPU use, or a core kept busy throughout).
+# Tests that use the host's rpcbind run in parallel: each gives its log
+# servers a program number of its own (LOG_RPC_PROG, tests/conftest.py).
+# pytest's status 5 (nothing selected, e.g. by PYTEST_ARGS=-k) is no failure.
+# PYTEST_LEAVE_OUT=MARKER...: the tests with these markers are not run; the
+# sanitizer runs (mk/hardening.mk) leave out `python_only`, the tests that
+# start none of our C programs (tests/conftest.py checks that they do not).
 PYTEST_WORKERS ?= 4
+PYTEST_LEAVE_OUT ?=
 PYTEST = PEERDEX_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider
+PYTEST_NOT = $(foreach m,$(PYTEST_LEAVE_OUT), and not $(m))
 ## test-integration: the pytest suites (PYTEST_ARGS=... passes options, PYTEST_WORKERS=n)
 test-integration: programs
 	@status=0; \
 	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest -n $(PYTEST_WORKERS) --dist loadgroup \
-	    -m "not alone" $(PYTEST_ARGS) tests || \
+	    -m "not alone$(PYTEST_NOT)" $(PYTEST_ARGS) tests || \
 	    { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
 	echo "== one at a time: the tests marked alone"; \
-	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest-alone -m "alone" \
+	$(PYTEST) --basetemp=$(abspath $(BUILD))/pytest-alone -m "alone$(PYTEST_NOT)" \
 	    $(PYTEST_ARGS) tests || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
 	exit $$status
 

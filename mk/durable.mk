@@ -9,4 +9,5 @@ $(DURABLE_SHIM): tests/durable/failsync.c
 	$(CC) -std=gnu11 $(WARN) -O2 -fPIC -shared $< -o $@
 
 test-integration: $(DURABLE_SHIM)
+TEST_BUILD += $(DURABLE_SHIM)
 test-integration: export PEERDEX_FAILSYNC = $(abspath $(DURABLE_SHIM))

@@ -24,6 +24,7 @@ endif
 # asan/tsan runs), driven by a plain main().
 FUZZ_REGRESS := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%_regress)
 TEST_TARGETS += test-fuzz-corpus
+TEST_BUILD += $(FUZZ_REGRESS)
 
 # Compiled one source at a time, so that each object's .d file names the
 # headers it includes (a one-step build of two sources keeps only the last's).
@@ -75,7 +76,11 @@ fuzz:
 	done
 
 # --- sanitizer runs ---------------------------------------------------------
-# Each run rebuilds everything in its own directory and runs `make test`.
+# Each run rebuilds everything in its own directory and runs `make test`,
+# less the tests marked python_only (tests/conftest.py): they start none of
+# our C programs, only Python (the client against stubs, the kit's own
+# tests), so a sanitizer has nothing to watch in them.  Every test that runs
+# one of our programs runs under both sanitizers.
 # A report makes the reporting process exit 66 at once, and is also written
 # to $(dir)/reports/, so a report from any process (a server stopped by a
 # test, a client, a unit test) fails the run even if no test noticed.
@@ -91,7 +96,7 @@ TSAN_SCALE ?= 0.25
 define san_run
 	@rm -rf $(1)/reports && mkdir -p $(1)/reports
 	@status=0; $(3) $(MAKE) --no-print-directory BUILD=$(1) BIN=$(1)/bin \
-	    SAN_CFLAGS="$(2)" test || status=$$?; \
+	    SAN_CFLAGS="$(2)" PYTEST_LEAVE_OUT="python_only $(PYTEST_LEAVE_OUT)" test || status=$$?; \
 	if [ -n "$$(ls -A $(1)/reports)" ]; then \
 	    echo "sanitizer reports in $(1)/reports:" >&2; \
 	    cat $(1)/reports/* >&2; status=1; \

@@ -1,6 +1,7 @@
 """Shared pytest fixtures: the harness on sys.path and a fresh server."""
 import itertools
 import os
+import subprocess
 import sys
 
 import pytest
@@ -13,7 +14,14 @@ import harness  # noqa: E402
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "alone: bounds a time or a CPU use tightly (a reply within 50 ms, no "
-        "spinning); `make test` runs these apart, one at a time, not among parallel tests")
+        "spinning), or keeps a core busy throughout (among parallel tests it runs several "
+        "times longer, holding the core all the while); `make test` runs these apart, "
+        "one at a time, not among parallel tests")
+    config.addinivalue_line(
+        "markers", "python_only: starts none of our C programs (only Python: the client, "
+        "stubs, the kit), so a sanitizer has nothing to watch in it; the sanitizer runs "
+        "(make test-asan, test-tsan) leave these out.  Checked on every process the test "
+        "starts (_python_only_starts_no_c_program below)")
 
 
 _prog_count = itertools.count()
@@ -67,3 +75,41 @@ def make_server():
     yield start
     for srv in started:
         srv.stop()
+
+
+# What a python_only test may not start: our C programs (anything under the
+# programs' directory, or a compiled program of this tree) and what starts them.
+_STARTERS = {"make", "run.sh", "demo.sh", "ours.py", "netns_cap.py"}
+
+
+def _is_our_c_program(word):
+    path = os.path.realpath(word)
+    if path.startswith(os.path.realpath(harness.BIN) + os.sep):
+        return True
+    if not path.startswith(harness.ROOT + os.sep) or not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _python_only_starts_no_c_program(request, monkeypatch):
+    """A test marked python_only (left out of the sanitizer runs) fails if it
+    starts one of our C programs, or make or a script that would: every
+    word of every command line it runs is looked at."""
+    if request.node.get_closest_marker("python_only") is None:
+        return
+    popen_init = subprocess.Popen.__init__
+
+    def checked(self, args, *rest, **kw):
+        argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+        for arg in argv:
+            for word in os.fsdecode(arg).split():
+                assert not (_is_our_c_program(word) or os.path.basename(word) in _STARTERS), \
+                    "a test marked python_only runs %r: it is no pure Python test" % (args,)
+        popen_init(self, args, *rest, **kw)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", checked)

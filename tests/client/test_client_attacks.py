@@ -278,6 +278,7 @@ class EvilIndex(Listener):
     ("127.0.0.1", "65536", "bad port"),
     ("localhost", "1", "bad IP address"),
 ])
+@pytest.mark.python_only
 def test_bad_owner_address_from_the_index_gives_a_fail_line(clients, tmp_path, ip, port,
                                                              reason):
     index = EvilIndex(ip, port)
@@ -361,6 +362,7 @@ while True:
 """
 
 
+@pytest.mark.alone      # the swapper keeps a core busy for as long as the 3,000 GETs take
 def test_directory_swap_race_serves_nothing_unpublished(server, clients, tmp_path):
     race = tmp_path / "race"
     (race / "dir").mkdir(parents=True)

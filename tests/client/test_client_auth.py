@@ -31,6 +31,7 @@ def test_our_client_registers_with_a_secret(server, clients, config_home):
     assert c.err_lines == []
 
 
+@pytest.mark.python_only
 def test_classic_server_gets_classic_requests_and_one_note(tmp_path):
     """Against a classic server (a stub that knows no EXTENSIONS) the client
     sends the classic operations only, and says so once on stderr; with
@@ -119,6 +120,7 @@ def refused(directory, fix, secret=False):
     return str(e.value)
 
 
+@pytest.mark.python_only
 def test_directory_writable_by_others(tmp_path):
     d = tmp_path / "peerdex"
     record_in(d).save({})
@@ -129,6 +131,7 @@ def test_directory_writable_by_others(tmp_path):
         record_in(d).save({})
 
 
+@pytest.mark.python_only
 def test_directory_or_parent_owned_by_another_user(tmp_path):
     """As with XDG_CONFIG_HOME under a directory another user made first."""
     theirs = tmp_path / "theirs"
@@ -142,6 +145,7 @@ def test_directory_or_parent_owned_by_another_user(tmp_path):
     refused(d, "the configuration directory %s is owned by uid 65534" % d)
 
 
+@pytest.mark.python_only
 def test_files_that_are_not_ours_or_not_regular(tmp_path):
     d = tmp_path / "peerdex"
     rec = record_in(d)
@@ -166,6 +170,7 @@ def test_files_that_are_not_ours_or_not_regular(tmp_path):
     refused(d, "chmod 600 %s" % secret.path, secret=True)
 
 
+@pytest.mark.python_only
 def test_deeply_nested_record_is_refused(tmp_path):
     rec = record_in(tmp_path / "peerdex")
     rec.save({})

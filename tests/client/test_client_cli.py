@@ -30,6 +30,7 @@ def published(server, user):
     return fields[1:]
 
 
+@pytest.mark.python_only
 def test_unreachable_server_says_where():
     with harness.dead_port() as dead:
         port = dead.port
@@ -162,6 +163,7 @@ def test_flask_import_failure_shows_its_cause(server, tmp_path):
                for l in err), err
 
 
+@pytest.mark.python_only
 @pytest.mark.parametrize("nul", [False, True])
 def test_ascii_result_codes_are_accepted(nul):
     """An ASCII digit followed by a NUL or by the end of the reply is read as
@@ -188,6 +190,7 @@ def test_ascii_result_codes_are_accepted(nul):
                      % stub.port]
 
 
+@pytest.mark.python_only
 @pytest.mark.parametrize("reply", [b"1 Invalid operation.", b"\x07", b"OK\n"])
 def test_text_replies_are_no_codes(reply):
     """A reply that is neither a raw code nor an ASCII digit ending there is
@@ -202,6 +205,7 @@ def test_text_replies_are_no_codes(reply):
                for l in err), err
 
 
+@pytest.mark.python_only
 def test_hostile_listing_count_fails_at_once():
     """A 20-digit count is refused before anything is read for it."""
     stub = StubServer(lambda fields: b"\x00" + b"9" * 20 + b"\0" + b"/x\0" * 1000
@@ -228,6 +232,7 @@ def test_peer_answering_ascii_codes_is_tolerated(server, tmp_path):
         "the peer at 127.0.0.1:%d answers ASCII result codes; accepted" % peer.port]
 
 
+@pytest.mark.python_only
 def test_ipv6_literal_server():
     if not socket.has_ipv6:
         pytest.skip("no IPv6")

@@ -1,6 +1,8 @@
 """Every console line of every command, from a real client against the real server."""
 import subprocess
 
+import pytest
+
 import harness
 from client_lib import CLIENT, run_script
 
@@ -123,6 +125,7 @@ def test_publish_relative_path_is_made_absolute(server, tmp_path):
     assert out[2:5] == ["c> PUBLISH OK", "c> LIST_CONTENT OK", "\t%s" % (tmp_path / "rel.txt")]
 
 
+@pytest.mark.python_only
 def test_unreachable_server_prints_fail_lines():
     with harness.dead_port() as dead:
         status, out, _ = run_script(dead.port, ["REGISTER a", "UNREGISTER a", "CONNECT a",
@@ -132,6 +135,7 @@ def test_unreachable_server_prints_fail_lines():
                    "c> DISCONNECT FAIL"]
 
 
+@pytest.mark.python_only
 def test_bad_command_line_exits_2():
     for args in (["-s", "127.0.0.1"], ["-p", "1"], ["-s", "h", "-p", "x"],
                  ["-s", "h", "-p", "70000"], ["-s", "h", "-p", "1", "--nope"]):

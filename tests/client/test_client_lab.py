@@ -232,6 +232,7 @@ class TricklingPeer:
         self.sock.close()
 
 
+@pytest.mark.python_only
 def test_a_download_needs_a_minimum_rate(tmp_path, monkeypatch):
     """The issue's peer sends 64 KiB every 10 s (under the old rule, 64 KiB
     per 10 s, for ever): the minimum rate asks for more.  Scaled down: a

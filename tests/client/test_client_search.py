@@ -4,6 +4,8 @@ import os
 import re
 import subprocess
 
+import pytest
+
 import harness
 from client_lib import CLIENT, start_connected
 from stubs import StubServer
@@ -83,6 +85,7 @@ def test_help_search(server, clients):
     c.wait_line(r"GET_FILE #<n>", start=start)
 
 
+@pytest.mark.python_only
 def test_search_against_a_server_without_it(clients):
     """A classic server closes the connection on EXTENSIONS: one line says
     search is not offered, and SEARCH is never sent."""

@@ -34,6 +34,7 @@ def get(url):
         return r.status, r.headers.get_content_type(), r.read().decode()
 
 
+@pytest.mark.python_only
 def test_datetime_format_and_clock(service):
     status, ctype, body = get(service.url + "/datetime")
     assert status == 200 and ctype == "text/plain"
@@ -42,6 +43,7 @@ def test_datetime_format_and_clock(service):
     assert abs((when - datetime.now()).total_seconds()) < 2
 
 
+@pytest.mark.python_only
 def test_datetime_iso(service):
     status, ctype, body = get(service.url + "/datetime?format=iso")
     assert status == 200 and ctype == "text/plain"
@@ -51,6 +53,7 @@ def test_datetime_iso(service):
     assert abs((when - datetime.now().astimezone()).total_seconds()) < 2
 
 
+@pytest.mark.python_only
 def test_unknown_path_is_404(service):
     with pytest.raises(urllib.error.HTTPError) as e:
         get(service.url + "/nothing")
@@ -62,6 +65,7 @@ def RecordingServer():
     return StubServer(lambda fields: b"\x000\x00" if fields[0].startswith("LIST") else b"\x00")
 
 
+@pytest.mark.python_only
 def test_every_operation_carries_a_well_formed_datetime(tmp_path):
     rec = RecordingServer()
     shared = tmp_path / "y.txt"             # PUBLISH checks the file before sending
@@ -120,6 +124,7 @@ def test_bad_time_url_is_a_usage_error(server):
     assert status == 2 and "bad time service URL" in err
 
 
+@pytest.mark.python_only
 def test_time_client_overhead_function_exists():
     """The benchmark calls TimeClient.now() (through client/client.py); keep it
     importable from both."""
@@ -177,6 +182,7 @@ class Impostor:
         self.server.server_close()
 
 
+@pytest.mark.python_only
 def test_time_impostor_on_the_old_port_is_never_believed():
     rec = RecordingServer()
     from client_lib import ClientProc
@@ -201,6 +207,7 @@ def test_time_impostor_on_the_old_port_is_never_believed():
     assert len(pids) == 2
 
 
+@pytest.mark.python_only
 def test_an_answer_without_our_proof_is_refused():
     """In-process: a TimeClient for our own service refuses a service that
     cannot prove our key (here: a standalone one, started without it)."""
@@ -220,6 +227,7 @@ def test_an_answer_without_our_proof_is_refused():
         tc.close()
 
 
+@pytest.mark.python_only
 def test_service_started_with_sigterm_ignored_still_stops_on_sigterm():
     """A client leaving on SIGTERM ignores it from then on, and a service it
     (re)starts then inherits that: the service must still end on the
@@ -236,6 +244,7 @@ def test_service_started_with_sigterm_ignored_still_stops_on_sigterm():
     assert proc.returncode == -signal.SIGTERM
 
 
+@pytest.mark.python_only
 def test_a_question_cut_short_by_a_signal_keeps_the_service(monkeypatch):
     """A signal in the middle of a question (SIGTERM or Ctrl-C while the
     client asks the time) leaves the service as it is: the next question

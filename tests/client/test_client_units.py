@@ -17,6 +17,8 @@ from peerdex.published import Record, open_nofollow, open_pinned, pin
 from peerdex.term import shown
 from peerdex.wire import ProtocolError, parse_decimal
 
+pytestmark = pytest.mark.python_only       # in-process: no program of ours runs
+
 
 # --- path checks ----------------------------------------------------------------
 

@@ -65,6 +65,7 @@ def published(tmp_path):
 STUB_CLIENT = "%s %s client" % (sys.executable, STUBS)
 
 
+@pytest.mark.python_only
 def test_faithful_stubs_pass_every_check(stub, published):
     """Without a defect each stub passes all: a failure below is its defect's.
     The server run is in isolated mode (-I -S): the kit needs only the stdlib."""
@@ -100,6 +101,7 @@ def test_search_group_runs_against_ours_and_is_skipped_by_a_classic_server(stub,
     ("datetime-as-user", {"server.framing.datetime-second", "server.connect.codes",
                           "server.register.codes"}, "date-time"),
 ])
+@pytest.mark.python_only
 def test_broken_servers_fail_the_right_checks(stub, defect, ids, words):
     """Each broken server fails the checks of its defect, with evidence."""
     status, results = kit("server", stub("server", "--defect", defect))
@@ -116,6 +118,7 @@ def test_broken_servers_fail_the_right_checks(stub, defect, ids, words):
     ("ascii-codes", "ASCII digit", "30"),
     ("int32-codes", "32-bit little-endian integer", "00 00 00 00"),
 ])
+@pytest.mark.python_only
 def test_one_encoding_deviation_is_one_failure(stub, defect, encoding, seen):
     """Codes sent as ASCII digits or 4-byte integers fail the one check of the
     encoding, which names what was seen; every other check judges the rest."""
@@ -129,6 +132,7 @@ def test_one_encoding_deviation_is_one_failure(stub, defect, encoding, seen):
     ("trailing-byte", "server.framing.exact-replies"),    # one byte after LIST_CONTENT
     ("empty-list-4", "server.list-content.format"),       # 4 for a list with no files
 ])
+@pytest.mark.python_only
 def test_a_narrow_deviation_fails_one_check(stub, defect, only):
     """One deviation is one failure, in the check of its rule, not in every
     check that happens to read such a reply."""
@@ -136,6 +140,7 @@ def test_a_narrow_deviation_fails_one_check(stub, defect, only):
     assert failed(results) == {only}
 
 
+@pytest.mark.python_only
 def test_server_that_never_closes_is_judged_quickly(stub):
     """A server that answers and keeps the connection open: one framing finding,
     the rest judged, the whole target in well under the 2 minutes promised."""
@@ -145,6 +150,7 @@ def test_server_that_never_closes_is_judged_quickly(stub):
     assert sum(r["seconds"] for r in results.values()) < 60
 
 
+@pytest.mark.python_only
 def test_silent_server_costs_one_timeout(stub):
     """A server that never answers fails every check, waiting out the silence once."""
     _, results = kit("server", stub("server", "--defect", "silent"), "--timeout", "1",
@@ -154,6 +160,7 @@ def test_silent_server_costs_one_timeout(stub):
     assert "did not answer REGISTER" in results["server.register.codes"]["why"]
 
 
+@pytest.mark.python_only
 def test_streaming_server_is_cut_off(stub):
     """A server whose reply never ends: every reply is read up to a cap, so the
     kit neither grows without limit nor runs for ever."""
@@ -180,6 +187,7 @@ def test_our_server_with_liveness_passes_every_check():
     assert status == 0 and failed(results) == set()
 
 
+@pytest.mark.python_only
 def test_levels_are_reported_apart(stub):
     """--level statement runs only the statement's checks; the JSON counts each
     level apart."""
@@ -193,12 +201,14 @@ def test_levels_are_reported_apart(stub):
     assert doc["levels"]["recommended"]["failed"] == 2
 
 
+@pytest.mark.python_only
 def test_global_publish_fails_only_where_two_users_share_a_path(stub):
     """A narrow defect fails only the checks it touches."""
     _, results = kit("server", stub("server", "--defect", "global-publish"))
     assert failed(results) == {"server.publish.per-user", "server.concurrency.many-users"}
 
 
+@pytest.mark.python_only
 def test_peer_refusing_everything_passes_no_refusal_check(stub, published):
     """A peer answering 2 to every request, its published file included, fails
     the checks that expect a refusal too: its refusals prove nothing."""
@@ -209,6 +219,7 @@ def test_peer_refusing_everything_passes_no_refusal_check(stub, published):
     assert "refusal here proves nothing" in results["peer.get-file.relative-path"]["why"]
 
 
+@pytest.mark.python_only
 def test_client_banner_is_chatter_not_a_failure():
     """Lines a client prints before its first result line are noted, not judged."""
     r = subprocess.run([sys.executable, KIT, "client", STUB_CLIENT + " --defect banner",
@@ -218,6 +229,7 @@ def test_client_banner_is_chatter_not_a_failure():
     assert any("stub client 1.0" in n for n in doc["notes"]), doc["notes"]
 
 
+@pytest.mark.python_only
 def test_peer_serving_unpublished_files(stub, published):
     """A peer serving /etc/passwd fails the unpublished-file check."""
     _, results = kit("peer", stub("peer", "--file", published, "--defect",
@@ -227,6 +239,7 @@ def test_peer_serving_unpublished_files(stub, published):
     assert "which was not published" in res["why"] and res["received"].startswith("00 ")
 
 
+@pytest.mark.python_only
 def test_client_printing_fail_space_comma(stub):
     """A client printing `FAIL ,` fails every check with a FAIL, REASON line."""
     _, results = kit("client", STUB_CLIENT + " --defect fail-comma")
@@ -240,6 +253,7 @@ def test_client_printing_fail_space_comma(stub):
     assert "comma right after FAIL" in res["hint"]
 
 
+@pytest.mark.python_only
 def test_xfail_counts_known_failures_apart(stub):
     """--xfail: a known failure is XFAIL and not counted; a pass under it is a failure."""
     addr = stub("server", "--defect", "global-publish")
@@ -259,6 +273,7 @@ def test_xfail_counts_known_failures_apart(stub):
     ("keep-listener", {"client.disconnect.listener"}, "still accepts connections"),
     ("accept-too-much", {"client.get-file.too-much"}, "expected the line 'c> GET_FILE FAIL'"),
 ])
+@pytest.mark.python_only
 def test_broken_clients_fail_the_right_checks(defect, ids, words):
     """Each broken client fails the checks of its defect, and only those."""
     _, results = kit("client", STUB_CLIENT + " --defect " + defect)
@@ -269,6 +284,7 @@ def test_broken_clients_fail_the_right_checks(defect, ids, words):
         assert words in results[cid]["why"], results[cid]
 
 
+@pytest.mark.python_only
 def test_cleanup_leaves_no_user_behind(stub):
     """After a run the kit's users are gone (the stub's STUB_USERS lists them)."""
     addr = stub("server")
@@ -277,6 +293,7 @@ def test_cleanup_leaves_no_user_behind(stub):
     assert harness.exchange(int(port), b"STUB_USERS\0") == b""
 
 
+@pytest.mark.python_only
 def test_human_output_list_only_and_exit_status(stub):
     """The human output, --list, --only, and the exit statuses 0, 1 and 2."""
     addr = stub("server", "--defect", "ascii-codes")
@@ -300,12 +317,14 @@ def test_human_output_list_only_and_exit_status(stub):
     assert r.returncode == 2 and b"HOST:PORT" in r.stderr
 
 
+@pytest.mark.python_only
 def test_every_check_quotes_a_rule():
     """Each check has a unique id under its target and a one-line rule."""
     for c in conform.CHECKS:
         assert c.id.startswith(c.target + ".") and c.rule and "\n" not in c.rule
 
 
+@pytest.mark.python_only
 def test_our_client_on_a_terminal():
     """--pty: our client on a terminal (readline, prompts, echo) passes too."""
     command = "%s %s" % (harness.PYTHON, os.path.join(harness.ROOT, "client", "client.py"))
@@ -315,6 +334,7 @@ def test_our_client_on_a_terminal():
     assert failed(results) == set(), results
 
 
+@pytest.mark.python_only
 def test_docs_table_lists_every_check():
     """docs/conformance.md has a row for each check id, and no row for a check that is gone."""
     with open(os.path.join(harness.ROOT, "docs", "conformance.md")) as f:
@@ -326,6 +346,7 @@ def test_docs_table_lists_every_check():
 # Behaviours seen in public implementations of the protocol, each once
 # misjudged by the kit (docs/conformance.md, "What the kit found in the wild").
 
+@pytest.mark.python_only
 def test_codes_as_integers_but_lists_as_a_raw_byte_is_one_failure(stub):
     """A server that sends 4-byte integers for replies that are only a code and
     the raw byte before a list: one encoding failure, the lists judged too."""
@@ -333,6 +354,7 @@ def test_codes_as_integers_but_lists_as_a_raw_byte_is_one_failure(stub):
     assert failed(results) == {"server.reply.raw-code"}
 
 
+@pytest.mark.python_only
 def test_a_close_instead_of_other_error_is_blamed_on_the_input(stub):
     """A server that closes without a reply on an empty field: the empty user
     name fails its code check with the input named, not a framing hint, and an
@@ -344,6 +366,7 @@ def test_a_close_instead_of_other_error_is_blamed_on_the_input(stub):
     assert results["server.fields.empty-description"]["level"] == "recommended"
 
 
+@pytest.mark.python_only
 def test_refusing_low_ports_fails_only_the_port_range(stub):
     """A server that refuses ports below 1024: the recommended port-range check
     names them; no statement check fails for it."""
@@ -352,6 +375,7 @@ def test_refusing_low_ports_fails_only_the_port_range(stub):
     assert "1, 1023" in results["server.connect.port-range"]["why"]
 
 
+@pytest.mark.python_only
 def test_a_server_that_crashes_is_named_once(stub):
     """A server that dies on an unknown operation: that check says it stopped
     answering, the later ones say where it stopped, without a traceback."""
@@ -363,6 +387,7 @@ def test_a_server_that_crashes_is_named_once(stub):
     assert later and all("server.request.unknown-operation" in r["why"] for r in later), later
 
 
+@pytest.mark.python_only
 def test_datetime_read_as_user_is_blamed_once(stub):
     """A server that takes the date-time for the user name (a protocol without
     the date-time field): every other failure says it was not judged, and why."""
@@ -373,6 +398,7 @@ def test_datetime_read_as_user_is_blamed_once(stub):
                           for r in others), others
 
 
+@pytest.mark.python_only
 def test_an_operation_waiting_for_more_fields_is_named_once(stub):
     """A server whose CONNECT waits for a field the statement does not have:
     the first CONNECT says so (it answers once the kit closes its side), the
@@ -386,6 +412,7 @@ def test_an_operation_waiting_for_more_fields_is_named_once(stub):
     assert sum(r["seconds"] for r in results.values()) < 30
 
 
+@pytest.mark.python_only
 def test_unknown_operation_held_open_fails_only_the_recommended_check(stub):
     """A server that neither answers nor closes an unknown operation, and keeps
     serving: the statement check (it keeps running) passes; the recommended

@@ -5,6 +5,7 @@ appends without the key."""
 import os
 import random
 import resource
+import select
 import socket
 import struct
 import subprocess
@@ -118,8 +119,17 @@ def test_idle_connections_are_reaped_at_the_descriptor_limit(logs, logged_server
         fds0 = open_fds(log.pid)
         cpu0 = cpu_seconds(log.pid)
         start = time.monotonic()
-        for _ in range(1100):
-            socks.append(socket.create_connection(("127.0.0.1", log.port), timeout=5))
+        # Never more than 32 connections the server has neither taken nor
+        # refused yet: past its listen backlog (64) the kernel would drop
+        # them, and each would wait out a SYN retransmission (1 s, then 3 s).
+        closed = select.poll()
+        for i in range(1100):
+            s = socket.create_connection(("127.0.0.1", log.port), timeout=5)
+            socks.append(s)
+            closed.register(s, select.POLLIN)       # readable: closed (EOF)
+            if i % 32 == 31:
+                harness.wait_until(lambda: open_fds(log.pid) - fds0 + len(closed.poll(0))
+                                   >= len(socks) - 32, what="connections accepted")
         # Wait for the deadline to pass and every connection to be closed.
         deadline = time.monotonic() + 15
         while open_fds(log.pid) > fds0 and time.monotonic() < deadline:

@@ -89,15 +89,27 @@ def test_a_recorded_call_cannot_be_replayed(logs, key):
 def test_the_key_never_travels(logs, logged_server, key, tmp_path):
     """What the index server sends, captured by a relay, holds no key bytes."""
     log = logs(port=0, args=("-k", str(key)))
+    # Every connection is relayed (the index server connects again after a
+    # call that timed out, e.g. its 1 s nonce call on a busy machine), and
+    # everything it sends on any of them is captured.
     relay_code = (
         "import socket, sys, threading\n"
         "lst = socket.create_server(('127.0.0.1', 0)); print(lst.getsockname()[1], flush=True)\n"
-        "out = open(sys.argv[2], 'wb')\n"
-        "c, _ = lst.accept(); s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
-        "def back():\n"
-        "    while (d := s.recv(65536)): c.sendall(d)\n"
-        "threading.Thread(target=back, daemon=True).start()\n"
-        "while (d := c.recv(65536)): out.write(d); out.flush(); s.sendall(d)\n")
+        "out, lock = open(sys.argv[2], 'wb'), threading.Lock()\n"
+        "def pipe(a, b, keep):\n"
+        "    try:\n"
+        "        while (d := a.recv(65536)):\n"
+        "            if keep:\n"
+        "                with lock: out.write(d); out.flush()\n"
+        "            b.sendall(d)\n"
+        "    except OSError: pass\n"
+        "    for x in (a, b):\n"
+        "        try: x.shutdown(socket.SHUT_RDWR)\n"
+        "        except OSError: pass\n"
+        "while True:\n"
+        "    c, _ = lst.accept(); s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+        "    threading.Thread(target=pipe, args=(s, c, False), daemon=True).start()\n"
+        "    threading.Thread(target=pipe, args=(c, s, True), daemon=True).start()\n")
     captured = tmp_path / "captured"
     relay = harness.Process([sys.executable, "-c", relay_code, str(log.port), str(captured)])
     try:
