@@ -6,8 +6,8 @@
 set -eu
 
 pkgs_build="gcc make pkg-config libtirpc-dev rpcsvc-proto uthash-dev nettle-dev libmicrohttpd-dev"
-pkgs_run="$pkgs_build rpcbind python3 python3-flask"
-pkgs_test="$pkgs_run check python3-pytest python3-pytest-xdist iproute2 util-linux"
+pkgs_run="$pkgs_build rpcbind python3 python3-flask iproute2"
+pkgs_test="$pkgs_run check python3-pytest python3-pytest-xdist util-linux"
 pkgs_fuzz="$pkgs_build clang libclang-rt-14-dev"
 pkgs_lint="$pkgs_build cppcheck clang-tidy valgrind"
 # make test-web: the live view in a headless browser; make bench: its curves.

@@ -25,7 +25,6 @@ HTTP_PORT=${HTTP_PORT:-$((PORT + 2))}
 LOG_KEY=${LOG_KEY:-operations.key}
 LOG_FILE=${LOG_FILE:-operations.log}
 STATE_DIR=${STATE_DIR:-var}
-PYTHON=${PYTHON:-/usr/bin/python3}
 MAX_DEATHS=${MAX_DEATHS:-5}
 DEATH_WINDOW=${DEATH_WINDOW:-30}
 log_pid=""
@@ -66,29 +65,23 @@ fail() {
     stop 1
 }
 
-# Wait until the process $1 itself listens on port $2 (a socket of its own in
-# /proc: a port another program holds does not count), at most $3 tenths of a
-# second (default 100); fail if it exits first.
+# Whether the process $1 itself listens on TCP port $2: a listening socket
+# on that port (ss asks the kernel for listening sockets only, so the
+# thousands of closed connections a busy server leaves in TIME_WAIT are not
+# read) whose inode is one of the process's descriptors (a port another
+# program holds does not count).
+listening() {
+    for ino in $(ss -Hltne "sport = :$2" 2>/dev/null | grep -o 'ino:[0-9]*' | cut -d: -f2); do
+        ls -l "/proc/$1/fd" 2>/dev/null | grep -q "socket:\[$ino\]" && return 0
+    done
+    return 1
+}
+
+# Wait until the process $1 itself listens on port $2, at most $3 tenths of
+# a second (default 100); fail if it exits first.
 wait_listening() {
     tries=0
-    until "$PYTHON" -c '
-import os, sys
-pid, port = sys.argv[1], int(sys.argv[2])
-mine = set()
-for fd in os.listdir("/proc/%s/fd" % pid):
-    try:
-        link = os.readlink("/proc/%s/fd/%s" % (pid, fd))
-    except OSError:
-        continue
-    if link.startswith("socket:["):
-        mine.add(link[8:-1])
-for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-    with open(table) as f:
-        for row in f.readlines()[1:]:
-            col = row.split()
-            if col[3] == "0A" and int(col[1].rsplit(":", 1)[1], 16) == port and col[9] in mine:
-                sys.exit(0)
-sys.exit(1)' "$1" "$2" 2>/dev/null; do
+    until listening "$1" "$2"; do
         kill -0 "$1" 2>/dev/null || return 1
         tries=$((tries + 1))
         [ "$tries" -lt "${3:-100}" ] || return 1

@@ -37,6 +37,30 @@ def children(pid):
     return out
 
 
+def proc_state(pid):
+    """run.sh's state and its children's, for a failure message: what each
+    waits in, its blocked and ignored signals."""
+    out = []
+    kids = []
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            kids = [int(k) for k in f.read().split()]
+    except OSError:
+        pass
+    for p in [pid] + kids:
+        try:
+            with open("/proc/%d/status" % p) as f:
+                st = {k: v.strip() for k, v in (l.split(":", 1) for l in f if ":" in l)}
+            with open("/proc/%d/wchan" % p) as f:
+                wchan = f.read()
+            out.append("%d %s %s wchan=%s SigBlk=%s SigIgn=%s SigCgt=%s" % (
+                p, st.get("Name"), st.get("State"), wchan, st.get("SigBlk"),
+                st.get("SigIgn"), st.get("SigCgt")))
+        except OSError as e:
+            out.append("%d: %s" % (p, e))
+    return "; ".join(out)
+
+
 def wait_for(cond, timeout=30, what="condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -99,9 +123,13 @@ def test_kill9_of_each_server_loses_nothing_acknowledged(tmp_path):
             start = len(run.err_lines)
             os.kill(victim, signal.SIGKILL)
             what = "log server" if name == "log_server" else "index server"
-            run.wait_line(r"^run\.sh: the %s \(pid %d\) died: killed by signal 9 \(KILL\); "
-                          r"starting it again in \d+ s \(\d of 5 deaths allowed in 30 s\)$"
-                          % (what, victim), stderr=True, start=start)
+            try:
+                run.wait_line(r"^run\.sh: the %s \(pid %d\) died: killed by signal 9 "
+                              r"\(KILL\); starting it again in \d+ s \(\d of 5 deaths "
+                              r"allowed in 30 s\)$" % (what, victim), stderr=True, start=start)
+            except AssertionError as e:
+                raise AssertionError("%s; run.sh and its children: %s"
+                                     % (e, proc_state(run.pid))) from None
             wait_for(lambda: children(run.pid).get(name, victim) != victim,
                      what="a new " + name)
             load.more(30)
