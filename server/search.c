@@ -938,7 +938,7 @@ size_t search_find(const struct search_index *ix, const struct search_query *q,
         single &= !is_node(top[w]);
     }
     if (single) {
-        const struct token *tok[SEARCH_WORDS_MAX];
+        const struct token *tok[SEARCH_WORDS_MAX] = {0};   /* q->nwords >= 1 of them set */
         for (size_t w = 0; w < q->nwords; w++)
             tok[w] = top[w];
         return find_tokens(ix, tok, q->nwords, pass, ctx, out, max);
