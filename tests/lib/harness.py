@@ -82,10 +82,18 @@ def _bind_unused():
     raise AssertionError("no port free between 20000 and %d" % high)
 
 
+_handed_out = set()         # fixed ports this process gave already
+
+
 def fixed_port():
-    """A port for a program that must be told its port (see above)."""
-    with _bind_unused() as s:
-        return s.getsockname()[1]
+    """A port for a program that must be told its port (see above); never
+    one this process gave before (a test asking for two gets two)."""
+    while True:
+        with _bind_unused() as s:
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 free_port = fixed_port      # the older name
