@@ -143,12 +143,17 @@ static struct file *file_new(const char *path, const char *description)
  * bench's comparison) there is no index and they do nothing.
  */
 #ifndef REGISTRY_NO_SEARCH
+/* The file record an index entry is embedded in. */
+static const struct file *doc_file(const struct search_doc *doc)
+{
+    return (const struct file *)((const char *)doc - offsetof(struct file, doc));
+}
+
 /* The index's view of a file: its path and description. */
 static void file_text(const struct search_doc *doc, const char **path,
                       const char **description)
 {
-    const struct file *f = (const struct file *)((const char *)doc -
-                                                 offsetof(struct file, doc));
+    const struct file *f = doc_file(doc);
     *path = f->path;
     *description = f->description;
 }
@@ -1003,26 +1008,22 @@ static struct listing *build_search(const struct search_doc *const *found, size_
      * the description's, and the file's first line, which points to it):
      * ask for all of their cache lines before reading any. */
     for (size_t i = 0; i < n; i++) {
-        const struct file *f = (const struct file *)((const char *)found[i] -
-                                                     offsetof(struct file, doc));
+        const struct file *f = doc_file(found[i]);
         __builtin_prefetch(&f->description);
         __builtin_prefetch(f->owner->name);
     }
     for (size_t i = 0; i < n; i++)
-        __builtin_prefetch(((const struct file *)((const char *)found[i] -
-                                                  offsetof(struct file, doc)))->description);
+        __builtin_prefetch(doc_file(found[i])->description);
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
-        const struct file *f = (const struct file *)((const char *)found[i] -
-                                                     offsetof(struct file, doc));
+        const struct file *f = doc_file(found[i]);
         bytes += strlen(f->owner->name) + strlen(f->path) + strlen(f->description) + 3;
     }
     struct listing_builder b;
     if (!listing_begin(&b, n, bytes))
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        const struct file *f = (const struct file *)((const char *)found[i] -
-                                                     offsetof(struct file, doc));
+        const struct file *f = doc_file(found[i]);
         listing_add_match(&b, f->owner->name, f->path, f->description);
     }
     return listing_end(&b);
