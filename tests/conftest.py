@@ -1,6 +1,7 @@
 """Shared pytest fixtures: the harness on sys.path and a fresh server."""
 import itertools
 import os
+import signal
 import subprocess
 import sys
 
@@ -9,6 +10,13 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 
 import harness  # noqa: E402
+
+# A shell starts a background job (`make test &` in a script, nohup) with
+# SIGINT ignored, and an ignored signal stays ignored across exec: the
+# clients and `make run` that the Ctrl-C tests start would never see their
+# Ctrl-C.  Caught here instead, it is back to the default in every child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_configure(config):
