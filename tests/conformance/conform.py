@@ -380,10 +380,12 @@ class ServerTarget:
     def connect(self):
         """A connection to the server.  A server that answered before and now
         refuses connections has stopped (crashed?): said once, with the check
-        that was running, and every later check names it instead of a traceback."""
+        that was running, and every later check names it instead of a traceback.
+        A reset during the connect is the same end seen a moment earlier: the
+        handshake done in the backlog of a listener that then closed."""
         try:
             return socket.create_connection(self.addr, timeout=self.left())
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):
             with self.lock:
                 if self.gone is None:
                     self.gone = self.current
