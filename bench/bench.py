@@ -1,7 +1,7 @@
 """`make bench`: measure peerdex against yardsticks run on the same machine in
 the same run, and write docs/benchmarks.md.
 
-Every figure is taken several times (--runs, default 3); the report gives the
+Every figure is taken several times (--runs, default 5); the report gives the
 median and the min-max.  Throughput figures are ratios to a yardstick measured
 alternately with them, so a noisy shared machine moves both sides alike.
 """
@@ -556,35 +556,45 @@ class Bench:
         loadgen = os.path.join(self.tools, "loadgen")
         builds = (("with the index", os.path.join(harness.BIN, "server")),
                   ("without (-DREGISTRY_NO_SEARCH)", os.path.join(self.tools, "server_nosearch")))
-        fig = {}
-        for label, binary in builds:
-            state = os.path.join(self.tmp, "search-%d" % len(fig))
-            t0 = time.monotonic()
-            srv = self.spawn([binary, "-p", "0", "-c", "4096", "-d", state],
+        fig, srvs, states = {}, {}, {}
+        for i, (label, binary) in enumerate(builds):
+            states[label] = os.path.join(self.tmp, "search-%d" % i)
+            srv = self.spawn([binary, "-p", "0", "-c", "4096", "-d", states[label]],
                              r"^s> init server \S+:(\d+)$")
             self.run([loadgen, "-p", str(srv.port), "-m", "setup", "-n", "1000"], check=True,
                      capture_output=True)
             t0 = time.monotonic()
             self.run([loadgen, "-p", str(srv.port), "-t", "8", "-m", "fill", "-w", "-n",
                       "100000", "-x", "fill"], check=True, capture_output=True, timeout=1800)
-            f = {"fill_s": time.monotonic() - t0, "rss": rss_kb(srv.pid)}
-            for mode in ("register", "publish") + (("list", "search") if not fig else ()):
-                f[mode] = [self.loadgen(srv.port, 4, mode, "%s%d%d" % (mode[:2], len(fig), r))
-                           for r in range(self.runs)]
-                assert all(r["errors"] == 0 for r in f[mode]), (mode, f[mode])
-            self.stop_all()             # SIGTERM: a final snapshot
-            f["restart"] = []
-            for run in range(self.runs):
+            fig[label] = {"fill_s": time.monotonic() - t0, "rss": rss_kb(srv.pid),
+                          "register": [], "publish": [], "restart": []}
+            srvs[label] = srv
+        # Both filled servers run side by side and take turns, first one then
+        # the other, the order swapped each run: what the machine does
+        # meanwhile (the disk's flushes, other load) falls on both alike.
+        for run in range(self.runs):
+            for mode in ("register", "publish"):
+                for i in ((0, 1) if run % 2 == 0 else (1, 0)):
+                    label = builds[i][0]
+                    r = self.loadgen(srvs[label].port, 4, mode, "%s%d%d" % (mode[:2], i, run))
+                    assert r["errors"] == 0, (label, mode, r)
+                    fig[label][mode].append(r)
+        ours = fig[builds[0][0]]
+        for mode in ("list", "search"):
+            ours[mode] = [self.loadgen(srvs[builds[0][0]].port, 4, mode, "%s0%d" % (mode[:2], r))
+                          for r in range(self.runs)]
+            assert all(r["errors"] == 0 for r in ours[mode]), (mode, ours[mode])
+        self.stop_all()             # SIGTERM: a final snapshot
+        for run in range(self.runs):
+            for label, binary in builds[::1 if run % 2 == 0 else -1]:
                 t0 = time.monotonic()
-                srv = self.spawn([binary, "-p", "0", "-c", "4096", "-d", state],
+                srv = self.spawn([binary, "-p", "0", "-c", "4096", "-d", states[label]],
                                  r"^s> init server \S+:(\d+)$", wait=300)
-                f["restart"].append(time.monotonic() - t0)
-                if not fig:     # the index answers at once
-                    f["after"] = self.loadgen(srv.port, 4, "search", "rs%d" % run,
-                                              seconds=0.5)
-                    assert f["after"]["errors"] == 0 and f["after"]["ops"] > 0, f["after"]
+                fig[label]["restart"].append(time.monotonic() - t0)
+                if label == builds[0][0]:   # the index answers at once
+                    f = self.loadgen(srv.port, 4, "search", "rs%d" % run, seconds=0.5)
+                    assert f["errors"] == 0 and f["ops"] > 0, f
                 self.stop_all()
-            fig[label] = f
         ours, plain = (fig[label] for label, _ in builds)
         ops = {m: [r["ops_s"] for r in ours[m]]
                for m in ("register", "publish", "list", "search")}
@@ -599,7 +609,8 @@ class Bench:
             "(`/home/<user>/<word>-<word>-NN.<ext>`) and descriptions (three words) are drawn "
             "from a fixed vocabulary of 1,000 words, so one word matches about 5,000 files and "
             "two words about 20 (fill: %.0f s with the index, %.0f s without). Then, at 4 "
-            "client threads, %d runs of %g s each: REGISTER, PUBLISH (new files of one user), "
+            "client threads, %d runs of %g s each, the two servers running side by side and taking "
+            "turns (the order swapped each run): REGISTER, PUBLISH (new files of one user), "
             "LIST_CONTENT of a user with 1,000 files, and SEARCH for two vocabulary words drawn "
             "at random (`loadgen -m search`: default maximum, 100). Restart: the filled "
             "server stopped with SIGTERM and started %d times (exec to its `s> init server` "
