@@ -15,9 +15,13 @@
  * Seqs are never reused, so a tombstone never equals a live seq.  Lists
  * hold seqs rather than pointers so that intersecting them reads only the
  * lists; the documents are looked up by seq (the doc table) for matches.
+ * Four bytes an entry: the lists are most of the index's memory.  Seqs run
+ * from 1 to SEQ_MAX; when they run out the index renumbers its documents
+ * 1..n in their order (renumber()), which no caller can tell.
  */
-typedef uint64_t entry;
-#define TOMB (UINT64_C(1) << 63)
+typedef uint32_t entry;
+#define TOMB (UINT32_C(1) << 31)
+#define SEQ_MAX (TOMB - 1)
 
 struct token {
     entry *post;            /* ascending seq; tombstones among them */
@@ -43,6 +47,7 @@ struct search_index {
     void *root;             /* NULL, a token or a tagged node */
     search_text_fn *text;
     uint64_t seq;           /* the last seq given out */
+    uint64_t seq_max;       /* the last one there is: SEQ_MAX but in tests */
     size_t ntokens, nposts;
     /* The doc table: every indexed document by seq, open addressing with
      * linear probing; nslots a power of two, at most half full. */
@@ -77,7 +82,7 @@ static unsigned char lower(unsigned char c)
 }
 
 /* The seq of an entry, live or tombstone. */
-static uint64_t entry_seq(entry e)
+static entry entry_seq(entry e)
 {
     return e & ~TOMB;
 }
@@ -158,9 +163,16 @@ static void table_remove(struct search_index *ix, uint64_t seq)
 struct search_index *search_new(search_text_fn *text)
 {
     struct search_index *ix = calloc(1, sizeof *ix);
-    if (ix != NULL)
+    if (ix != NULL) {
         ix->text = text;
+        ix->seq_max = SEQ_MAX;
+    }
     return ix;
+}
+
+void search_seq_max(struct search_index *ix, uint64_t max)
+{
+    ix->seq_max = max > 0 && max < SEQ_MAX ? max : SEQ_MAX;
 }
 
 /* Deepest a crit-bit path gets: one level per bit of the longest word. */
@@ -435,7 +447,7 @@ static bool post(struct token *t, struct search_doc *doc)
         t->post = p;
         t->cap = cap;
     }
-    t->post[t->n++] = doc->seq;
+    t->post[t->n++] = (entry)doc->seq;
     t->live++;
     return true;
 }
@@ -448,13 +460,15 @@ static void unpost_last(struct search_index *ix, struct token *t)
         delete_token(ix, t);
 }
 
+static bool renumber(struct search_index *ix);
+
 bool search_add(struct search_index *ix, struct search_doc *doc,
                 const char *path, const char *description)
 {
     char buf[DOC_BUF];
     struct word words[DOC_WORDS_MAX * 2];
     size_t n = doc_words(path, description, buf, words), i;
-    if (!table_room(ix, 1))
+    if (!table_room(ix, 1) || (ix->seq >= ix->seq_max && !renumber(ix)))
         return false;
     doc->seq = ix->seq + 1;
     for (i = 0; i < n; i++) {
@@ -508,6 +522,61 @@ static void compact(struct token *t)
             t->cap = 2 * k + 2;
         }
     }
+}
+
+/* Order of two documents by seq (qsort). */
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = (*(struct search_doc *const *)a)->seq;
+    uint64_t y = (*(struct search_doc *const *)b)->seq;
+    return (x > y) - (x < y);
+}
+
+/*
+ * The seqs have run out: number the documents 1..n in their order and
+ * rewrite every list to match, its tombstones dropped, so the order of
+ * every answer stays as it was.  O(postings x log documents) under the
+ * owner's lock, once per SEQ_MAX additions.  False when out of memory or
+ * when every seq is a live document's (then nothing has changed).
+ */
+static bool renumber(struct search_index *ix)
+{
+    if (ix->ndocs >= ix->seq_max)
+        return false;
+    struct search_doc **doc = malloc((ix->ndocs + 1) * sizeof *doc);
+    if (doc == NULL)
+        return false;
+    size_t n = 0;
+    for (size_t i = 0; i < ix->nslots; i++)
+        if (ix->slots[i] != NULL)
+            doc[n++] = ix->slots[i];
+    qsort(doc, n, sizeof *doc, by_seq);
+    for (size_t k = 0; k < ix->ntslots; k++) {
+        struct token *t = ix->tslots[k];
+        if (t == NULL)
+            continue;
+        compact(t);
+        size_t lo = 0;          /* the lists ascend: each search starts at the last find */
+        for (uint32_t i = 0; i < t->n; i++) {
+            size_t hi = n;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (doc[mid]->seq < t->post[i])
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            t->post[i] = (entry)(lo + 1);
+        }
+    }
+    memset(ix->slots, 0, ix->nslots * sizeof *ix->slots);
+    for (size_t i = 0; i < n; i++) {
+        doc[i]->seq = i + 1;
+        ix->slots[free_slot(ix, i + 1)] = doc[i];
+    }
+    ix->seq = n;
+    free(doc);
+    return true;
 }
 
 void search_remove(struct search_index *ix, struct search_doc *doc,
@@ -788,19 +857,16 @@ static bool all_hold(struct cursor *c, size_t n, uint64_t seq, bool *end)
 
 #ifdef __SSE2__
 /* How far ahead of the two-list walk its lists are fetched, in bytes. */
-#define AHEAD (256 * sizeof(entry))
+#define AHEAD (512 * sizeof(entry))
 
 /*
- * Whether the low 32 bits of one of pa[0..3] equal those of one of
- * pb[0..3] (SSE2, in every x86-64): a filter, the entries themselves are
- * compared on a hit.
+ * Whether one of pa[0..3] equals one of pb[0..3] (SSE2, in every x86-64):
+ * each of a's four against b's four, rotated.
  */
-static bool low_hits(const entry *pa, const entry *pb)
+static bool any_equal(const entry *pa, const entry *pb)
 {
-    __m128 a0 = _mm_loadu_ps((const float *)pa), a1 = _mm_loadu_ps((const float *)(pa + 2));
-    __m128 b0 = _mm_loadu_ps((const float *)pb), b1 = _mm_loadu_ps((const float *)(pb + 2));
-    __m128i va = _mm_castps_si128(_mm_shuffle_ps(a0, a1, 0x88));   /* the low halves */
-    __m128i vb = _mm_castps_si128(_mm_shuffle_ps(b0, b1, 0x88));
+    __m128i va = _mm_loadu_si128((const __m128i *)pa);
+    __m128i vb = _mm_loadu_si128((const __m128i *)pb);
     __m128i m = _mm_cmpeq_epi32(va, vb);
     m = _mm_or_si128(m, _mm_cmpeq_epi32(va, _mm_shuffle_epi32(vb, 0x39)));   /* rotated */
     m = _mm_or_si128(m, _mm_cmpeq_epi32(va, _mm_shuffle_epi32(vb, 0x4e)));
@@ -870,15 +936,15 @@ static size_t find_tokens(const struct search_index *ix, const struct token **to
         uint32_t i = 0, j = 0, nb = tok[1]->n;
 #ifdef __SSE2__
         /* Four entries of each list at a time: the block whose last seq is
-         * lower moves on (both when equal), and a rare hit in the low
-         * halves is checked entry by entry. */
+         * lower moves on (both when equal), and a rare hit is checked
+         * entry by entry (it may be a tombstone in both). */
         while (i + 4 <= na && j + 4 <= nb) {
             const entry *pa = a + i, *pb = b + j;
             /* The lists are seldom in cache: ask for them well ahead (by
              * address: the end of a list is no bound for a prefetch). */
             __builtin_prefetch((const void *)((uintptr_t)pa + AHEAD));
             __builtin_prefetch((const void *)((uintptr_t)pb + AHEAD));
-            if (__builtin_expect(low_hits(pa, pb), 0)) {
+            if (__builtin_expect(any_equal(pa, pb), 0)) {
                 for (int u = 0; u < 4; u++) {
                     entry x = pa[u];
                     if ((x & TOMB) != 0 || (x != pb[0] && x != pb[1] && x != pb[2] && x != pb[3]))

@@ -13,10 +13,11 @@
  * Structure.  Each distinct word is interned once (struct token) in a
  * crit-bit tree ordered by bytes, so the words starting with a prefix are
  * one subtree.  A token holds its posting list: the seqs of the documents
- * containing it, ascending (the order they entered the index).  A document
- * leaving the index turns its entries into tombstones (which keep the seq,
- * so the lists stay sorted); a list compacts itself once it holds more
- * tombstones than live entries, and a token with no live entry is removed.
+ * containing it, ascending (the order they entered the index), four bytes
+ * each.  A document leaving the index turns its entries into tombstones
+ * (which keep the seq, so the lists stay sorted); a list compacts itself
+ * once it holds more tombstones than live entries, and a token with no
+ * live entry is removed.
  * A table by seq (open addressing) finds a document from its seq.
  *
  * A query picks its rarest word (the fewest postings over the word's
@@ -112,6 +113,13 @@ void search_log_form(const struct search_query *q, char *out);
 size_t search_find(const struct search_index *ix, const struct search_query *q,
                    search_pass_fn *pass, void *ctx,
                    const struct search_doc **out, size_t max);
+
+/*
+ * Seqs run out after 2^31 - 1 additions; the index then numbers its
+ * documents afresh (their order kept).  Tests lower that limit to max
+ * (0: back to 2^31 - 1) so that renumbering runs often.
+ */
+void search_seq_max(struct search_index *ix, uint64_t max);
 
 /* Distinct words and live postings, for tests and statistics. */
 size_t search_token_count(const struct search_index *ix);

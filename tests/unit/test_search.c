@@ -204,6 +204,7 @@ START_TEST(random_run_matches_model)
                                         "gamma", "GAMMAray", "delta", "d", "x9", "x"};
     uint64_t order[3000] = {0}, next = 1;
     unsigned seed = 12345;
+    search_seq_max(ix, 4000);   /* seqs run out every few thousand adds: renumbered */
     for (int step = 0; step < 20000; step++) {
         int i = (int)(rand_r(&seed) % 3000);
         if (docs[i].in) {
@@ -268,6 +269,7 @@ START_TEST(one_token_words_match_model)
     static const size_t caps[] = {1, 2, 31, 32, 33, 64, 65, 100, 1000};
     uint64_t order[3000] = {0}, next = 1;
     unsigned seed = 777;
+    search_seq_max(ix, 3500);   /* seqs run out every few thousand adds: renumbered */
     for (int step = 0; step < 30000; step++) {
         int i = (int)(rand_r(&seed) % 3000);
         if (docs[i].in) {
