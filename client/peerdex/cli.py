@@ -222,7 +222,7 @@ class Client:
         self.at_prompt = False      # the c> prompt is on the screen, waiting
         self.record_lock = threading.Lock()     # one save of the record at a time
         self._extensions = None     # what the server speaks beyond the classic ops, once known
-        self.matches = []           # (owner, path, description) of the last SEARCH OK
+        self.matches = None         # (owner, path, description) of the last SEARCH OK
         self.classic = classic      # --classic: never the AUTH extension
         self.auth_noted = False     # said once that the server has no AUTH
         self.counter = 0            # the last AUTH counter this client sent
@@ -691,11 +691,13 @@ class Client:
             n = int(ref[1:])
         except ValueError:
             n = 0
+        if self.matches is None:
+            raise LocalFail("GET_FILE: no match %s (no SEARCH yet)" % ref)
         if not 1 <= n <= len(self.matches):
             raise LocalFail("GET_FILE: no match %s (the last SEARCH found %d; #1..#%d)"
                             % (ref, len(self.matches), len(self.matches))
                             if self.matches else
-                            "GET_FILE: no match %s (no SEARCH with results yet)" % ref)
+                            "GET_FILE: no match %s (the last SEARCH found nothing)" % ref)
         owner, path, _ = self.matches[n - 1]
         return owner, path
 

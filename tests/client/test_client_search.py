@@ -20,6 +20,8 @@ def test_search_lines_and_get_file_by_number(server, clients, tmp_path):
     alice.do("PUBLISH %s Week 3: routing" % notes, "c> PUBLISH OK")
     alice.do("PUBLISH %s lecture lab" % lab, "c> PUBLISH OK")
     bob = start_connected(clients, server.port, "bob")
+    bob.do("GET_FILE #1", "c> GET_FILE FAIL")
+    bob.wait_line(r"no match #1 \(no SEARCH yet\)", stderr=True)
 
     start = len(bob.lines)
     bob.do("SEARCH LECT", "c> SEARCH OK")
@@ -42,6 +44,7 @@ def test_search_lines_and_get_file_by_number(server, clients, tmp_path):
     bob.do("SEARCH nothing-like-it", "c> SEARCH OK")
     bob.do("GET_FILE #1", "c> GET_FILE FAIL")
     assert bob.lines[start:] == ["c> SEARCH OK", "c> GET_FILE FAIL"]
+    bob.wait_line(r"no match #1 \(the last SEARCH found nothing\)", stderr=True)
 
 
 def test_get_file_by_number_into_current_directory(server, clients, tmp_path):
