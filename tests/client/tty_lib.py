@@ -77,6 +77,28 @@ class TtyClient:
     def type(self, text):
         os.write(self.master, text.encode())
 
+    def waiting(self):
+        """Wait until the client's main thread blocks in poll() or select():
+        reading the terminal at its prompt, or waiting for a peer or the
+        index.  CPython runs a signal's Python handler between bytecodes, and
+        readline's select() or a socket's poll() entered just after the
+        signal came waits on regardless (until a key, or its timeout), so a
+        Ctrl-C typed in that microsecond goes unseen for a while.  A person
+        never types into it; the tests type once the client waits."""
+        def blocked():
+            try:
+                with open("/proc/%d/wchan" % self.pid) as f:
+                    where = f.read()
+            except OSError:
+                return True                     # gone: the caller will see
+            return "poll" in where or "select" in where
+        harness.wait_until(blocked, what="the client blocked in poll() or select()")
+
+    def ctrl_c(self):
+        """Type Ctrl-C once the client waits (see waiting())."""
+        self.waiting()
+        self.type("\x03")
+
     def line(self, text, expect, timeout=10):
         """Type a line and wait for `expect` after it, then for the next prompt."""
         since = self.mark()
